@@ -1,0 +1,5 @@
+import sys
+
+from speech_ssl.cli import main
+
+sys.exit(main())

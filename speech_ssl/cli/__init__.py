@@ -1,0 +1,49 @@
+"""``speech-ssl`` command line: one module per subcommand, each a thin call into the library.
+
+Each module in ``COMMANDS`` defines ``add_parser(subparsers)`` which registers its subparser and sets
+``func`` to a callable taking the parsed arguments and returning an exit code. Modules import their
+heavy dependencies inside ``run`` so that ``speech-ssl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Subcommand modules, in the order they appear in --help.
+COMMANDS = [
+    "presets",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speech-ssl",
+        description="Self-supervised speech: prepare corpora, pretrain, fine-tune, decode, score.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"speech_ssl.cli.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from speech_ssl.config import ConfigError
+
+    try:
+        rc = args.func(args)
+    except ConfigError as e:
+        print(f"speech-ssl {args.command}: config error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
