@@ -2,8 +2,20 @@
 
 from speech_ssl.data.audio import read_audio, resampled_length, write_audio
 from speech_ssl.data.datasets import DatasetConfig, FinetuneDataset, PretrainDataset
-from speech_ssl.data.manifest import Dictionary, Manifest, ManifestEntry, read_labels, read_manifest, write_manifest
-from speech_ssl.data.sampler import DynamicBatchSampler, MultiCorpusBatchSampler, SamplerConfig, language_probs
+from speech_ssl.data.manifest import (
+    Dictionary,
+    Manifest,
+    ManifestEntry,
+    read_labels,
+    read_manifest,
+    write_manifest,
+)
+from speech_ssl.data.sampler import (
+    DynamicBatchSampler,
+    MultiCorpusBatchSampler,
+    SamplerConfig,
+    language_probs,
+)
 from speech_ssl.data.vocab import letters_to_text, text_to_letters
 
 __all__ = [
