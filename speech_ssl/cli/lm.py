@@ -1,0 +1,81 @@
+"""``speech-ssl lm build --text T --order N --out lm.arpa [--units word|letter] [--lexicon-out L]``.
+
+Uses KenLM's ``lmplz`` when it is on PATH (word units), otherwise our own interpolated modified
+Kneser-Ney ARPA writer, which keeps all n-grams in memory and is meant for small corpora (see
+``speech_ssl/decode/lm.py``). ``--units letter`` builds a letter LM (``|`` word boundaries) for
+lexicon-free beam search; ``--lexicon-out`` writes a letter lexicon (``WORD W O R D |``) of the
+text's words for lexicon-constrained search.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "lm",
+        help="build n-gram language models (ARPA) for beam-search decoding",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="lm_command", metavar="ACTION")
+    sub.required = True
+    b = sub.add_parser("build", help="estimate an ARPA n-gram model from text (one sentence per line)")
+    b.add_argument("--text", required=True, help="training text, one sentence per line")
+    b.add_argument("--order", type=int, default=4, help="n-gram order (>= 2; default 4)")
+    b.add_argument("--out", required=True, help="output ARPA file")
+    b.add_argument("--units", choices=["word", "letter"], default="word")
+    b.add_argument(
+        "--engine",
+        choices=["auto", "lmplz", "ours"],
+        default="auto",
+        help="auto: lmplz when on PATH (word units), else ours",
+    )
+    b.add_argument("--lexicon-out", metavar="FILE", help="also write a letter lexicon of the text's words")
+    b.add_argument("--upper", action="store_true", help="upper-case the text first (LibriSpeech letters)")
+    b.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from speech_ssl.decode.ctc import write_letter_lexicon
+    from speech_ssl.decode.lm import build_lm
+    from speech_ssl.errors import DataError
+
+    text = Path(args.text)
+    tmpdir = None
+    try:
+        if args.upper:
+            if not text.is_file():
+                raise DataError("LM training text not found", text)
+            tmpdir = tempfile.TemporaryDirectory()
+            up = Path(tmpdir.name) / "text.txt"
+            up.write_text(text.read_text(encoding="utf-8").upper(), encoding="utf-8")
+            text = up
+        t0 = time.time()
+        use = {"auto": None, "lmplz": True, "ours": False}[args.engine]
+        engine = build_lm(text, args.order, args.out, units=args.units, use_lmplz=use)
+        if args.lexicon_out:
+            words = {w for line in text.read_text(encoding="utf-8").splitlines() for w in line.split()}
+            n = write_letter_lexicon(sorted(words), args.lexicon_out)
+            print(f"wrote {n} words to {args.lexicon_out}")
+    except (DataError, ValueError, FileNotFoundError) as e:
+        print(f"speech-ssl lm build: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if tmpdir is not None:
+            tmpdir.cleanup()
+    counts = []
+    with open(args.out, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("ngram "):
+                counts.append(line.split()[1])
+            elif counts and not line.strip():
+                break
+    print(f"{args.out}: {args.order}-gram {args.units} LM by {engine} in {time.time() - t0:.1f} s ({', '.join(counts)})")
+    return 0

@@ -1,0 +1,1 @@
+"""Decoding (greedy CTC, flashlight beam search with KenLM), n-gram LM building, and scoring."""

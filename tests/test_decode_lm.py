@@ -1,0 +1,108 @@
+"""Our modified Kneser-Ney ARPA writer: probabilities normalise, KN behaviour, KenLM agrees."""
+
+import math
+import random
+
+import pytest
+
+from speech_ssl.decode.lm import BOS, EOS, UNK, ArpaLM, build_lm, estimate_kneser_ney, write_arpa
+from speech_ssl.errors import DataError
+
+
+def _corpus(n=150, seed=0):
+    rng = random.Random(seed)
+    words = "the cat sat on a mat dog ran red blue".split()
+    return [[rng.choice(words) for _ in range(rng.randint(1, 7))] for _ in range(n)]
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_arpa_probabilities_normalise(tmp_path, order):
+    sents = _corpus()
+    counts = write_arpa(sents, order, tmp_path / "lm.arpa")
+    assert sorted(counts) == list(range(1, order + 1))
+    lm = ArpaLM(tmp_path / "lm.arpa")
+    assert lm.order == order
+    predicted = [w for w in lm.vocab if w != BOS]
+    assert UNK in predicted and EOS in predicted
+    for ctx in [(), (BOS,), ("the",), ("the", "cat"), (BOS, "red"), ("zzz", "cat"), ("red", "blue", "the")]:
+        total = sum(10 ** lm.log10_prob(ctx, w) for w in predicted)
+        assert total == pytest.approx(1.0, abs=1e-5), ctx
+    assert lm.log10_prob(("the",), BOS) <= -99  # <s> is never predicted
+
+
+def test_kneser_ney_uses_continuation_counts(tmp_path):
+    # "francisco" is frequent but only ever follows "san"; "glasses" is rarer but follows many words.
+    sents = [["san", "francisco"]] * 30 + [[w, "glasses"] for w in "my his her old new red".split()] * 2
+    sents += [[w] for w in "my his her old new red san".split()]
+    write_arpa(sents, 2, tmp_path / "lm.arpa")
+    lm = ArpaLM(tmp_path / "lm.arpa")
+    # unseen context -> unigram backoff, where KN prefers the word with more distinct contexts
+    assert lm.log10_prob(("zzz",), "glasses") > lm.log10_prob(("zzz",), "francisco")
+    # but after "san", francisco dominates
+    assert lm.log10_prob(("san",), "francisco") > math.log10(0.5)
+
+
+def test_arpa_matches_kenlm_scoring(tmp_path):
+    """flashlight's bundled KenLM loads our ARPA and gives the same sentence scores as our reader."""
+    pytest.importorskip("flashlight.lib.text")
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    sents = _corpus()
+    write_arpa(sents, 3, tmp_path / "lm.arpa")
+    lm = ArpaLM(tmp_path / "lm.arpa")
+    d = Dictionary()
+    for w in lm.vocab:
+        d.add_entry(w)
+    ken = KenLM(str(tmp_path / "lm.arpa"), d)
+    tests = sents[:30] + [["zzz", "cat", "the"], ["mat", "mat", "mat", "dog"]]
+    for sent in tests:
+        state, total = ken.start(False), 0.0
+        for w in sent:
+            state, s = ken.score(state, d.get_index(w if w in lm.vocab else UNK))
+            total += s
+        _, s = ken.finish(state)
+        total += s
+        assert total == pytest.approx(lm.sentence_log10(sent), abs=1e-4)
+
+
+def test_build_lm_letters_and_errors(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("HELLO WORLD\n\nHELLO THERE\n")
+    assert build_lm(text, 3, tmp_path / "c.arpa", units="letter", use_lmplz=False) == "ours"
+    lm = ArpaLM(tmp_path / "c.arpa")
+    assert "|" in lm.vocab and "H" in lm.vocab and "HELLO" not in lm.vocab
+    with pytest.raises(ValueError, match="order"):
+        build_lm(text, 1, tmp_path / "u.arpa", use_lmplz=False)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("fine line\nhas </s> inside\n")
+    with pytest.raises(DataError, match=r"bad.txt:2:"):
+        build_lm(bad, 2, tmp_path / "b.arpa", use_lmplz=False)
+    with pytest.raises(DataError, match="not found"):
+        build_lm(tmp_path / "missing.txt", 2, tmp_path / "m.arpa", use_lmplz=False)
+    assert not (tmp_path / "b.arpa").exists()
+
+
+def test_estimate_requires_order_2():
+    with pytest.raises(ValueError):
+        estimate_kneser_ney([["a"]], 1)
+
+
+def test_lm_build_cli(tmp_path, capsys):
+    import argparse
+
+    from speech_ssl.cli import lm as lm_cli
+
+    parser = argparse.ArgumentParser()
+    lm_cli.add_parser(parser.add_subparsers())
+    text = tmp_path / "t.txt"
+    text.write_text("hello world\nhello there world\n")
+    args = parser.parse_args(
+        ["lm", "build", "--text", str(text), "--order", "3", "--out", str(tmp_path / "o.arpa"),
+         "--engine", "ours", "--upper", "--lexicon-out", str(tmp_path / "lex.txt")]
+    )
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "3-gram word LM by ours" in out and "1=" in out
+    assert "HELLO\tH E L L O |" in (tmp_path / "lex.txt").read_text()
+    assert "HELLO" in ArpaLM(tmp_path / "o.arpa").vocab
