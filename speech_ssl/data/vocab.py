@@ -65,6 +65,8 @@ def train_sentencepiece(
     model_prefix.parent.mkdir(parents=True, exist_ok=True)
     corpus = model_prefix.with_name(model_prefix.name + ".train.txt")
     atomic_write_text(corpus, "".join(t.strip() + "\n" for t in texts if t.strip()))
+    if hasattr(spm, "set_random_generator_seed"):
+        spm.set_random_generator_seed(seed)
     spm.SentencePieceTrainer.train(
         input=str(corpus),
         model_prefix=str(model_prefix),
@@ -75,7 +77,6 @@ def train_sentencepiece(
         eos_id=-1,
         unk_id=0,
         num_threads=1,
-        random_seed=seed,
         minloglevel=2,
         hard_vocab_limit=False,
     )
