@@ -1,0 +1,176 @@
+"""Context network: convolutional relative positions + Transformer encoder (post-LN or pre-LN)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+
+class PositionalConv(nn.Module):
+    """Conv1d(D, D, k, padding=k//2, groups) with weight norm over dim 2, drop the last frame when k is even,
+    GELU. x (B, T, D) -> (B, T, D) (the caller adds it to x)."""
+
+    def __init__(self, dim: int, kernel: int, groups: int):
+        super().__init__()
+        conv = nn.Conv1d(dim, dim, kernel_size=kernel, padding=kernel // 2, groups=groups)
+        nn.init.normal_(conv.weight, mean=0.0, std=math.sqrt(4.0 / (kernel * dim)))
+        nn.init.zeros_(conv.bias)
+        self.conv = weight_norm(conv, name="weight", dim=2)
+        self.remove = 1 if kernel % 2 == 0 else 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x.transpose(1, 2))
+        if self.remove:
+            y = y[:, :, : -self.remove]
+        return F.gelu(y).transpose(1, 2)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with separate q/k/v/out projections (fairseq MultiheadAttention).
+
+    x (B, T, D), key_padding_mask (B, T) bool True = padding -> (B, T, D).
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, D = x.shape
+        h = self.heads
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.view(B, T, h, D // h).transpose(1, 2)
+
+        q, k, v = split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
+        attn_mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, D))
+
+
+class TransformerLayer(nn.Module):
+    """fairseq TransformerSentenceEncoderLayer. Post-LN (``layer_norm_first=False``):
+    x = LN(x + drop(attn(x))); x = LN(x + drop(fc2(drop_act(gelu(fc1(x)))))).
+    Pre-LN: x = x + drop(attn(LN(x))); x = x + drop(fc2(drop_act(gelu(fc1(LN(x)))))).
+    x (B, T, D) -> (B, T, D)."""
+
+    def __init__(self, dim: int, ffn_dim: int, heads: int, dropout: float, attention_dropout: float,
+                 activation_dropout: float, layer_norm_first: bool, eps: float = 1e-5):
+        super().__init__()
+        self.attn = SelfAttention(dim, heads, attention_dropout)
+        self.attn_norm = nn.LayerNorm(dim, eps=eps)
+        self.fc1 = nn.Linear(dim, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, dim)
+        self.final_norm = nn.LayerNorm(dim, eps=eps)
+        self.drop = nn.Dropout(dropout)
+        self.act_drop = nn.Dropout(activation_dropout)
+        self.layer_norm_first = layer_norm_first
+
+    def _ffn(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.act_drop(F.gelu(self.fc1(x)))))
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.layer_norm_first:
+            x = x + self.drop(self.attn(self.attn_norm(x), key_padding_mask))
+            return x + self._ffn(self.final_norm(x))
+        x = self.attn_norm(x + self.drop(self.attn(x, key_padding_mask)))
+        return self.final_norm(x + self._ffn(x))
+
+
+def _zero_touch(module: nn.Module) -> torch.Tensor:
+    """0 * (sum of the first element of every parameter): keeps a skipped layer's parameters in the
+    autograd graph (zero gradients) so DDP needs no ``find_unused_parameters``."""
+    terms = [p.reshape(-1)[0] for p in module.parameters() if p.requires_grad]
+    if not terms:
+        return torch.zeros(())
+    return torch.stack(terms).sum() * 0.0
+
+
+class TransformerEncoder(nn.Module):
+    """Positional conv + Transformer layers (fairseq's TransformerEncoder).
+
+    Steps: zero padded frames; x = x + pos_conv(x); post-LN: LayerNorm here; pad T to a multiple of
+    ``required_seq_len_multiple`` (extra frames are masked keys, so results do not depend on it); dropout;
+    layers (LayerDrop in training); pre-LN: final LayerNorm.
+
+    LayerDrop: in training each layer is skipped with probability ``layerdrop``, decided by ``torch.rand``
+    (optionally from ``generator``). A skipped layer returns ``x + 0 * sum(first element of each of its
+    parameters)``, so every parameter takes part in the graph and gets a (zero) gradient: DDP works
+    without ``find_unused_parameters`` even when ranks skip different layers. (Under activation
+    checkpointing the decision is made outside the checkpointed function, so recomputation is consistent.)
+
+    forward: x (B, T, D), padding_mask (B, T) bool or None
+      -> (last (B, T, D), hidden_states: list of L+1 tensors (B, T, D)); hidden_states[0] is the input of
+      the first layer, hidden_states[n] the output of layer n (before the pre-LN final LayerNorm, as HF
+      transformers 5.x ``hidden_states``).
+    """
+
+    def __init__(self, dim: int, ffn_dim: int, layers: int, heads: int, dropout: float, attention_dropout: float,
+                 activation_dropout: float, layer_norm_first: bool, conv_pos: int, conv_pos_groups: int,
+                 layerdrop: float = 0.0, required_seq_len_multiple: int = 2, eps: float = 1e-5):
+        super().__init__()
+        self.pos_conv = PositionalConv(dim, conv_pos, conv_pos_groups)
+        self.layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            TransformerLayer(dim, ffn_dim, heads, dropout, attention_dropout, activation_dropout,
+                             layer_norm_first, eps)
+            for _ in range(layers)
+        )
+        self.layer_norm_first = layer_norm_first
+        self.layerdrop = layerdrop
+        self.multiple = required_seq_len_multiple
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """BERT init for every Linear of the layers: N(0, 0.02), bias 0 (fairseq init_bert_params)."""
+        for m in self.layers.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, mean=0.0, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        B, T, D = x.shape
+        if padding_mask is not None:
+            x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+        x = x + self.pos_conv(x)
+        if not self.layer_norm_first:
+            x = self.layer_norm(x)
+        pad = (-T) % self.multiple
+        kpm = padding_mask
+        if pad:
+            x = F.pad(x, (0, 0, 0, pad))
+            if kpm is None:
+                kpm = torch.zeros((B, T), dtype=torch.bool, device=x.device)
+            kpm = F.pad(kpm, (0, pad), value=True)
+        if kpm is not None and not kpm.any():
+            kpm = None
+        x = self.dropout(x)
+        hidden = [x[:, :T]]
+        if self.training and self.layerdrop > 0:
+            dev = generator.device if generator is not None else torch.device("cpu")
+            drop = torch.rand(len(self.layers), generator=generator, device=dev).cpu() < self.layerdrop
+        else:
+            drop = torch.zeros(len(self.layers), dtype=torch.bool)
+        for layer, skip in zip(self.layers, drop.tolist()):
+            if skip:
+                x = x + _zero_touch(layer).to(x.dtype)
+            else:
+                x = layer(x, kpm)
+            hidden.append(x[:, :T])
+        x = x[:, :T]
+        if self.layer_norm_first:
+            x = self.layer_norm(x)
+        return x, hidden

@@ -1,0 +1,102 @@
+"""Convolutional feature encoder (waveform -> latent frames), fairseq's ConvFeatureExtractionModel."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Fp32GroupNorm(nn.GroupNorm):
+    """GroupNorm computed in fp32 (as fairseq) and cast back. x: (B, C, T)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.group_norm(
+            x.float(), self.num_groups,
+            None if self.weight is None else self.weight.float(),
+            None if self.bias is None else self.bias.float(), self.eps,
+        )
+        return y.type_as(x)
+
+
+class Fp32ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channel axis of (B, C, T), computed in fp32 and cast back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(
+            x.transpose(1, 2).float(), self.normalized_shape,
+            None if self.weight is None else self.weight.float(),
+            None if self.bias is None else self.bias.float(), self.eps,
+        )
+        return y.transpose(1, 2).type_as(x)
+
+
+class ConvBlock(nn.Module):
+    """Conv1d -> (dropout) -> optional norm -> GELU.  (B, C_in, L) -> (B, C_out, L')."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, bias: bool, norm: str | None,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.kernel = kernel
+        self.stride = stride
+        self.conv = nn.Conv1d(c_in, c_out, kernel, stride=stride, bias=bias)
+        nn.init.kaiming_normal_(self.conv.weight)
+        if bias:
+            nn.init.zeros_(self.conv.bias)
+        self.dropout = nn.Dropout(dropout)
+        if norm == "group":
+            self.norm: nn.Module | None = Fp32GroupNorm(c_out, c_out, affine=True)
+        elif norm == "layer":
+            self.norm = Fp32ChannelLayerNorm(c_out, elementwise_affine=True)
+        else:
+            self.norm = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(self.conv(x))
+        if self.norm is not None:
+            x = self.norm(x)
+        return F.gelu(x)
+
+
+class ConvFeatureEncoder(nn.Module):
+    """Stack of conv blocks. ``mode="default"``: GroupNorm (one group per channel) in block 0 only;
+    ``mode="layer_norm"``: LayerNorm over channels in every block.
+
+    forward: waveforms (B, L) float -> features (B, C, T).
+
+    Group-norm mode normalises block 0 over the whole time axis, padding included, so a padded batch does
+    not give the same per-utterance features as one utterance at a time (as in fairseq and HF).
+    """
+
+    def __init__(self, layers: list[tuple[int, int, int]], mode: str = "default", conv_bias: bool = False,
+                 dropout: float = 0.0):
+        super().__init__()
+        if mode not in ("default", "layer_norm"):
+            raise ValueError(f"extractor_mode must be 'default' or 'layer_norm', got {mode!r}")
+        blocks = []
+        c_in = 1
+        for i, (dim, k, s) in enumerate(layers):
+            norm = "layer" if mode == "layer_norm" else ("group" if i == 0 else None)
+            blocks.append(ConvBlock(c_in, dim, k, s, conv_bias, norm, dropout))
+            c_in = dim
+        self.blocks = nn.ModuleList(blocks)
+        self.out_dim = c_in
+        rf, jump = 1, 1
+        for _, k, s in layers:
+            rf += (k - 1) * jump
+            jump *= s
+        self.receptive_field = rf
+        self.total_stride = jump
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames produced for ``lengths`` samples: floor((L - k) / s) + 1 per block. (B,) -> (B,) int64."""
+        out = lengths.to(torch.int64)
+        for b in self.blocks:
+            out = torch.div(out - b.kernel, b.stride, rounding_mode="floor") + 1
+        return out.clamp(min=0)
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        x = waveforms.unsqueeze(1)
+        for b in self.blocks:
+            x = b(x)
+        return x

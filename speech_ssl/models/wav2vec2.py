@@ -1,0 +1,363 @@
+"""wav2vec 2.0 models: the backbone, the pretraining model and the CTC model.
+
+    cfg = get_preset("tiny")
+    model = Wav2Vec2ForPretraining(cfg)
+    out = model(waveforms, lengths)          # waveforms (B, L) float32 16 kHz, lengths (B,) int64
+    out.loss.backward(); print(out.logs)
+
+Module names are our own; ``speech_ssl.interop.hf`` maps them to HF transformers keys and
+``speech_ssl.interop.fairseq`` to fairseq keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speech_ssl.models.config import Wav2Vec2Config
+from speech_ssl.models.context import TransformerEncoder
+from speech_ssl.models.feature_encoder import ConvFeatureEncoder
+from speech_ssl.models.masking import compute_channel_mask, compute_mask_indices, sample_negatives
+from speech_ssl.models.quantizer import GumbelVectorQuantizer
+
+
+class GradMultiply(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by ``scale`` (fairseq's GradMultiply)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
+@dataclass
+class Wav2Vec2Output:
+    last_hidden_state: torch.Tensor  # (B, T, D) context network output (after the final LN in pre-LN)
+    hidden_states: list[torch.Tensor]  # L+1 x (B, T, D); [0] = input of layer 1 (== HF hidden_states)
+    extract_features: torch.Tensor  # (B, T, C) LayerNorm'ed conv features (quantizer input, before dropout)
+    features_pen: torch.Tensor  # () mean of squared raw conv features (fp32)
+    padding_mask: torch.Tensor | None  # (B, T) bool, True at padding; None when nothing is padded
+    out_lengths: torch.Tensor  # (B,) int64 valid frames
+    mask_indices: torch.Tensor | None  # (B, T) bool, True where mask_emb replaced the input
+
+
+class Wav2Vec2Model(nn.Module):
+    """Backbone: conv feature encoder -> LayerNorm -> projection -> (masking) -> Transformer.
+
+    forward(waveforms (B, L), lengths (B,) | None, mask_indices (B, T) | None, apply_mask=None,
+    generator=None) -> Wav2Vec2Output. ``apply_mask`` (default: ``self.training``) draws time masks
+    (``mask_prob``) and channel masks (``mask_channel_prob``) when none are given; given
+    ``mask_indices`` are always applied.
+    """
+
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.encoder_embed_dim
+        self.feature_encoder = ConvFeatureEncoder(cfg.conv_feature_layers, cfg.extractor_mode, cfg.conv_bias)
+        C = self.feature_encoder.out_dim
+        self.feature_norm = nn.LayerNorm(C, eps=cfg.layer_norm_eps)
+        # Always present (fairseq has post_extract_proj only when C != D; every preset has C != D).
+        self.feature_proj = nn.Linear(C, D)
+        self.dropout_input = nn.Dropout(cfg.dropout_input)
+        self.mask_emb = nn.Parameter(torch.empty(D).uniform_())
+        self.encoder = TransformerEncoder(
+            D, cfg.encoder_ffn_embed_dim, cfg.encoder_layers, cfg.encoder_attention_heads, cfg.dropout,
+            cfg.attention_dropout, cfg.activation_dropout, cfg.layer_norm_first, cfg.conv_pos,
+            cfg.conv_pos_groups, cfg.encoder_layerdrop, cfg.required_seq_len_multiple, cfg.layer_norm_eps,
+        )
+        self.feature_grad_mult = cfg.feature_grad_mult
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def receptive_field(self) -> int:
+        return self.feature_encoder.receptive_field
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames for ``lengths`` samples. (B,) -> (B,) int64."""
+        return self.feature_encoder.output_lengths(lengths)
+
+    def freeze_feature_encoder(self) -> None:
+        """No gradients into the conv encoder (runs under no_grad), as ``feature_grad_mult=0``."""
+        self.feature_grad_mult = 0.0
+        for p in self.feature_encoder.parameters():
+            p.requires_grad_(False)
+
+    def check_input(self, waveforms: torch.Tensor, lengths: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate (B, L) float waveforms and (B,) lengths; returns them (lengths filled in, int64)."""
+        if not isinstance(waveforms, torch.Tensor):
+            raise TypeError(f"waveforms must be a torch.Tensor (B, L), got {type(waveforms).__name__}")
+        if waveforms.dim() != 2:
+            raise ValueError(f"waveforms must have shape (batch, samples), got {tuple(waveforms.shape)}")
+        if not waveforms.is_floating_point():
+            raise TypeError(f"waveforms must be a float tensor (float32 in [-1, 1]), got dtype {waveforms.dtype}")
+        B, L = waveforms.shape
+        if B == 0:
+            raise ValueError("empty batch: waveforms has 0 rows")
+        rf = self.receptive_field
+        if lengths is None:
+            lengths = torch.full((B,), L, dtype=torch.int64, device=waveforms.device)
+        else:
+            if not isinstance(lengths, torch.Tensor) or lengths.shape != (B,):
+                shape = tuple(lengths.shape) if isinstance(lengths, torch.Tensor) else type(lengths).__name__
+                raise ValueError(f"lengths must be a ({B},) tensor, got {shape}")
+            if lengths.is_floating_point():
+                raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
+            lengths = lengths.to(device=waveforms.device, dtype=torch.int64)
+            if bool((lengths > L).any()):
+                raise ValueError(f"lengths {lengths.tolist()} exceed the padded length {L}")
+        short = lengths < rf
+        if bool(short.any()):
+            b = int(short.nonzero()[0, 0])
+            raise ValueError(
+                f"input {b} has {int(lengths[b])} samples, shorter than the receptive field of the conv "
+                f"feature encoder ({rf} samples = {rf / 16000 * 1000:.0f} ms at 16 kHz)"
+            )
+        return waveforms, lengths
+
+    def conv_features(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Raw conv output (B, C, T) with ``feature_grad_mult`` applied (0 -> no_grad)."""
+        w = waveforms.to(self.feature_encoder.blocks[0].conv.weight.dtype)
+        if self.feature_grad_mult > 0:
+            feats = self.feature_encoder(w)
+            if self.feature_grad_mult != 1.0 and torch.is_grad_enabled():
+                feats = GradMultiply.apply(feats, self.feature_grad_mult)
+            return feats
+        with torch.no_grad():
+            return self.feature_encoder(w)
+
+    def _apply_masks(self, x: torch.Tensor, padding_mask: torch.Tensor | None, mask_indices: torch.Tensor | None,
+                     apply_mask: bool, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        cfg = self.cfg
+        B, T, D = x.shape
+
+        def channel(x: torch.Tensor) -> torch.Tensor:
+            ch = compute_channel_mask(B, D, cfg.mask_channel_prob, cfg.mask_channel_length,
+                                      cfg.mask_channel_selection, cfg.mask_channel_other,
+                                      cfg.mask_channel_min_masks, generator, x.device)
+            return x.masked_fill(ch[:, None, :], 0.0)
+
+        do_channel = apply_mask and cfg.mask_channel_prob > 0
+        if do_channel and cfg.mask_channel_before:
+            x = channel(x)
+        if mask_indices is not None:
+            if mask_indices.shape != (B, T):
+                raise ValueError(f"mask_indices must have shape ({B}, {T}) (frames), got {tuple(mask_indices.shape)}")
+            mask_indices = mask_indices.to(device=x.device, dtype=torch.bool)
+            if padding_mask is not None and bool((mask_indices & padding_mask).any()):
+                raise ValueError("mask_indices marks padded frames as masked")
+        elif apply_mask and cfg.mask_prob > 0:
+            mask_indices = compute_mask_indices(
+                (B, T), padding_mask, cfg.mask_prob, cfg.mask_length, cfg.mask_selection, cfg.mask_other,
+                cfg.min_masks, cfg.require_same_masks, cfg.mask_dropout, generator, x.device,
+            )
+        if mask_indices is not None:
+            x = torch.where(mask_indices.unsqueeze(-1), self.mask_emb.to(x.dtype), x)
+        if do_channel and not cfg.mask_channel_before:
+            x = channel(x)
+        return x, mask_indices
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None,
+                mask_indices: torch.Tensor | None = None, apply_mask: bool | None = None,
+                generator: torch.Generator | None = None) -> Wav2Vec2Output:
+        waveforms, lengths = self.check_input(waveforms, lengths)
+        feats = self.conv_features(waveforms)  # (B, C, T)
+        with torch.autocast(device_type=feats.device.type, enabled=False):
+            features_pen = feats.float().pow(2).mean()
+        feats = self.feature_norm(feats.transpose(1, 2))  # (B, T, C)
+        B, T, _ = feats.shape
+        out_lengths = self.output_lengths(lengths)
+        padding_mask = None
+        if bool((out_lengths < T).any()):
+            padding_mask = torch.arange(T, device=feats.device)[None, :] >= out_lengths[:, None]
+        x = self.dropout_input(self.feature_proj(feats))
+        if apply_mask is None:
+            apply_mask = self.training
+        x, mask_indices = self._apply_masks(x, padding_mask, mask_indices, apply_mask, generator)
+        last, hidden = self.encoder(x, padding_mask, generator)
+        return Wav2Vec2Output(last, hidden, feats, features_pen, padding_mask, out_lengths, mask_indices)
+
+
+# ====================================================================== pretraining
+@dataclass
+class PretrainingOutput:
+    loss: torch.Tensor  # () summed over masked frames, loss weights applied
+    sample_size: int  # number of masked target frames
+    logits: torch.Tensor  # (N, 1 + K) fp32, column 0 = positive
+    mask_indices: torch.Tensor  # (B, T) bool
+    negative_indices: torch.Tensor  # (B, T, K) flattened B*T indices (HF format)
+    logs: dict[str, float] = field(default_factory=dict)
+    backbone: Wav2Vec2Output | None = None
+
+
+class Wav2Vec2ForPretraining(nn.Module):
+    """Backbone + Gumbel quantizer + contrastive head (fairseq Wav2Vec2Model with quantize_targets)."""
+
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.cfg = cfg
+        self.wav2vec2 = Wav2Vec2Model(cfg)
+        C = self.wav2vec2.feature_encoder.out_dim
+        self.dropout_features = nn.Dropout(cfg.dropout_features)
+        self.quantizer = GumbelVectorQuantizer(C, cfg.latent_vars, cfg.latent_groups, cfg.vq_dim, cfg.latent_temp)
+        self.project_q = nn.Linear(cfg.vq_dim, cfg.final_dim)
+        self.final_proj = nn.Linear(cfg.encoder_embed_dim, cfg.final_dim)
+        self.num_updates = 0
+
+    def set_num_updates(self, num_updates: int) -> None:
+        """Sets the Gumbel temperature max(max_temp * decay**n, min_temp)."""
+        self.num_updates = num_updates
+        self.quantizer.set_num_updates(num_updates)
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None,
+                mask_indices: torch.Tensor | None = None, negative_indices: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> PretrainingOutput:
+        cfg = self.cfg
+        # 1. Context vectors c_t from masked latents (paper section 2; Fig. 1): the backbone encodes
+        #    z = f(X), replaces masked frames by mask_emb and runs the Transformer g(z) -> c.
+        out = self.wav2vec2(waveforms, lengths, mask_indices=mask_indices, apply_mask=True, generator=generator)
+        mask = out.mask_indices
+        if mask is None or not bool(mask.any()):
+            raise ValueError("pretraining needs masked frames: mask_prob is 0 and no mask_indices were given")
+        B, T = mask.shape
+        with torch.autocast(device_type=waveforms.device.type, enabled=False):
+            # 2. Targets q_t: quantize the *unmasked* latents (section 2.2, eq. 1: Gumbel-softmax over
+            #    G codebooks of V entries), then project to final_dim. Perplexities use masked frames only.
+            y = self.dropout_features(out.extract_features.float())
+            qout = self.quantizer(y, mask=mask, generator=generator)
+            q = F.linear(qout.x, self.project_q.weight.float(), self.project_q.bias.float())  # (B, T, F)
+            # 3. K distractors per target from the other masked frames of the same utterance (section 3.2).
+            if negative_indices is None:
+                negative_indices = sample_negatives(mask, cfg.num_negatives, cfg.cross_sample_negatives, generator)
+            else:
+                negative_indices = self._check_negatives(negative_indices, B, T)
+            bi, ti = mask.nonzero(as_tuple=True)
+            N = bi.numel()
+            pos = q[bi, ti]  # (N, F)
+            negs = q.reshape(B * T, -1)[negative_indices[bi, ti]]  # (N, K, F)
+            c = F.linear(out.last_hidden_state[bi, ti].float(), self.final_proj.weight.float(),
+                         self.final_proj.bias.float())  # (N, F)
+            # 4. Logits: cosine similarity sim(c_t, q) / kappa for q in {q_t} U Q_t (eq. 3); a distractor
+            #    identical to its positive is masked with -inf.
+            targets = torch.cat([pos.unsqueeze(1), negs], dim=1)  # (N, 1+K, F)
+            logits = torch.cosine_similarity(c.unsqueeze(1), targets, dim=-1) / cfg.logit_temp
+            neg_is_pos = (negs == pos.unsqueeze(1)).all(dim=-1)  # (N, K)
+            logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(neg_is_pos, float("-inf"))], dim=1)
+            # 5. Contrastive loss L_m = -log softmax(logits)[positive], summed over masked frames (eq. 3).
+            target = torch.zeros(N, dtype=torch.long, device=logits.device)
+            contrastive = F.cross_entropy(logits, target, reduction="sum")
+            # 6. Diversity loss L_d = (GV - perplexity) / GV (eq. 4, fairseq's normalized form), weighted
+            #    by alpha and scaled by sample_size like the summed contrastive term (L = L_m + alpha L_d).
+            GV = cfg.latent_groups * cfg.latent_vars
+            diversity = (GV - qout.prob_perplexity) / GV
+            w_div, w_pen = cfg.loss_weights
+            div_term = w_div * diversity * N
+            # 7. Feature penalty: mean squared conv output (section 4.2), scaled by sample_size.
+            pen_term = w_pen * out.features_pen * N
+            loss = contrastive + div_term + pen_term
+        with torch.no_grad():
+            is_max = logits.argmax(dim=-1) == 0
+            is_min = logits.argmin(dim=-1) == 0
+            correct = int((is_max & ~is_min).sum())  # guard against all-equal logits (fairseq)
+        ln2 = math.log(2.0)
+        logs = {
+            "loss": float(loss.detach()),
+            "loss_bits": float(loss.detach()) / N / ln2,
+            "contrastive_loss": float(contrastive.detach()),
+            "contrastive_bits": float(contrastive.detach()) / N / ln2,
+            "diversity_loss": float(diversity.detach()),
+            "diversity_term": float(div_term.detach()),
+            "features_pen": float(out.features_pen.detach()),
+            "features_pen_term": float(pen_term.detach()) if torch.is_tensor(pen_term) else float(pen_term),
+            "accuracy": correct / N,
+            "correct": correct,
+            "count": N,
+            "prob_perplexity": float(qout.prob_perplexity.detach()),
+            "code_perplexity": float(qout.code_perplexity.detach()),
+            "temperature": float(qout.temp),
+            "sample_size": N,
+        }
+        return PretrainingOutput(loss, N, logits, mask, negative_indices, logs, out)
+
+    @staticmethod
+    def _check_negatives(neg: torch.Tensor, B: int, T: int) -> torch.Tensor:
+        if neg.dim() != 3 or neg.shape[:2] != (B, T):
+            raise ValueError(f"negative_indices must have shape ({B}, {T}, K), got {tuple(neg.shape)}")
+        neg = neg.long()
+        if neg.numel() and (int(neg.min()) < 0 or int(neg.max()) >= B * T):
+            raise ValueError(f"negative_indices must index the flattened {B}x{T} frames (0..{B * T - 1})")
+        return neg
+
+
+# ====================================================================== CTC
+class CTCOutput(NamedTuple):
+    logits: torch.Tensor  # (B, T, V); padded frames forced to blank (0, others -inf)
+    out_lengths: torch.Tensor  # (B,) int64
+
+
+class Wav2Vec2ForCTC(nn.Module):
+    """Backbone + final dropout + Linear(D, V) (fairseq Wav2VecCtc). Blank = index 0 (fairseq's ``<s>``).
+
+    ``freeze_finetune_updates``: while ``num_updates`` (``set_num_updates``) is below it, the backbone runs
+    under no_grad and only the head trains (fairseq's Wav2VecEncoder).
+    """
+
+    def __init__(self, cfg: Wav2Vec2Config, vocab_size: int, vocab: list[str] | None = None,
+                 freeze_finetune_updates: int = 0):
+        super().__init__()
+        if vocab is not None and len(vocab) != vocab_size:
+            raise ValueError(f"vocab has {len(vocab)} symbols but vocab_size={vocab_size}")
+        if vocab_size < 2:
+            raise ValueError(f"vocab_size must be >= 2 (blank + symbols), got {vocab_size}")
+        self.cfg = cfg
+        self.vocab_size = vocab_size
+        self.vocab = list(vocab) if vocab is not None else None
+        self.wav2vec2 = Wav2Vec2Model(cfg)
+        self.final_dropout = nn.Dropout(cfg.final_dropout)
+        self.head = nn.Linear(cfg.encoder_embed_dim, vocab_size)
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.freeze_finetune_updates = freeze_finetune_updates
+        self.num_updates = 0
+
+    @classmethod
+    def from_pretraining(cls, model: nn.Module, vocab_size: int, vocab: list[str] | None = None,
+                         freeze_finetune_updates: int = 0, **overrides) -> "Wav2Vec2ForCTC":
+        """A CTC model whose backbone starts from ``model``'s (a Wav2Vec2ForPretraining or Wav2Vec2Model).
+        ``overrides`` change config fields (e.g. mask_prob=0.65, encoder_layerdrop=0.1, feature_grad_mult=0)."""
+        backbone = model.wav2vec2 if hasattr(model, "wav2vec2") else model
+        cfg = backbone.cfg.replace(**overrides)
+        ctc = cls(cfg, vocab_size, vocab, freeze_finetune_updates)
+        ctc.wav2vec2.load_state_dict(backbone.state_dict(), strict=True)
+        ctc.to(next(backbone.parameters()).device)
+        return ctc
+
+    def set_num_updates(self, num_updates: int) -> None:
+        self.num_updates = num_updates
+
+    def freeze_feature_encoder(self) -> None:
+        self.wav2vec2.freeze_feature_encoder()
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> CTCOutput:
+        frozen = self.training and self.num_updates < self.freeze_finetune_updates
+        with torch.no_grad() if frozen else contextlib.nullcontext():
+            out = self.wav2vec2(waveforms, lengths, generator=generator)
+        x = self.head(self.final_dropout(out.last_hidden_state))
+        if out.padding_mask is not None:
+            blank = torch.full((self.vocab_size,), float("-inf"), dtype=x.dtype, device=x.device)
+            blank[0] = 0.0
+            x = torch.where(out.padding_mask.unsqueeze(-1), blank, x)
+        return CTCOutput(x, out.out_lengths)
