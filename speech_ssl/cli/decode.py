@@ -1,0 +1,90 @@
+"""``speech-ssl decode --checkpoint CK --manifest M --out DIR [options]``.
+
+Greedy CTC decoding by default. ``--lm lm.arpa --lexicon lexicon.txt`` runs lexicon-constrained beam
+search with a KenLM n-gram (flashlight-text, the ``lm`` extra); ``--lm`` without ``--lexicon`` runs
+lexicon-free beam search with a token-level LM (``speech-ssl lm build --units letter``); ``--beam-only``
+without ``--lm`` runs lexicon-free beam search without an LM. ``--tune`` grid-searches ``lm_weight`` and
+``word_score`` on the given (dev) manifest, reports the best and decodes with it.
+
+Writes DIR/hyp.txt, DIR/ref.txt (when labels exist), DIR/results.jsonl and DIR/summary.json; prints
+the real-time factor and, when references exist, the error rate as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from e
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "decode",
+        help="decode a manifest with a fine-tuned CTC model (greedy or KenLM beam search)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", required=True, help="fine-tuned model folder (model.safetensors + config.json)")
+    p.add_argument("--manifest", required=True, help="fairseq .tsv manifest")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--labels", help="references: extension next to the manifest (wrd, ltr, phn) or a file; "
+                   "default: the first of .wrd/.ltr/.phn that exists")
+    p.add_argument("--dict", dest="dictionary", help="output dictionary (default: dict*.txt in the checkpoint folder)")
+    p.add_argument("--unit", choices=["letter", "phone", "spm", "word"], help="default: from the dictionary")
+    p.add_argument("--normalize", choices=["auto", "yes", "no"], default="auto",
+                   help="per-utterance waveform normalisation (auto: as the model was trained)")
+    p.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
+    p.add_argument("--chunk-seconds", type=float, default=30.0, help="longer audio is decoded in chunks")
+    p.add_argument("--chunk-context-seconds", type=float, default=2.0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--limit", type=int, help="decode only the first N rows")
+    g = p.add_argument_group("beam search (flashlight-text)")
+    g.add_argument("--lm", help="KenLM model (ARPA or binary)")
+    g.add_argument("--lexicon", help="lexicon: WORD t1 t2 ... per line (letters: WORD W O R D |)")
+    g.add_argument("--beam-only", action="store_true", help="lexicon-free beam search without an LM")
+    g.add_argument("--beam", type=int, default=50)
+    g.add_argument("--beam-size-token", type=int)
+    g.add_argument("--beam-threshold", type=float, default=25.0)
+    g.add_argument("--lm-weight", type=float, default=2.0)
+    g.add_argument("--word-score", type=float, default=0.0)
+    g.add_argument("--unk-score", type=float, default=float("-inf"))
+    g.add_argument("--sil-score", type=float, default=0.0)
+    g.add_argument("--tune", action="store_true", help="grid-search lm_weight and word_score on this manifest")
+    g.add_argument("--tune-lm-weights", type=_floats, default=[0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    g.add_argument("--tune-word-scores", type=_floats, default=[-1.0, 0.0, 1.0, 2.0])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from speech_ssl.decode.ctc import BeamConfig
+    from speech_ssl.decode.run import DecodeOptions, decode_manifest
+    from speech_ssl.errors import DataError
+
+    beam = None
+    if args.lm or args.lexicon or args.beam_only:
+        beam = BeamConfig(
+            lm=args.lm, lexicon=args.lexicon, beam=args.beam, beam_size_token=args.beam_size_token,
+            beam_threshold=args.beam_threshold, lm_weight=args.lm_weight if args.lm else 0.0,
+            word_score=args.word_score, unk_score=args.unk_score, sil_score=args.sil_score,
+        )
+    opts = DecodeOptions(
+        checkpoint=args.checkpoint, manifest=args.manifest, out=args.out, labels=args.labels,
+        dictionary=args.dictionary, unit=args.unit,
+        normalize={"auto": None, "yes": True, "no": False}[args.normalize],
+        max_tokens=args.max_tokens, chunk_seconds=args.chunk_seconds,
+        chunk_context_seconds=args.chunk_context_seconds, device=args.device, beam=beam, tune=args.tune,
+        tune_lm_weights=args.tune_lm_weights, tune_word_scores=args.tune_word_scores, limit=args.limit,
+    )
+    try:
+        decode_manifest(opts)
+    except (DataError, ValueError, ImportError) as e:
+        print(f"speech-ssl decode: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,374 @@
+"""Decode a manifest with a fine-tuned CTC model: greedy or beam search, outputs, scoring, RTF, tuning.
+
+    opts = DecodeOptions(checkpoint="exp/ft/checkpoints/best", manifest="data/dev.tsv", out="exp/decode")
+    summary = decode_manifest(opts)
+
+Writes into ``out``: ``hyp.txt`` (``id<TAB>text``), ``ref.txt`` when references exist, ``results.jsonl``
+(one object per utterance: id, audio path, seconds, hypothesis, reference, error counts), and
+``summary.json``; with ``tune=True`` also ``tune.json`` (the score of every grid point).
+
+Utterances longer than ``chunk_seconds`` are cut into chunks of that length, each run with
+``chunk_context_seconds`` of audio on both sides whose frames are discarded, and the chunk logits are
+concatenated; with a GroupNorm feature encoder (BASE, ``extractor_mode=default``) the normalisation
+statistics are per chunk, so results differ slightly from a whole-utterance pass.
+
+The real-time factor is (model + search seconds) / audio seconds, audio loading excluded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from speech_ssl.decode.ctc import (
+    BeamConfig,
+    BeamSearchDecoder,
+    Unit,
+    greedy_ctc,
+    labels_to_text,
+    tokens_to_text,
+)
+from speech_ssl.decode.io import atomic_write_text, write_jsonl, write_transcripts
+from speech_ssl.decode.score import ScoreResult, default_speaker, score
+from speech_ssl.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodeOptions:
+    checkpoint: str
+    manifest: str
+    out: str
+    labels: str | None = None  # reference labels: an extension next to the manifest (wrd/ltr/phn) or a path
+    dictionary: str | None = None  # default: dict*.txt in the checkpoint folder
+    unit: Unit | None = None  # None: from the dictionary (| -> letter, ▁ -> spm, else phone)
+    normalize: bool | None = None  # per-utterance waveform normalisation; None: from the checkpoint
+    max_tokens: int = 1_600_000  # samples per batch
+    chunk_seconds: float = 30.0
+    chunk_context_seconds: float = 2.0
+    device: str = "auto"
+    beam: BeamConfig | None = None  # None: greedy
+    tune: bool = False
+    tune_lm_weights: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    tune_word_scores: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0, 2.0])
+    limit: int | None = None  # decode only the first N rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Model, dictionary, references
+# ----------------------------------------------------------------------------------------------
+
+
+def load_ctc_model(checkpoint: str | Path, device: torch.device):
+    """(model in eval mode, extra info dict) from a checkpoint folder holding a CTC model."""
+    from speech_ssl.models.checkpoint import load_model
+
+    model = load_model(checkpoint)
+    if not hasattr(model, "ctc_head") and type(model).__name__ != "Wav2Vec2ForCTC":
+        raise DataError(f"checkpoint holds a {type(model).__name__}, not a CTC model (fine-tune it first)", checkpoint)
+    return model.to(device).eval()
+
+
+def find_dictionary(checkpoint: str | Path, explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    ck = Path(checkpoint)
+    folder = ck if ck.is_dir() else ck.parent
+    for name in ("dict.txt", "dict.ltr.txt", "dict.phn.txt"):
+        if (folder / name).is_file():
+            return folder / name
+    cands = sorted(folder.glob("dict.*.txt"))
+    if len(cands) == 1:
+        return cands[0]
+    raise DataError("no dictionary (dict.txt) next to the checkpoint: pass --dict", folder)
+
+
+def infer_unit(symbols: list[str]) -> Unit:
+    if "|" in symbols:
+        return "letter"
+    if any(s.startswith("\u2581") for s in symbols):
+        return "spm"
+    return "phone"
+
+
+def read_references(manifest_path: Path, n_rows: int, labels: str | None, unit: Unit) -> tuple[list[str] | None, str]:
+    """Reference texts for the manifest rows and the scoring unit ("word" or "phone")."""
+    from speech_ssl.data.manifest import read_labels
+
+    score_unit = "phone" if unit == "phone" else "word"
+    if labels is None:
+        for ext in ("wrd", "ltr", "phn"):
+            if manifest_path.with_suffix("." + ext).is_file():
+                labels = ext
+                break
+        else:
+            return None, score_unit
+    path = Path(labels)
+    if not path.is_file():
+        path = manifest_path.with_suffix("." + labels.lstrip("."))
+    lines = read_labels(path, n_rows, str(manifest_path))
+    ext = path.suffix.lstrip(".")
+    if ext == "ltr":
+        return [labels_to_text(ln, "letter") for ln in lines], "word"
+    if ext == "phn":
+        return [" ".join(s for s in ln.split() if s != "|") for ln in lines], "phone"
+    return [" ".join(ln.split()) for ln in lines], score_unit
+
+
+def utterance_ids(manifest) -> list[str]:
+    ids = []
+    seen: set[str] = set()
+    for i, e in enumerate(manifest.entries):
+        stem = Path(e.path).name.split(".")[0]
+        uid = stem if e.start is None else f"{stem}_{e.start}_{e.end}"
+        if uid in seen:
+            uid = f"{uid}#{i}"
+        seen.add(uid)
+        ids.append(uid)
+    return ids
+
+
+# ----------------------------------------------------------------------------------------------
+# Emissions
+# ----------------------------------------------------------------------------------------------
+
+
+def conv_out_length(n: int, layers: list[tuple[int, int, int]]) -> int:
+    for _, k, s in layers:
+        n = (n - k) // s + 1
+    return max(n, 0)
+
+
+def length_batches(sizes: list[int], max_tokens: int) -> list[list[int]]:
+    """Indices sorted by length (longest first) cut greedily so that ``n * longest <= max_tokens``."""
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+    batches, i = [], 0
+    while i < len(order):
+        k = max(1, max_tokens // max(sizes[order[i]], 1))
+        batches.append(order[i : i + k])
+        i += k
+    return batches
+
+
+@torch.no_grad()
+def chunked_log_probs(
+    model: Callable, wav: torch.Tensor, conv_layers: list[tuple[int, int, int]], chunk: int, context: int,
+    max_tokens: int,
+) -> torch.Tensor:
+    """CTC log-probs ``(T, V)`` of one long waveform ``wav (L,)`` computed chunk by chunk.
+
+    ``chunk`` and ``context`` are in samples (rounded down to multiples of the encoder stride); chunk
+    ``[s, e)`` is run on ``[s - context, e + context)`` and keeps its own frames.
+    """
+    stride = 1
+    for _, _, s in conv_layers:
+        stride *= s
+    chunk = max(stride, chunk // stride * stride)
+    context = context // stride * stride
+    L = wav.shape[0]
+    total = conv_out_length(L, conv_layers)
+    windows, keeps = [], []
+    for s in range(0, L, chunk):
+        f0 = s // stride
+        if f0 >= total:
+            break
+        e = min(s + chunk, L)
+        f1 = total if e >= L else e // stride
+        w0, w1 = max(0, s - context), min(L, e + context)
+        windows.append((w0, w1))
+        keeps.append(((s - w0) // stride, f1 - f0))
+    pieces: list[torch.Tensor | None] = [None] * len(windows)
+    for batch in length_batches([w1 - w0 for w0, w1 in windows], max_tokens):
+        lens = torch.tensor([windows[j][1] - windows[j][0] for j in batch], dtype=torch.long)
+        x = torch.zeros(len(batch), int(lens.max()), dtype=wav.dtype, device=wav.device)
+        for r, j in enumerate(batch):
+            w0, w1 = windows[j]
+            x[r, : w1 - w0] = wav[w0:w1]
+        logits, out_lens = model(x, lens.to(wav.device))
+        lp = logits.float().log_softmax(-1)
+        for r, j in enumerate(batch):
+            a, n = keeps[j]
+            n = min(n, int(out_lens[r]) - a)
+            pieces[j] = lp[r, a : a + n]
+    return torch.cat([p for p in pieces if p is not None], 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Main entry
+# ----------------------------------------------------------------------------------------------
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def compute_emissions(model, manifest, conv_layers, opts: DecodeOptions, device, normalize: bool):
+    """Yields (row index, log-probs (T, V) on CPU, seconds of model time for this row)."""
+    from speech_ssl.data.audio import read_audio
+
+    sizes = manifest.sizes
+    chunk = int(opts.chunk_seconds * 16000)
+    context = int(opts.chunk_context_seconds * 16000)
+    rows = list(range(len(manifest)))
+    if opts.limit is not None:
+        rows = rows[: opts.limit]
+    long_rows = [i for i in rows if sizes[i] > chunk]
+    short_rows = [i for i in rows if sizes[i] <= chunk]
+
+    def load(i: int) -> torch.Tensor:
+        e = manifest.entries[i]
+        try:
+            x = read_audio(manifest.full_path(i), e.start, e.end, normalize=normalize)
+        except DataError as err:
+            raise DataError(f"{err.reason} (manifest {manifest.source}:{manifest.line_of(i)})", err.path) from err
+        return torch.from_numpy(x)
+
+    for batch in length_batches([sizes[i] for i in short_rows], opts.max_tokens):
+        idx = [short_rows[j] for j in batch]
+        wavs = [load(i) for i in idx]
+        lens = torch.tensor([len(w) for w in wavs], dtype=torch.long)
+        x = torch.zeros(len(wavs), int(lens.max()))
+        for r, w in enumerate(wavs):
+            x[r, : len(w)] = w
+        t0 = time.perf_counter()
+        logits, out_lens = model(x.to(device), lens.to(device))
+        lp = logits.float().log_softmax(-1).cpu()
+        dt = (time.perf_counter() - t0) / len(idx)
+        for r, i in enumerate(idx):
+            yield i, lp[r, : int(out_lens[r])], dt
+    for i in long_rows:
+        wav = load(i).to(device)
+        t0 = time.perf_counter()
+        lp = chunked_log_probs(model, wav, conv_layers, chunk, context, opts.max_tokens).cpu()
+        yield i, lp, time.perf_counter() - t0
+
+
+def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> dict:
+    """Decode ``opts.manifest``; write outputs into ``opts.out``; return the summary dict."""
+    from speech_ssl.data.manifest import Dictionary, read_manifest
+
+    device = _device(opts.device)
+    out = Path(opts.out)
+    manifest = read_manifest(opts.manifest)
+    dictionary = Dictionary.load(find_dictionary(opts.checkpoint, opts.dictionary))
+    symbols = list(dictionary.symbols)
+    unit = opts.unit or infer_unit(symbols)
+    model = load_ctc_model(opts.checkpoint, device)
+    cfg = model.cfg if hasattr(model, "cfg") else model.config
+    V = getattr(model, "vocab_size", None)
+    if V is not None and V != len(symbols):
+        raise DataError(
+            f"dictionary has {len(symbols)} symbols but the model outputs {V}", find_dictionary(opts.checkpoint, opts.dictionary)
+        )
+    normalize = opts.normalize if opts.normalize is not None else bool(getattr(model, "normalize", False))
+    n_rows = len(manifest) if opts.limit is None else min(opts.limit, len(manifest))
+    refs_all, score_unit = read_references(Path(opts.manifest), len(manifest), opts.labels, unit)
+    refs = refs_all[:n_rows] if refs_all is not None else None
+    ids = utterance_ids(manifest)[:n_rows]
+    beam = BeamSearchDecoder(symbols, opts.beam) if opts.beam is not None else None
+    keep_emissions = opts.tune and beam is not None
+    if opts.tune and beam is None:
+        raise ValueError("--tune needs an LM (--lm): it searches lm_weight and word_score")
+    if opts.tune and refs is None:
+        raise DataError("--tune needs reference labels (e.g. --labels wrd)", opts.manifest)
+
+    greedy_hyp: list[str] = [""] * n_rows
+    beam_hyp: list[str] = [""] * n_rows
+    emissions: list[torch.Tensor | None] = [None] * n_rows
+    model_time = search_time = 0.0
+    audio_seconds = sum(manifest.sizes[:n_rows]) / 16000.0
+    t_start = time.perf_counter()
+    for i, lp, dt in compute_emissions(model, manifest, list(cfg.conv_feature_layers), opts, device, normalize):
+        model_time += dt
+        t0 = time.perf_counter()
+        greedy_hyp[i] = tokens_to_text(greedy_ctc(lp[None])[0], symbols, unit)
+        if beam is not None:
+            hyp = beam.decode(lp[None])[0][0]
+            beam_hyp[i] = beam.to_text(hyp, unit)
+        search_time += time.perf_counter() - t0
+        if keep_emissions:
+            emissions[i] = lp
+    wall = time.perf_counter() - t_start
+    hyps = beam_hyp if beam is not None else greedy_hyp
+    rtf = (model_time + search_time) / max(audio_seconds, 1e-9)
+    summary: dict = {
+        "checkpoint": str(opts.checkpoint),
+        "manifest": str(opts.manifest),
+        "utterances": n_rows,
+        "audio_seconds": audio_seconds,
+        "model_seconds": model_time,
+        "search_seconds": search_time,
+        "wall_seconds": wall,
+        "rtf": rtf,
+        "device": str(device),
+        "decoder": "greedy" if beam is None else ("beam-lexicon" if not beam.lexicon_free else "beam-lexfree"),
+        "unit": unit,
+    }
+    result: ScoreResult | None = None
+    greedy_result: ScoreResult | None = None
+    if opts.tune:
+        best = tune_weights(beam, emissions, refs, symbols, unit, score_unit, opts, log)
+        summary["tune"] = best
+        atomic_write_text(out / "tune.json", json.dumps(best, indent=1) + "\n")
+        beam.set_weights(best["best"]["lm_weight"], best["best"]["word_score"])
+        hyps = [beam.to_text(beam.decode(e[None])[0][0], unit) for e in emissions]
+    write_transcripts(out / "hyp.txt", ids, hyps)
+    if beam is not None:
+        write_transcripts(out / "hyp.greedy.txt", ids, greedy_hyp)
+    if refs is not None:
+        write_transcripts(out / "ref.txt", ids, refs)
+        result = score(refs, hyps, score_unit, ids=ids, speaker_of=default_speaker)
+        summary["score"] = {k: v for k, v in result.as_dict().items() if k not in ("utterances",)}
+        if beam is not None:
+            greedy_result = score(refs, greedy_hyp, score_unit, ids=ids)
+            summary["greedy_error_rate"] = greedy_result.error_rate
+    rows = []
+    for j, uid in enumerate(ids):
+        row = {
+            "id": uid,
+            "audio": str(manifest.full_path(j)),
+            "seconds": manifest.sizes[j] / 16000.0,
+            "hyp": hyps[j],
+        }
+        if beam is not None:
+            row["hyp_greedy"] = greedy_hyp[j]
+        if result is not None:
+            c = result.utterances[j].counts
+            row.update({"ref": refs[j], "errors": c.errors, "ref_len": c.ref_len, "sub": c.sub, "del": c.dele,
+                        "ins": c.ins})
+        rows.append(row)
+    write_jsonl(out / "results.jsonl", rows)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    log(
+        f"decoded {n_rows} utterances, {audio_seconds:.1f} s of audio in {model_time + search_time:.2f} s "
+        f"(model {model_time:.2f} s, search {search_time:.2f} s) on {device}: RTF {rtf:.4f}"
+    )
+    if greedy_result is not None:
+        log(f"greedy: {greedy_result.summary_line()}")
+    if result is not None:
+        log(result.summary_line())
+    return summary
+
+
+def tune_weights(beam: BeamSearchDecoder, emissions, refs, symbols, unit, score_unit, opts: DecodeOptions, log) -> dict:
+    """Grid search of (lm_weight, word_score) on the decoded set; returns every point and the best."""
+    grid = []
+    for lw in opts.tune_lm_weights:
+        for ws in opts.tune_word_scores:
+            beam.set_weights(lw, ws)
+            hyps = [beam.to_text(beam.decode(e[None])[0][0], unit) for e in emissions]
+            r = score(refs, hyps, score_unit)
+            grid.append({"lm_weight": lw, "word_score": ws, "error_rate": r.error_rate, "errors": r.total.errors})
+            log(f"  lm_weight {lw:5.2f}  word_score {ws:5.2f}  {r.name} {100 * r.error_rate:6.2f} %")
+    best = min(grid, key=lambda g: (g["error_rate"], abs(g["lm_weight"]), abs(g["word_score"])))
+    log(f"best: lm_weight {best['lm_weight']} word_score {best['word_score']} -> {100 * best['error_rate']:.2f} %")
+    return {"grid": grid, "best": best}
