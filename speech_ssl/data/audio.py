@@ -15,6 +15,7 @@ utterance of a long recording does not decode all of it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ def audio_info(path: str | Path) -> tuple[int, int, int]:
     path = Path(path)
     if not path.is_file():
         raise DataError("audio file not found", path)
+    if path.stat().st_size == 0:
+        raise DataError("zero-length audio (empty file)", path)
     try:
         info = sf.info(str(path))
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError
@@ -54,6 +57,7 @@ def audio_info(path: str | Path) -> tuple[int, int, int]:
 
 def _reason(e: Exception) -> str:
     msg = str(e).strip() or type(e).__name__
+    msg = re.sub(r"^Error opening '.*?': ", "", msg)  # the path is already in the message prefix
     if "sphere" in msg.lower() or "shorten" in msg.lower():
         msg += " (shorten-compressed SPHERE? convert with `sph2pipe -f wav`)"
     return msg
@@ -90,6 +94,8 @@ def read_audio(
     path = Path(path)
     if not path.is_file():
         raise DataError("audio file not found", path)
+    if path.stat().st_size == 0:
+        raise DataError("zero-length audio (empty file)", path)
     try:
         with sf.SoundFile(str(path)) as f:
             sr = int(f.samplerate)

@@ -1,0 +1,89 @@
+"""Libri-light limited-supervision sets (``librispeech_finetuning``) -> fairseq manifests and labels.
+
+    speech-ssl prepare librilight --root /data/librispeech_finetuning --out data/librilight
+
+Input layout (as published)::
+
+    librispeech_finetuning/1h/{0..5}/{clean,other}/<speaker>/<chapter>/*.flac + *.trans.txt
+    librispeech_finetuning/9h/{clean,other}/<speaker>/<chapter>/...
+
+Output in ``--out`` (clean and other together, rows sorted by id within each fold, folds in order):
+``train-10m`` = fold ``1h/0``; ``train-1h`` = folds ``1h/0``..``1h/5``; ``train-10h`` = the six folds +
+``9h``; each with ``.tsv`` (root = ``librispeech_finetuning``), ``.wrd``, ``.ltr``; and ``dict.ltr.txt``
+(letters of train-10h, or of the largest split present). These are the splits of the wav2vec 2.0 paper;
+evaluate on LibriSpeech dev/test (``speech-ssl prepare librispeech``). ``train-10h`` is skipped when
+``9h`` is absent; a missing 1h fold is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from data_prep.common import (
+    BadInputLog,
+    add_common_arguments,
+    hours,
+    is_done,
+    letters_dictionary,
+    mark_done,
+    scan_librispeech_tree,
+    summarize,
+    tree_signature,
+    write_split,
+)
+from speech_ssl.errors import DataError
+
+FOLDS = [f"1h/{i}" for i in range(6)]
+SPLITS = {"train-10m": FOLDS[:1], "train-1h": FOLDS, "train-10h": FOLDS + ["9h"]}
+LABELS = ("wrd", "ltr")
+
+
+def prepare(root: Path, out: Path, workers: int = 1, skip_bad: bool = False, force: bool = False) -> str:
+    root, out = Path(root).resolve(), Path(out)
+    if not root.is_dir():
+        raise DataError("librispeech_finetuning root not found", root)
+    missing = [f for f in FOLDS if not (root / f).is_dir()]
+    if missing:
+        raise DataError(f"Libri-light fold(s) missing: {', '.join(missing)} (expected 1h/0..1h/5 and 9h)", root)
+    splits = {k: v for k, v in SPLITS.items() if all((root / u).is_dir() for u in v)}
+    out.mkdir(parents=True, exist_ok=True)
+    log = BadInputLog(skip_bad, out / "librilight.bad.tsv")
+    sigs = {u: tree_signature(root / u, {"rel": u}) for u in FOLDS + ["9h"] if (root / u).is_dir()}
+    scanned: dict[str, tuple[list, list]] = {}  # unit -> (utterances, its bad inputs)
+    info: dict[str, dict] = {}
+    for name, units in splits.items():
+        sig = "+".join(sigs[u] for u in units)
+        done = None if force else is_done(out, name, sig, [out / f"{name}.{k}" for k in ("tsv",) + LABELS])
+        if done is not None:
+            info[name] = {"utterances": done["utterances"], "hours": done["hours"], "skipped_done": True}
+            for x in map(tuple, done.get("bad", [])):
+                if x not in log.items:
+                    log.items.append(x)
+            continue
+        utts, bad = [], []
+        for u in units:
+            if u not in scanned:
+                first_bad = len(log.items)
+                found = scan_librispeech_tree(root / u, root, workers, log, f"librilight {u}")
+                scanned[u] = (found, log.items[first_bad:])
+            utts.extend(scanned[u][0])
+            bad.extend(scanned[u][1])
+        if not utts:
+            raise DataError(f"no usable utterances in {name}", root)
+        write_split(out, name, root, utts, LABELS)
+        split_info = {"utterances": len(utts), "hours": round(hours(utts), 4)}
+        mark_done(out, name, sig, {**split_info, "bad": bad})
+        info[name] = split_info
+    largest = list(splits)[-1]
+    letters_dictionary(out, [out / f"{largest}.ltr"])
+    return summarize("librilight", info, log, out)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_common_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force))
+    return 0
