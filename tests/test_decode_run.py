@@ -56,3 +56,108 @@ def test_utterance_ids_unique():
     m = Manifest("/r", [ManifestEntry("a/1089-1-0.flac", 10), ManifestEntry("b/1089-1-0.flac", 10),
                         ManifestEntry("c/long.sph", 10, 0, 100)])
     assert utterance_ids(m) == ["1089-1-0", "1089-1-0#1", "long_0_100"]
+
+
+def _make_corpus(tmp_path, durations, texts):
+    import numpy as np
+    import soundfile as sf
+
+    root = tmp_path / "audio"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, d in enumerate(durations):
+        n = int(d * 16000)
+        name = f"84-121-{i:04d}.wav"
+        sf.write(root / name, (0.1 * rng.standard_normal(n)).astype("float32"), 16000)
+        rows.append(f"{name}\t{n}")
+    man = tmp_path / "dev.tsv"
+    man.write_text(str(root) + "\n" + "\n".join(rows) + "\n")
+    (tmp_path / "dev.wrd").write_text("\n".join(texts) + "\n")
+    return man
+
+
+def _tiny_ctc(tmp_path):
+    from speech_ssl.models.checkpoint import save_model
+    from speech_ssl.models.config import get_preset
+    from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
+
+    symbols = ["<s>", "<pad>", "</s>", "<unk>", "|", "A", "C", "D", "E", "O", "R", "T"]
+    model = Wav2Vec2ForCTC(get_preset("tiny"), len(symbols), symbols)
+    ck = tmp_path / "ck"
+    save_model(model, ck, extra={"unit": "letter", "normalize": False})
+    return ck, symbols
+
+
+def _cli(argv):
+    import argparse
+
+    from speech_ssl.cli import decode as decode_cli
+
+    parser = argparse.ArgumentParser()
+    decode_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_decode_cli_end_to_end(tmp_path, capsys):
+    import json
+
+    ck, symbols = _tiny_ctc(tmp_path)
+    man = _make_corpus(tmp_path, [0.5, 1.2, 0.8, 2.6], ["RED CAT", "A COT", "RED", "A RED CAT"])
+    out = tmp_path / "dec"
+    # chunk 1 s: the 2.6 s utterance goes through the chunked path
+    rc = _cli(["decode", "--checkpoint", str(ck), "--manifest", str(man), "--out", str(out),
+               "--chunk-seconds", "1.0", "--chunk-context-seconds", "0.2", "--max-tokens", "40000"])
+    assert rc == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "RTF" in lines[-2] and lines[-1].startswith("WER ")
+    hyp = (out / "hyp.txt").read_text().splitlines()
+    assert [h.split("\t")[0] for h in hyp] == [f"84-121-{i:04d}" for i in range(4)]
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and rows[1]["ref"] == "A COT" and "errors" in rows[1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["utterances"] == 4 and summary["rtf"] > 0 and summary["decoder"] == "greedy"
+
+
+def test_decode_cli_lm_and_tune(tmp_path, capsys):
+    import json
+
+    import pytest
+
+    pytest.importorskip("flashlight.lib.text")
+    from speech_ssl.decode.ctc import write_letter_lexicon
+    from speech_ssl.decode.lm import write_arpa
+
+    ck, symbols = _tiny_ctc(tmp_path)
+    texts = ["RED CAT", "A COT", "RED", "A RED CAT"]
+    man = _make_corpus(tmp_path, [0.5, 1.2, 0.8, 1.0], texts)
+    write_arpa([t.split() for t in texts * 3], 3, tmp_path / "lm.arpa")
+    write_letter_lexicon(["RED", "CAT", "COT", "A"], tmp_path / "lex.txt", symbols)
+    out = tmp_path / "dec"
+    rc = _cli(["decode", "--checkpoint", str(ck), "--manifest", str(man), "--out", str(out),
+               "--lm", str(tmp_path / "lm.arpa"), "--lexicon", str(tmp_path / "lex.txt"), "--beam", "8",
+               "--tune", "--tune-lm-weights", "0,1", "--tune-word-scores", "0,1"])
+    assert rc == 0
+    tune = json.loads((out / "tune.json").read_text())
+    assert len(tune["grid"]) == 4
+    best = tune["best"]
+    assert best["error_rate"] == min(g["error_rate"] for g in tune["grid"])
+    # lexicon search only outputs lexicon words
+    for line in (out / "hyp.txt").read_text().splitlines():
+        words = line.split("\t")[1].split()
+        assert set(words) <= {"RED", "CAT", "COT", "A"}
+    assert (out / "hyp.greedy.txt").is_file()
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("WER ")
+
+
+def test_decode_rejects_non_ctc_checkpoint(tmp_path, capsys):
+    from speech_ssl.models.checkpoint import save_model
+    from speech_ssl.models.config import get_preset
+    from speech_ssl.models.wav2vec2 import Wav2Vec2ForPretraining
+
+    save_model(Wav2Vec2ForPretraining(get_preset("tiny")), tmp_path / "pt")
+    man = _make_corpus(tmp_path, [0.5], ["A"])
+    rc = _cli(["decode", "--checkpoint", str(tmp_path / "pt"), "--manifest", str(man), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert "not a CTC model" in capsys.readouterr().err

@@ -67,13 +67,33 @@ class DecodeOptions:
 
 
 def load_ctc_model(checkpoint: str | Path, device: torch.device):
-    """(model in eval mode, extra info dict) from a checkpoint folder holding a CTC model."""
-    from speech_ssl.models.checkpoint import load_model
+    """(CTC model in eval mode, the ``extra`` dict of its config.json) from one of our checkpoints."""
+    from speech_ssl.models.checkpoint import load_model, read_checkpoint_config
+    from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
 
+    meta = read_checkpoint_config(checkpoint)
     model = load_model(checkpoint)
-    if not hasattr(model, "ctc_head") and type(model).__name__ != "Wav2Vec2ForCTC":
-        raise DataError(f"checkpoint holds a {type(model).__name__}, not a CTC model (fine-tune it first)", checkpoint)
-    return model.to(device).eval()
+    if not isinstance(model, Wav2Vec2ForCTC):
+        raise DataError(
+            f"checkpoint holds a {type(model).__name__}, not a CTC model (fine-tune it first)", checkpoint
+        )
+    return model.to(device).eval(), dict(meta.get("extra") or {})
+
+
+def output_symbols(model, checkpoint: str | Path, explicit_dict: str | None) -> list[str]:
+    """The model's output symbols: ``--dict`` when given, else the vocab stored in the checkpoint,
+    else a ``dict*.txt`` next to it. Checked against the model's output size."""
+    from speech_ssl.data.manifest import Dictionary
+
+    if explicit_dict is None and model.vocab is not None:
+        symbols = list(model.vocab)
+        where: str | Path = checkpoint
+    else:
+        where = find_dictionary(checkpoint, explicit_dict)
+        symbols = list(Dictionary.load(where).symbols)
+    if len(symbols) != model.vocab_size:
+        raise DataError(f"dictionary has {len(symbols)} symbols but the model outputs {model.vocab_size}", where)
+    return symbols
 
 
 def find_dictionary(checkpoint: str | Path, explicit: str | None) -> Path:
@@ -87,7 +107,7 @@ def find_dictionary(checkpoint: str | Path, explicit: str | None) -> Path:
     cands = sorted(folder.glob("dict.*.txt"))
     if len(cands) == 1:
         return cands[0]
-    raise DataError("no dictionary (dict.txt) next to the checkpoint: pass --dict", folder)
+    raise DataError("no vocabulary in the checkpoint and no dict.txt next to it: pass --dict", folder)
 
 
 def infer_unit(symbols: list[str]) -> Unit:
@@ -211,7 +231,8 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def compute_emissions(model, manifest, conv_layers, opts: DecodeOptions, device, normalize: bool):
+@torch.no_grad()
+def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: DecodeOptions, device, normalize: bool):
     """Yields (row index, log-probs (T, V) on CPU, seconds of model time for this row)."""
     from speech_ssl.data.audio import read_audio
 
@@ -221,8 +242,17 @@ def compute_emissions(model, manifest, conv_layers, opts: DecodeOptions, device,
     rows = list(range(len(manifest)))
     if opts.limit is not None:
         rows = rows[: opts.limit]
-    long_rows = [i for i in rows if sizes[i] > chunk]
-    short_rows = [i for i in rows if sizes[i] <= chunk]
+    too_short = [i for i in rows if conv_out_length(sizes[i], conv_layers) < 1]
+    if too_short:
+        logger.warning(
+            "%d rows are shorter than the encoder's receptive field (e.g. %s:%d); their hypotheses are empty",
+            len(too_short), manifest.source, manifest.line_of(too_short[0]),
+        )
+    skip = set(too_short)
+    long_rows = [i for i in rows if sizes[i] > chunk and i not in skip]
+    short_rows = [i for i in rows if sizes[i] <= chunk and i not in skip]
+    for i in too_short:
+        yield i, torch.zeros(0, vocab_size), 0.0
 
     def load(i: int) -> torch.Tensor:
         e = manifest.entries[i]
@@ -254,22 +284,16 @@ def compute_emissions(model, manifest, conv_layers, opts: DecodeOptions, device,
 
 def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> dict:
     """Decode ``opts.manifest``; write outputs into ``opts.out``; return the summary dict."""
-    from speech_ssl.data.manifest import Dictionary, read_manifest
+    from speech_ssl.data.manifest import read_manifest
 
     device = _device(opts.device)
     out = Path(opts.out)
     manifest = read_manifest(opts.manifest)
-    dictionary = Dictionary.load(find_dictionary(opts.checkpoint, opts.dictionary))
-    symbols = list(dictionary.symbols)
-    unit = opts.unit or infer_unit(symbols)
-    model = load_ctc_model(opts.checkpoint, device)
-    cfg = model.cfg if hasattr(model, "cfg") else model.config
-    V = getattr(model, "vocab_size", None)
-    if V is not None and V != len(symbols):
-        raise DataError(
-            f"dictionary has {len(symbols)} symbols but the model outputs {V}", find_dictionary(opts.checkpoint, opts.dictionary)
-        )
-    normalize = opts.normalize if opts.normalize is not None else bool(getattr(model, "normalize", False))
+    model, extra = load_ctc_model(opts.checkpoint, device)
+    symbols = output_symbols(model, opts.checkpoint, opts.dictionary)
+    unit = opts.unit or extra.get("unit") or infer_unit(symbols)
+    cfg = model.cfg
+    normalize = opts.normalize if opts.normalize is not None else bool(extra.get("normalize", False))
     n_rows = len(manifest) if opts.limit is None else min(opts.limit, len(manifest))
     refs_all, score_unit = read_references(Path(opts.manifest), len(manifest), opts.labels, unit)
     refs = refs_all[:n_rows] if refs_all is not None else None
@@ -287,7 +311,9 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
     model_time = search_time = 0.0
     audio_seconds = sum(manifest.sizes[:n_rows]) / 16000.0
     t_start = time.perf_counter()
-    for i, lp, dt in compute_emissions(model, manifest, list(cfg.conv_feature_layers), opts, device, normalize):
+    for i, lp, dt in compute_emissions(
+        model, manifest, list(cfg.conv_feature_layers), len(symbols), opts, device, normalize
+    ):
         model_time += dt
         t0 = time.perf_counter()
         greedy_hyp[i] = tokens_to_text(greedy_ctc(lp[None])[0], symbols, unit)
