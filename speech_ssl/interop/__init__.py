@@ -1,0 +1,1 @@
+"""Reading and writing other toolkits' model formats (HF transformers, fairseq)."""

@@ -1,0 +1,158 @@
+"""Our model checkpoints: ``model.safetensors`` + ``config.json`` (architecture, model config, CTC vocab).
+
+A checkpoint is a folder holding both files, or a file prefix: ``run/best.safetensors`` with
+``run/best.json`` beside it. Both files are written atomically (tmp + rename). Loading reads JSON and
+safetensors only: nothing is unpickled.
+
+    save_model(model, "exp/pretrain/final")
+    model = load_model("exp/pretrain/final")            # the saved architecture
+    backbone = load_backbone("exp/finetune/best")        # Wav2Vec2Model from any of the three
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from speech_ssl.config import ConfigError, from_dict, to_dict
+from speech_ssl.errors import DataError
+from speech_ssl.models.config import Wav2Vec2Config
+from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC, Wav2Vec2ForPretraining, Wav2Vec2Model
+
+FORMAT = "speech_ssl.wav2vec2"
+FORMAT_VERSION = 1
+ARCHITECTURES = ("Wav2Vec2Model", "Wav2Vec2ForPretraining", "Wav2Vec2ForCTC")
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """(weights, config) paths for a folder or a ``.safetensors`` file prefix."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        return p, p.with_suffix(".json")
+    return p / "model.safetensors", p / "config.json"
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_state_dict(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """safetensors file written atomically (tensors made contiguous and moved to CPU)."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    _atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise DataError("weights file not found", path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DataError(f"cannot read safetensors: {e}", path) from e
+
+
+def architecture_of(model: nn.Module) -> str:
+    name = type(model).__name__
+    if name not in ARCHITECTURES:
+        raise TypeError(f"cannot save a {name}; expected one of {ARCHITECTURES}")
+    return name
+
+
+def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) -> Path:
+    """Write ``model`` (Wav2Vec2Model / ForPretraining / ForCTC) to a folder or ``.safetensors`` prefix.
+    ``extra`` (JSON-able) is stored under ``"extra"`` in the config. Returns the weights path."""
+    weights, cfg_path = checkpoint_paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    arch = architecture_of(model)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": arch,
+        "model": to_dict(model.cfg),
+    }
+    if isinstance(model, Wav2Vec2ForCTC):
+        meta["vocab_size"] = model.vocab_size
+        meta["vocab"] = model.vocab
+        meta["freeze_finetune_updates"] = model.freeze_finetune_updates
+    if extra:
+        meta["extra"] = extra
+    save_state_dict(model.state_dict(), weights, metadata={"format": "pt", "speech_ssl": arch})
+    _atomic_write_bytes(cfg_path, (json.dumps(meta, indent=2) + "\n").encode())
+    return weights
+
+
+def read_checkpoint_config(path: str | Path) -> dict:
+    """The parsed ``config.json`` of a checkpoint (DataError naming the file when it is not ours)."""
+    _, cfg_path = checkpoint_paths(path)
+    if not cfg_path.is_file():
+        raise DataError("checkpoint config not found (expected model.safetensors + config.json)", cfg_path)
+    try:
+        meta = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"invalid JSON: {e.msg}", cfg_path, e.lineno) from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        hint = " (an HF transformers folder? use `speech-ssl convert --from hf`)" if isinstance(meta, dict) and \
+            meta.get("model_type") else ""
+        raise DataError(f"not a speech_ssl checkpoint config (missing \"format\": \"{FORMAT}\"){hint}", cfg_path)
+    if meta.get("architecture") not in ARCHITECTURES:
+        raise DataError(f"unknown architecture {meta.get('architecture')!r} (known: {ARCHITECTURES})", cfg_path)
+    return meta
+
+
+def build_model(meta: dict, source: str | None = None) -> nn.Module:
+    """An uninitialised-weights model from a checkpoint config mapping."""
+    try:
+        cfg = from_dict(Wav2Vec2Config, meta.get("model"), source)
+    except ConfigError as e:
+        raise DataError(str(e), source) from e
+    arch = meta["architecture"]
+    if arch == "Wav2Vec2Model":
+        return Wav2Vec2Model(cfg)
+    if arch == "Wav2Vec2ForPretraining":
+        return Wav2Vec2ForPretraining(cfg)
+    return Wav2Vec2ForCTC(cfg, int(meta["vocab_size"]), meta.get("vocab"),
+                          int(meta.get("freeze_finetune_updates", 0)))
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the saved model and load its weights (strict: every key and shape must match)."""
+    weights, cfg_path = checkpoint_paths(path)
+    meta = read_checkpoint_config(path)
+    model = build_model(meta, str(cfg_path))
+    state = load_state_dict(weights)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys: {unexpected}")
+        if shapes:
+            parts.append(f"shape mismatches: {shapes}")
+        raise DataError("weights do not match config.json: " + "; ".join(parts), weights)
+    model.load_state_dict(state, strict=True)
+    return model.to(map_location)
+
+
+def load_backbone(path: str | Path, map_location: str | torch.device = "cpu") -> Wav2Vec2Model:
+    """The Wav2Vec2Model inside any of our checkpoints."""
+    model = load_model(path, map_location)
+    return model if isinstance(model, Wav2Vec2Model) else model.wav2vec2
