@@ -1,0 +1,74 @@
+"""``speech-ssl pretrain CONFIG.yaml [key=value ...] [--run-dir D] [--resume [CK]] [--init-from CK]``.
+
+Works as a plain process (one CPU/GPU) or under ``torchrun --nproc-per-node N -m speech_ssl pretrain ...``
+(DDP over NCCL on GPUs, Gloo on CPU). Exit codes: 0 done or stopped cleanly by SIGTERM/SIGUSR1 (resume with
+``--resume``), 2 bad config, 3 bad data / checkpoint, 4 training aborted (non-finite updates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pretrain",
+        help="wav2vec 2.0 pretraining (one process or torchrun)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_train_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by every training subcommand (pretrain, finetune)."""
+    p.add_argument("config", help="YAML run config (e.g. recipes/synth/conf/pretrain.yaml)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-3 data.max_tokens=800000")
+    p.add_argument("--run-dir", help="where config, logs and checkpoints go (default: runs/<config name>)")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="CK",
+        help="continue exactly: the newest checkpoint of the run dir (none: start fresh), or checkpoint CK",
+    )
+    p.add_argument("--init-from", metavar="CK", help="weights only from checkpoint CK; optimizer and schedule reset")
+    p.add_argument(
+        "--stop-after-updates",
+        type=int,
+        metavar="N",
+        help="save and exit after N updates in this invocation (time-limited cluster jobs)",
+    )
+
+
+def run(args: argparse.Namespace, config_cls=None) -> int:
+    from speech_ssl.config import ConfigError
+    from speech_ssl.errors import DataError
+    from speech_ssl.train.config import TrainConfig, load_train_config
+    from speech_ssl.train.distributed import init_distributed, shutdown
+    from speech_ssl.train.tasks import build_task
+    from speech_ssl.train.trainer import Trainer, TrainingAborted
+
+    cfg = load_train_config(args.config, args.overrides, config_cls or TrainConfig)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
+    info = init_distributed(cfg.distributed, cfg.device)
+    try:
+        task = build_task(cfg, args.config)
+        trainer = Trainer(cfg, task, run_dir, info, stop_after_updates=args.stop_after_updates)
+        trainer.setup(resume=args.resume, init_from=args.init_from)
+        trainer.train()
+    except TrainingAborted as e:
+        print(f"speech-ssl {args.command}: training aborted (rank {info.rank}): {e}", file=sys.stderr)
+        return 4
+    except ConfigError:
+        raise
+    except DataError as e:
+        print(f"speech-ssl {args.command}: {e}", file=sys.stderr)
+        return 3
+    finally:
+        shutdown()
+    return 0

@@ -1,0 +1,474 @@
+"""CTC fine-tuning (fairseq ``audio_finetuning`` + ``ctc`` criterion) as a task of the one Trainer.
+
+    cfg = load_finetune_config("recipes/synth/conf/finetune.yaml", ["optim.max_update=200"])
+    task = CTCTask(cfg, source="recipes/synth/conf/finetune.yaml")
+
+What it does, with fairseq's semantics:
+- the model: ``finetune.pretrained`` (one of our checkpoints: a pretraining model, a bare backbone or a
+  CTC model to continue from; HF/fairseq checkpoints after ``speech-ssl convert``) or, when empty, a
+  fresh ``model.preset``; a new ``Linear(D, V)`` head (xavier-uniform, bias 0) over the dictionary;
+  fine-tuning overrides of the backbone config from the ``finetune`` section (fairseq's
+  ``Wav2Vec2AsrConfig`` names and defaults) and then ``model.overrides``;
+- the conv feature encoder frozen throughout (``feature_grad_mult=0``, run under no_grad); the whole
+  backbone frozen (no_grad, only the head trains) for the first ``freeze_finetune_updates`` updates;
+- ``F.ctc_loss(reduction="sum", zero_infinity=True)`` on fp32 log-probs, blank = 0 (``<s>``),
+  ``sample_size`` = sentences (fairseq's ``sentence_avg: true``), logged in bits like fairseq;
+- validation: the same loss plus greedy decoding -> ``wer`` (on words for letter/sentencepiece units, on
+  phones for phone units, where it is the PER) and ``uer`` (unit error rate); best checkpoint by ``wer``;
+- at start: every label symbol must be in the dictionary (DataError naming label file and line), the
+  blank must be ``<s>`` at 0 and never appear in labels, a continued CTC model must have the same
+  vocabulary; utterances whose labels cannot fit their frames under CTC are counted and reported;
+- monitoring: ``blank_frac`` (fraction of frames whose argmax is blank) in every train/valid line and an
+  ``all_blank`` alarm when it stays >= ``all_blank_threshold`` after the freeze has ended
+  (+ ``all_blank_grace_updates``).
+
+Differences from fairseq: labels are checked strictly instead of mapped to ``<unk>``; rows longer than
+``data.max_sample_size`` are dropped instead of cropped (cropping would cut audio away from its
+transcript); validation WER uses jiwer (same edit distance as fairseq's ``editdistance``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speech_ssl.config import ConfigError, load_config
+from speech_ssl.errors import DataError
+from speech_ssl.train.config import DataSection, OptimConfig, TrainConfig
+from speech_ssl.train.monitor import Alarm, AlarmChecker
+from speech_ssl.train.schedules import ScheduleConfig
+from speech_ssl.train.tasks import LN2, DataSplit, StepOutput, Task, build_model_config
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneSection:
+    """CTC fine-tuning settings. Model fields use fairseq ``Wav2Vec2AsrConfig`` names and defaults
+    (the LibriSpeech recipes set the paper's values: mask_prob 0.65, mask_channel_prob 0.25-0.5 with
+    mask_channel_length 64, layerdrop 0.05-0.1, activation_dropout 0.1, freeze 10k)."""
+
+    pretrained: str = ""  # our checkpoint folder / .safetensors prefix; "" = fresh model.preset
+    labels: str = "ltr"  # label extension next to each manifest: ltr, phn, wrd, or a sentencepiece ext
+    dictionary: str | None = None  # default: dict.<labels>.txt next to the first train manifest
+    unit: Literal["letter", "phone", "spm", "word"] | None = None  # None: from the dictionary
+    freeze_finetune_updates: int = 0
+    feature_grad_mult: float = 0.0  # 0 = conv encoder frozen (fairseq fine-tuning)
+    # Backbone overrides applied on top of the pretrained config (fairseq arg_overrides).
+    dropout: float = 0.0
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    dropout_input: float = 0.0
+    final_dropout: float = 0.0
+    encoder_layerdrop: float = 0.0
+    mask_prob: float = 0.5
+    mask_length: int = 10
+    mask_selection: Literal["static", "uniform", "normal", "poisson"] = "static"
+    mask_other: float = 0.0
+    mask_channel_prob: float = 0.0
+    mask_channel_length: int = 10
+    mask_channel_selection: Literal["static", "uniform", "normal", "poisson"] = "static"
+    mask_channel_other: float = 0.0
+    mask_channel_before: bool = False
+    require_same_masks: bool = True
+    mask_dropout: float = 0.0
+    # Monitoring
+    all_blank_threshold: float = 0.999
+    all_blank_grace_updates: int = 500  # updates after the freeze ends before all-blank output alarms
+
+    def __post_init__(self) -> None:
+        if self.freeze_finetune_updates < 0:
+            raise ValueError("freeze_finetune_updates must be >= 0")
+        if not 0 < self.all_blank_threshold <= 1:
+            raise ValueError("all_blank_threshold must be in (0, 1]")
+
+    def backbone_overrides(self) -> dict[str, Any]:
+        names = [
+            "feature_grad_mult", "dropout", "attention_dropout", "activation_dropout", "dropout_input",
+            "final_dropout", "encoder_layerdrop", "mask_prob", "mask_length", "mask_selection", "mask_other",
+            "mask_channel_prob", "mask_channel_length", "mask_channel_selection", "mask_channel_other",
+            "mask_channel_before", "require_same_masks", "mask_dropout",
+        ]
+        return {n: getattr(self, n) for n in names}
+
+
+@dataclass
+class FinetuneDataSection(DataSection):
+    """Fine-tuning pads instead of cropping: keep every utterance long enough for one frame; fairseq's
+    fine-tuning batches are 3.2M samples (BASE) per GPU."""
+
+    max_tokens: int = 3_200_000
+    max_sample_size: int = 16000 * 3600
+    min_sample_size: int = 400
+
+
+@dataclass
+class FinetuneOptimConfig(OptimConfig):
+    """fairseq fine-tuning: Adam(0.9, 0.98), eps 1e-8, no weight decay, lr 5e-5, 13k updates (10 min / 1 h)."""
+
+    lr: float = 5e-5
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    max_update: int = 13_000
+
+
+@dataclass
+class FinetuneScheduleConfig(ScheduleConfig):
+    """Tri-stage: 10% linear warmup from 0.01*lr, 40% hold, 50% exponential decay to 0.05*lr."""
+
+    name: Literal["polynomial_decay", "tri_stage", "constant"] = "tri_stage"
+
+
+@dataclass
+class FinetuneConfig(TrainConfig):
+    """A fine-tuning run: :class:`TrainConfig` with fine-tuning defaults and a ``finetune`` section."""
+
+    task: str = "ctc"
+    data: FinetuneDataSection = field(default_factory=FinetuneDataSection)
+    optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
+    schedule: FinetuneScheduleConfig = field(default_factory=FinetuneScheduleConfig)
+    finetune: FinetuneSection = field(default_factory=FinetuneSection)
+
+
+def load_finetune_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> FinetuneConfig:
+    cfg = load_config(FinetuneConfig, path, list(overrides))
+    where = f"{path}: " if path is not None else ""
+    if not cfg.data.train:
+        raise ConfigError(f"{where}key 'data.train': at least one training manifest is required")
+    if cfg.task != "ctc":
+        raise ConfigError(f"{where}key 'task': fine-tuning runs task 'ctc', got {cfg.task!r}")
+    return cfg
+
+
+class CTCAlarmChecker(AlarmChecker):
+    """The trainer's alarms plus ``all_blank``: outputs still all blank after the freeze ended."""
+
+    def __init__(self, freeze_end: int, threshold: float, grace: int, **kw):
+        super().__init__(**kw)
+        self.freeze_end = freeze_end
+        self.threshold = threshold
+        self.grace = grace
+
+    def check(self, num_updates: int, metrics: dict[str, float]) -> list[Alarm]:
+        alarms = super().check(num_updates, metrics)
+        frac = metrics.get("blank_frac")
+        holds = (
+            frac is not None and num_updates >= self.freeze_end + self.grace and frac >= self.threshold
+        )
+        if holds and "all_blank" not in self._active:
+            self._active.add("all_blank")
+            alarms.append(Alarm(
+                "all_blank",
+                f"{100 * frac:.2f}% of frames are blank at update {num_updates}, {num_updates - self.freeze_end} "
+                "updates after the encoder was unfrozen: the model outputs nothing. Advice: train longer "
+                "(CTC models emit only blanks for a while), raise the lr, check that the labels match the "
+                "audio and the dictionary, and that frames outnumber label symbols.",
+            ))
+        elif not holds:
+            self._active.discard("all_blank")
+        return alarms
+
+
+class CTCTask(Task):
+    """CTC fine-tuning; see the module docstring."""
+
+    name = "ctc"
+    best_metric = "wer"
+    maximize_best = False
+
+    def __init__(self, cfg: TrainConfig, source: str | None = None):
+        if not isinstance(cfg, FinetuneConfig):
+            raise ConfigError(
+                f"{source or 'config'}: task 'ctc' needs a fine-tuning config (speech-ssl finetune CONFIG.yaml)"
+            )
+        super().__init__(cfg, source)
+        self.ft = cfg.finetune
+        self.dictionary = self._load_dictionary()
+        self.symbols = list(self.dictionary.symbols)
+        from speech_ssl.decode.ctc import SPM_SPACE, WORD_SEP
+
+        if self.ft.unit is not None:
+            self.unit = self.ft.unit
+        elif WORD_SEP in self.dictionary:
+            self.unit = "letter"
+        elif any(s.startswith(SPM_SPACE) for s in self.symbols):
+            self.unit = "spm"
+        else:
+            self.unit = "phone"
+        self.model_cfg = None
+        self._datasets: dict[str, list] = {}
+        self._samplers: dict[tuple[str, int, int], Any] = {}
+
+    # -- dictionary and checks ------------------------------------------------------------------------
+    def _load_dictionary(self):
+        from speech_ssl.data.manifest import Dictionary
+
+        path = self.ft.dictionary
+        if path is None:
+            path = str(Path(self.cfg.data.train[0]).parent / f"dict.{self.ft.labels}.txt")
+        d = Dictionary.load(path)
+        if d.symbols[d.blank_index] != "<s>" or d.blank_index != 0:
+            raise DataError(f"the CTC blank must be <s> at index 0, got {d.symbols[0]!r}", path)
+        if len(d) < 5:
+            raise DataError("the dictionary has no symbols besides the specials", path)
+        self.dictionary_path = path
+        return d
+
+    def _label_path(self, manifest: str) -> Path:
+        return Path(manifest).with_suffix("." + self.ft.labels)
+
+    # -- model ----------------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
+
+        ft = self.ft
+        V = len(self.symbols)
+        overrides = {**ft.backbone_overrides(), **self.cfg.model.overrides}
+        if ft.pretrained:
+            from speech_ssl.models.checkpoint import load_model
+
+            src = load_model(ft.pretrained)
+            if isinstance(src, Wav2Vec2ForCTC):
+                if src.vocab is not None and list(src.vocab) != self.symbols:
+                    raise DataError(
+                        f"the checkpoint's CTC vocabulary ({len(src.vocab)} symbols, starting "
+                        f"{src.vocab[:6]}) differs from {self.dictionary_path} ({len(self.symbols)} symbols, "
+                        f"starting {self.symbols[:6]}); a new head would be needed",
+                        ft.pretrained,
+                    )
+                model = Wav2Vec2ForCTC(src.cfg.replace(**overrides), V, self.symbols, ft.freeze_finetune_updates)
+                model.load_state_dict(src.state_dict(), strict=True)
+            else:
+                model = Wav2Vec2ForCTC.from_pretraining(src, V, self.symbols, ft.freeze_finetune_updates, **overrides)
+            del src
+        else:
+            cfg = build_model_config(self.cfg, self.source).replace(**ft.backbone_overrides())
+            cfg = cfg.replace(**self.cfg.model.overrides)
+            model = Wav2Vec2ForCTC(cfg, V, self.symbols, ft.freeze_finetune_updates)
+        if ft.feature_grad_mult == 0:
+            model.freeze_feature_encoder()
+        self.model_cfg = model.cfg
+        return model
+
+    def _extra(self) -> dict:
+        return {
+            "unit": self.unit,
+            "normalize": self.cfg.data.normalize,
+            "labels": self.ft.labels,
+            "task": "ctc",
+        }
+
+    def save_weights(self, model: nn.Module, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """``model.safetensors`` + ``config.json`` (with vocab, unit, normalize) + ``dict.txt``."""
+        from speech_ssl.models.checkpoint import (
+            FORMAT,
+            FORMAT_VERSION,
+            _atomic_write_bytes,
+            save_state_dict,
+            to_dict,
+        )
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if state_dict is None:
+            from speech_ssl.models.checkpoint import save_model
+
+            save_model(model, folder, extra=self._extra())
+        else:  # the trainer gathered the weights (FSDP): same files from the given state dict
+            import json
+
+            meta = {
+                "format": FORMAT, "format_version": FORMAT_VERSION, "architecture": "Wav2Vec2ForCTC",
+                "model": to_dict(model.cfg), "vocab_size": model.vocab_size, "vocab": model.vocab,
+                "freeze_finetune_updates": model.freeze_finetune_updates, "extra": self._extra(),
+            }
+            save_state_dict(state_dict, folder / "model.safetensors", metadata={"format": "pt"})
+            _atomic_write_bytes(folder / "config.json", (json.dumps(meta, indent=2) + "\n").encode())
+        self.dictionary.save(folder / "dict.txt")
+
+    def load_weights(self, model: nn.Module, folder: Path, strict: bool = True) -> None:
+        from speech_ssl.models.checkpoint import checkpoint_paths, load_state_dict
+
+        weights, _ = checkpoint_paths(folder)
+        state = load_state_dict(weights)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if strict and (missing or unexpected):
+            raise ConfigError(
+                f"{folder}: weights do not match the CTC model (missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}); check finetune.pretrained / model.overrides"
+            )
+
+    def ddp_find_unused_parameters(self) -> bool:
+        # The frozen-backbone phase runs the backbone under no_grad; mask_emb is unused without masking.
+        return self.ft.freeze_finetune_updates > 0 or self.ft.mask_prob == 0
+
+    # -- data -----------------------------------------------------------------------------------------
+    def _dataset(self, name: str) -> list:
+        if name not in self._datasets:
+            from speech_ssl.data.datasets import FinetuneDataset
+
+            d = self.cfg.data
+            manifests = d.train if name == "train" else d.valid
+            parts = []
+            for m in manifests:
+                ds = FinetuneDataset(
+                    m, self._label_path(m), self.dictionary, d.min_sample_size, d.max_sample_size, d.normalize,
+                    seed=self.cfg.seed,
+                )
+                self._check_labels(ds, m)
+                parts.append(ds)
+            self._datasets[name] = parts
+        return self._datasets[name]
+
+    def _check_labels(self, ds, manifest: str) -> None:
+        """Blank never a label; count utterances whose labels cannot fit their frames under CTC."""
+        import numpy as np
+
+        from speech_ssl.decode.run import conv_out_length
+
+        for i, t in enumerate(ds.targets):
+            if len(t) and bool((t == self.dictionary.blank_index).any()):
+                row = int(ds.rows[i])
+                raise DataError(
+                    "label uses <s>, which is the CTC blank", ds.label_path, row + 1
+                )
+            if len(t) and bool((t == self.dictionary.pad_index).any()):
+                raise DataError("label uses <pad>", ds.label_path, int(ds.rows[i]) + 1)
+        layers = self.model_cfg.conv_feature_layers if self.model_cfg is not None else None
+        if layers is None:
+            from speech_ssl.models.checkpoint import read_checkpoint_config
+
+            if self.ft.pretrained:
+                layers = read_checkpoint_config(self.ft.pretrained)["model"]["conv_feature_layers"]
+            else:
+                layers = build_model_config(self.cfg, self.source).conv_feature_layers
+        frames = np.array([conv_out_length(int(n), [tuple(x) for x in layers]) for n in ds.raw_sizes])
+        # CTC needs a frame per label plus one between repeated labels.
+        need = np.array([len(t) + int((t[1:] == t[:-1]).sum()) if len(t) else 0 for t in ds.targets])
+        bad = np.flatnonzero(need > frames)
+        self.num_infeasible = getattr(self, "num_infeasible", 0) + len(bad)
+        if len(bad):
+            r = int(ds.rows[bad[0]])
+            logger.warning(
+                "%s: %d of %d utterances have more label symbols than frames and give no CTC gradient "
+                "(zero_infinity), e.g. %s:%d (%d symbols, %d frames)",
+                manifest, len(bad), len(ds), ds.label_path, r + 1, need[bad[0]], frames[bad[0]],
+            )
+        empty = int((ds.target_sizes == 0).sum())
+        if empty:
+            logger.warning("%s: %d utterances have empty labels", manifest, empty)
+
+    def split(self, name: str, epoch: int, rank: int, world_size: int) -> DataSplit:
+        import numpy as np
+
+        from speech_ssl.data.sampler import DynamicBatchSampler
+
+        parts = self._dataset(name)
+        d = self.cfg.data
+        train = name == "train"
+        max_tokens = d.max_tokens if train or d.valid_max_tokens is None else d.valid_max_tokens
+        key = (name, rank, world_size)
+        if key not in self._samplers:
+            sizes = np.concatenate([p.sizes for p in parts])
+            self._samplers[key] = DynamicBatchSampler(
+                sizes, max_tokens, shuffle=train, seed=self.cfg.seed, num_replicas=world_size, rank=rank,
+                skip_oversize=not train,
+            )
+        sampler = self._samplers[key]
+        for p in parts:
+            p.set_epoch(epoch)
+        batches = [b.tolist() for b in sampler.rank_batches(epoch)]
+        if not train and d.max_valid_batches is not None:
+            batches = batches[: d.max_valid_batches]
+        dataset = parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
+        return DataSplit(dataset, batches, parts[0].collater)
+
+    def describe_batch(self) -> str:
+        c = self.model_cfg
+        if c is None:
+            return f"CTC over {len(self.symbols)} {self.unit} symbols"
+        return (
+            f"CTC over {len(self.symbols)} {self.unit} symbols, mask {c.mask_prob}x{c.mask_length}, channel mask "
+            f"{c.mask_channel_prob}x{c.mask_channel_length}, layerdrop {c.encoder_layerdrop}, "
+            f"freeze {self.ft.freeze_finetune_updates} updates"
+        )
+
+    # -- steps ----------------------------------------------------------------------------------------
+    def _forward_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
+        logits, out_lengths = model(batch["source"], batch["lengths"])
+        lprobs = logits.float().log_softmax(-1)  # (B, T, V) fp32 (fairseq: log-probs in fp32)
+        tgt, tlen = batch["target"], batch["target_lengths"].to(lprobs.device)
+        valid = torch.arange(tgt.shape[1], device=tgt.device)[None, :] < tlen.to(tgt.device)[:, None]
+        flat = tgt[valid].to(lprobs.device)
+        with torch.backends.cudnn.flags(enabled=False):
+            loss = F.ctc_loss(
+                lprobs.transpose(0, 1), flat, out_lengths, tlen, blank=self.dictionary.blank_index,
+                reduction="sum", zero_infinity=True,
+            )
+        frames = torch.arange(lprobs.shape[1], device=lprobs.device)[None, :] < out_lengths[:, None]
+        blank_frames = ((lprobs.argmax(-1) == self.dictionary.blank_index) & frames).sum()
+        logs = {
+            "ntokens": float(tlen.sum()),
+            "nsentences": float(tgt.shape[0]),
+            "frames": float(frames.sum()),
+            "blank_frames": float(blank_frames),
+        }
+        return loss, lprobs, out_lengths, logs
+
+    def train_step(self, model: nn.Module, batch: dict[str, torch.Tensor], num_updates: int) -> StepOutput:
+        loss, _, _, logs = self._forward_loss(model, batch)
+        return StepOutput(loss, float(batch["target"].shape[0]), logs)
+
+    def valid_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        import jiwer
+
+        from speech_ssl.decode.ctc import greedy_ctc, tokens_to_text
+
+        loss, lprobs, out_lengths, logs = self._forward_loss(model, batch)
+        hyps_tok = greedy_ctc(lprobs, out_lengths, self.dictionary.blank_index)
+        tgt, tlen = batch["target"].cpu(), batch["target_lengths"].cpu().tolist()
+        refs_tok = [tgt[i, : tlen[i]].tolist() for i in range(len(tlen))]
+        # Unit error rate over output symbols (fairseq's "uer"), word (or phone) error rate over text.
+        unit_r = [" ".join(map(str, r)) or "" for r in refs_tok]
+        unit_h = [" ".join(map(str, h)) or "" for h in hyps_tok]
+        text_unit = "phone" if self.unit == "phone" else self.unit
+        word_r = [tokens_to_text(r, self.symbols, text_unit) for r in refs_tok]
+        word_h = [tokens_to_text(h, self.symbols, text_unit) for h in hyps_tok]
+        u = jiwer.process_words(unit_r, unit_h)
+        w = jiwer.process_words(word_r, word_h)
+        logs.update(
+            unit_errors=float(u.substitutions + u.deletions + u.insertions),
+            unit_total=float(sum(len(r) for r in refs_tok)),
+            word_errors=float(w.substitutions + w.deletions + w.insertions),
+            word_total=float(sum(len(r.split()) for r in word_r)),
+        )
+        return StepOutput(loss, float(tgt.shape[0]), logs)
+
+    def reduce_metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        ss = sums.get("sample_size", 0.0) or 1.0
+        m: dict[str, float] = {"loss": sums.get("loss", 0.0) / ss / LN2}
+        if sums.get("ntokens"):
+            m["nll_loss"] = sums.get("loss", 0.0) / sums["ntokens"] / LN2
+        if sums.get("frames"):
+            m["blank_frac"] = sums.get("blank_frames", 0.0) / sums["frames"]
+        if "word_total" in sums:
+            m["wer"] = 100.0 * sums.get("word_errors", 0.0) / max(sums["word_total"], 1.0)
+            m["uer"] = 100.0 * sums.get("unit_errors", 0.0) / max(sums.get("unit_total", 0.0), 1.0)
+            if self.unit == "phone":
+                m["per"] = m["wer"]
+        m["sample_size"] = sums.get("sample_size", 0.0)
+        return m
+
+    def alarm_checker(self, warmup_end: int) -> AlarmChecker:
+        return CTCAlarmChecker(
+            freeze_end=self.ft.freeze_finetune_updates,
+            threshold=self.ft.all_blank_threshold,
+            grace=self.ft.all_blank_grace_updates,
+            warmup_end=warmup_end,
+        )
