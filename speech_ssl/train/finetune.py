@@ -154,6 +154,7 @@ class CTCAlarmChecker(AlarmChecker):
         self.freeze_end = freeze_end
         self.threshold = threshold
         self.grace = grace
+        self._blank_active = False
 
     def check(self, num_updates: int, metrics: dict[str, float]) -> list[Alarm]:
         alarms = super().check(num_updates, metrics)
@@ -161,8 +162,7 @@ class CTCAlarmChecker(AlarmChecker):
         holds = (
             frac is not None and num_updates >= self.freeze_end + self.grace and frac >= self.threshold
         )
-        if holds and "all_blank" not in self._active:
-            self._active.add("all_blank")
+        if holds and not self._blank_active:
             alarms.append(Alarm(
                 "all_blank",
                 f"{100 * frac:.2f}% of frames are blank at update {num_updates}, {num_updates - self.freeze_end} "
@@ -170,8 +170,7 @@ class CTCAlarmChecker(AlarmChecker):
                 "(CTC models emit only blanks for a while), raise the lr, check that the labels match the "
                 "audio and the dictionary, and that frames outnumber label symbols.",
             ))
-        elif not holds:
-            self._active.discard("all_blank")
+        self._blank_active = holds
         return alarms
 
 

@@ -1,0 +1,191 @@
+"""CTC fine-tuning: label checks, loss/metrics, and a tiny model overfitting a handful of utterances."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speech_ssl.config import ConfigError
+from speech_ssl.errors import DataError
+from speech_ssl.train.finetune import CTCAlarmChecker, CTCTask, load_finetune_config
+
+LETTERS = "ABCDE"
+FREQS = {c: f for c, f in zip(LETTERS, [300.0, 700.0, 1200.0, 2000.0, 3100.0])}
+TEXTS = ["AB CD", "EAD", "BE AC", "DC BA", "CAB E", "ED"]
+
+
+def _render(text: str, rng: np.random.Generator) -> np.ndarray:
+    """'Speech' where every letter is a 0.1 s tone of its own frequency and a space is 0.08 s of silence."""
+    sr = 16000
+    parts = [np.zeros(1600, dtype=np.float32)]
+    for ch in text:
+        if ch == " ":
+            parts.append(np.zeros(1280, dtype=np.float32))
+            continue
+        t = np.arange(1600) / sr
+        tone = 0.5 * np.sin(2 * np.pi * FREQS[ch] * t + rng.uniform(0, 6.28)) * np.hanning(1600)
+        parts.append(tone.astype(np.float32))
+        parts.append(np.zeros(320, dtype=np.float32))
+    parts.append(np.zeros(1600, dtype=np.float32))
+    x = np.concatenate(parts)
+    return (x + 0.01 * rng.standard_normal(len(x))).astype(np.float32)
+
+
+def make_corpus(root, texts=TEXTS, name="train"):
+    rng = np.random.default_rng(0)
+    audio = root / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    rows, ltr, wrd = [], [], []
+    for i, t in enumerate(texts):
+        x = _render(t, rng)
+        fn = f"{name}-{i:03d}.wav"
+        sf.write(audio / fn, x, 16000)
+        rows.append(f"{fn}\t{len(x)}")
+        ltr.append(" ".join(t.replace(" ", "|")) + " |")
+        wrd.append(t)
+    (root / f"{name}.tsv").write_text(str(audio) + "\n" + "\n".join(rows) + "\n")
+    (root / f"{name}.ltr").write_text("\n".join(ltr) + "\n")
+    (root / f"{name}.wrd").write_text("\n".join(wrd) + "\n")
+    (root / "dict.ltr.txt").write_text("".join(f"{s} 10\n" for s in ["|", *LETTERS]))
+    return root / f"{name}.tsv"
+
+
+def write_config(root, pretrained="", extra=""):
+    man = root / "train.tsv"
+    cfg = root / "ft.yaml"
+    cfg.write_text(
+        f"""
+task: ctc
+seed: 1
+device: cpu
+model:
+  preset: tiny
+data:
+  train: [{man}]
+  valid: [{man}]
+  max_tokens: 400000
+optim:
+  lr: 0.002
+  max_update: 160
+schedule:
+  name: tri_stage
+  phase_ratio: [0.1, 0.4, 0.5]
+checkpoint:
+  save_interval_updates: 0
+logging:
+  log_interval: 40
+  valid_interval_updates: 80
+  progress_bar: false
+  tensorboard: false
+finetune:
+  pretrained: "{pretrained}"
+  labels: ltr
+  freeze_finetune_updates: 10
+  mask_prob: 0.05
+  mask_length: 2
+  mask_channel_prob: 0.1
+  mask_channel_length: 4
+  encoder_layerdrop: 0.0
+{extra}"""
+    )
+    return cfg
+
+
+def _pretrained(root):
+    from speech_ssl.models.checkpoint import save_model
+    from speech_ssl.models.config import get_preset
+    from speech_ssl.models.wav2vec2 import Wav2Vec2ForPretraining
+
+    save_model(Wav2Vec2ForPretraining(get_preset("tiny")), root / "pt")
+    return root / "pt"
+
+
+def test_config_defaults_follow_fairseq(tmp_path):
+    make_corpus(tmp_path)
+    cfg = load_finetune_config(write_config(tmp_path))
+    assert cfg.schedule.name == "tri_stage" and cfg.optim.eps == 1e-8
+    assert cfg.finetune.feature_grad_mult == 0.0
+    with pytest.raises(ConfigError, match="finetune.bogus"):
+        load_finetune_config(write_config(tmp_path), ["finetune.bogus=1"])
+
+
+def test_label_symbol_not_in_dictionary_names_file_and_line(tmp_path):
+    make_corpus(tmp_path)
+    lines = (tmp_path / "train.ltr").read_text().splitlines()
+    lines[2] = "A X |"
+    (tmp_path / "train.ltr").write_text("\n".join(lines) + "\n")
+    task = CTCTask(load_finetune_config(write_config(tmp_path)), "ft.yaml")
+    task.build_model()
+    with pytest.raises(DataError, match=r"train.ltr:3: .*'X'"):
+        task.split("train", 1, 0, 1)
+
+
+def test_blank_used_as_label_is_rejected(tmp_path):
+    make_corpus(tmp_path)
+    lines = (tmp_path / "train.ltr").read_text().splitlines()
+    lines[1] = "A <s> |"
+    (tmp_path / "train.ltr").write_text("\n".join(lines) + "\n")
+    task = CTCTask(load_finetune_config(write_config(tmp_path)), "ft.yaml")
+    task.build_model()
+    with pytest.raises(DataError, match=r"train.ltr:2: .*blank"):
+        task.split("train", 1, 0, 1)
+
+
+def test_ctc_loss_matches_per_utterance_reference(tmp_path):
+    """Batched, padded loss == sum of unpadded per-utterance CTC losses; conv encoder frozen."""
+    make_corpus(tmp_path)
+    task = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=_pretrained(tmp_path))), "ft.yaml")
+    model = task.build_model().eval()
+    assert all(not p.requires_grad for p in model.wav2vec2.feature_encoder.parameters())
+    split = task.split("train", 1, 0, 1)
+    batch = split.collate([split.dataset[i] for i in range(4)])
+    out = task.train_step(model, batch, 0)
+    ref = 0.0
+    for i in range(4):
+        L = int(batch["lengths"][i])
+        logits, n = model(batch["source"][i : i + 1, :L])
+        lp = logits.log_softmax(-1).transpose(0, 1)
+        t = batch["target"][i, : batch["target_lengths"][i]]
+        ref += torch.nn.functional.ctc_loss(lp, t[None], n, t.new_tensor([len(t)]), reduction="sum")
+    # (GroupNorm-free tiny preset: padding does not change the per-utterance features)
+    assert float(out.loss.detach()) == pytest.approx(float(ref.detach()), rel=2e-3)
+    assert out.sample_size == 4
+    m = task.reduce_metrics({"loss": float(out.loss.detach()), "sample_size": 4.0, **out.logs})
+    assert 0.0 <= m["blank_frac"] <= 1.0
+
+
+def test_all_blank_alarm_after_freeze():
+    chk = CTCAlarmChecker(freeze_end=100, threshold=0.99, grace=50)
+    assert chk.check(120, {"blank_frac": 1.0}) == []  # still in the grace period
+    alarms = chk.check(200, {"blank_frac": 1.0})
+    assert [a.name for a in alarms] == ["all_blank"]
+    assert chk.check(210, {"blank_frac": 1.0}) == []  # fires once
+    assert chk.check(220, {"blank_frac": 0.5}) == []
+
+
+def test_tiny_model_overfits_and_decodes(tmp_path):
+    """Fine-tune from a (random) pretrained checkpoint on 6 utterances: greedy WER -> ~0."""
+    from speech_ssl.decode.run import DecodeOptions, decode_manifest
+    from speech_ssl.train.trainer import Trainer
+
+    make_corpus(tmp_path)
+    cfg = load_finetune_config(write_config(tmp_path, pretrained=_pretrained(tmp_path)))
+    task = CTCTask(cfg, "ft.yaml")
+    trainer = Trainer(cfg, task, tmp_path / "run")
+    trainer.setup()
+    metrics = trainer.train()
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    valid = [e for e in log if e.get("split") == "valid"]
+    assert valid, log[-3:]
+    assert metrics["wer"] <= 10.0, metrics
+    assert math.isfinite(metrics["loss"])
+    best = tmp_path / "run" / "checkpoints" / "best"
+    assert (best / "dict.txt").is_file()
+    summary = decode_manifest(
+        DecodeOptions(checkpoint=str(best), manifest=str(tmp_path / "train.tsv"), out=str(tmp_path / "dec")),
+        log=lambda s: None,
+    )
+    assert summary["score"]["error_rate"] <= 0.1
