@@ -1,0 +1,242 @@
+"""Model behaviour: losses, gradients, LayerDrop, quantizer, input errors, batch consistency, CTC."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from speech_ssl.models import Wav2Vec2ForCTC, Wav2Vec2ForPretraining, Wav2Vec2Model, get_preset, preset_names
+from speech_ssl.models.masking import compute_mask_indices, sample_negatives
+
+
+def tiny(**kw):
+    return get_preset("tiny", **kw)
+
+
+def wave(B=2, L=6400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, L, generator=g) * 0.3
+
+
+def fixed_mask(model, x, lens=None, seed=0):
+    B, L = x.shape
+    T = int(model.wav2vec2.output_lengths(torch.tensor([L]))[0])
+    pm = None
+    if lens is not None:
+        pm = torch.arange(T)[None] >= model.wav2vec2.output_lengths(lens)[:, None]
+    g = torch.Generator().manual_seed(seed)
+    m = compute_mask_indices((B, T), pm, 0.5, 3, min_masks=2, generator=g)
+    return m, sample_negatives(m, model.cfg.num_negatives, generator=g)
+
+
+def test_pretraining_forward_logs_and_backward():
+    model = Wav2Vec2ForPretraining(tiny(loss_weights=(0.1, 10.0))).train()
+    x = wave()
+    lens = torch.tensor([6400, 5000])
+    out = model(x, lens, generator=torch.Generator().manual_seed(0))
+    n = out.sample_size
+    assert out.logits.shape == (n, 1 + model.cfg.num_negatives) and out.logits.dtype == torch.float32
+    for k in ("loss", "contrastive_loss", "diversity_loss", "features_pen", "accuracy", "prob_perplexity",
+              "code_perplexity", "temperature", "sample_size", "loss_bits"):
+        assert k in out.logs and math.isfinite(out.logs[k]), k
+    w_div, w_pen = model.cfg.loss_weights
+    total = out.logs["contrastive_loss"] + w_div * out.logs["diversity_loss"] * n + w_pen * out.logs["features_pen"] * n
+    assert out.loss.item() == pytest.approx(total, rel=1e-5)
+    GV = model.cfg.latent_vars * model.cfg.latent_groups
+    assert 1.0 <= out.logs["prob_perplexity"] <= GV and 1.0 <= out.logs["code_perplexity"] <= GV
+    assert out.logs["temperature"] == 2.0
+    # the padded tail of utterance 1 is never masked or used as a negative
+    T1 = int(model.wav2vec2.output_lengths(lens)[1])
+    assert not out.mask_indices[1, T1:].any()
+    out.loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+
+
+def test_features_pen_is_mean_square_of_conv_output():
+    model = Wav2Vec2ForPretraining(tiny()).eval()
+    x = wave()
+    m, neg = fixed_mask(model, x)
+    with torch.no_grad():
+        out = model(x, mask_indices=m, negative_indices=neg)
+        ref = model.wav2vec2.feature_encoder(x).pow(2).mean().item()
+    assert out.logs["features_pen"] == pytest.approx(ref, rel=1e-6)
+
+
+def test_feature_grad_mult_scales_and_zero_stops_gradients():
+    x = wave()
+    grads = {}
+    for mult in (1.0, 0.1, 0.0):
+        torch.manual_seed(0)
+        model = Wav2Vec2ForPretraining(tiny(feature_grad_mult=mult, loss_weights=(0.1, 10.0))).eval()
+        m, neg = fixed_mask(model, x)
+        model(x, mask_indices=m, negative_indices=neg).loss.backward()
+        grads[mult] = model.wav2vec2.feature_encoder.blocks[0].conv.weight.grad
+    assert grads[0.0] is None
+    assert torch.allclose(grads[0.1], grads[1.0] * 0.1, rtol=1e-4, atol=1e-9)
+
+
+def test_layerdrop_keeps_every_parameter_in_the_graph():
+    model = Wav2Vec2ForPretraining(tiny(encoder_layerdrop=1.0)).train()
+    x = wave()
+    out = model(x)
+    out.loss.backward()
+    for n, p in model.named_parameters():
+        assert p.grad is not None, n  # DDP without find_unused_parameters needs this
+        if ".encoder.layers." in n:
+            assert torch.count_nonzero(p.grad) == 0, n
+    # all layers skipped: hidden states do not change across layers
+    hs = out.backbone.hidden_states
+    assert all(torch.equal(hs[0], h) for h in hs[1:])
+
+
+def test_layerdrop_decision_follows_generator():
+    enc = Wav2Vec2Model(tiny(encoder_layers=8, encoder_layerdrop=0.5)).train()
+    x = wave(1)
+
+    def run(seed):
+        g = torch.Generator().manual_seed(seed)
+        hs = enc(x, apply_mask=False, generator=g).hidden_states
+        return [torch.equal(a, b) for a, b in zip(hs[:-1], hs[1:])]
+
+    assert run(3) == run(3)
+    assert any(run(s) != run(3) for s in range(4, 10))
+
+
+def test_quantizer_eval_argmax_train_straight_through_and_temperature():
+    model = Wav2Vec2ForPretraining(tiny())
+    q = model.quantizer
+    feats = torch.randn(2, 7, model.wav2vec2.feature_encoder.out_dim)
+    q.eval()
+    o = q(feats)
+    logits = q.weight_proj(feats).view(2, 7, q.groups, q.num_vars)
+    assert torch.equal(o.codes, logits.argmax(-1))
+    book = q.codevectors.view(q.groups, q.num_vars, -1)
+    expect = torch.cat([book[g][o.codes[..., g]] for g in range(q.groups)], dim=-1)
+    assert torch.allclose(o.x, expect)
+    q.train()
+    f = feats.clone().requires_grad_(True)
+    o = q(f, generator=torch.Generator().manual_seed(0))
+    expect = torch.cat([book[g][o.codes[..., g]] for g in range(q.groups)], dim=-1)
+    assert torch.allclose(o.x, expect, atol=1e-6)  # hard codes in the forward pass
+    o.x.sum().backward()
+    assert f.grad is not None and f.grad.abs().sum() > 0  # soft gradients (straight-through)
+    model.set_num_updates(0)
+    assert q.curr_temp == 2.0
+    model.set_num_updates(1000)
+    assert q.curr_temp == pytest.approx(max(2.0 * 0.999**1000, 0.5))
+    model.set_num_updates(10**6)
+    assert q.curr_temp == 0.5
+
+
+def test_negative_identical_to_positive_gets_minus_inf():
+    model = Wav2Vec2ForPretraining(tiny()).eval()
+    with torch.no_grad():
+        model.quantizer.codevectors.fill_(0.5)  # every code the same -> every negative equals its positive
+    x = wave()
+    m, neg = fixed_mask(model, x)
+    with torch.no_grad():
+        out = model(x, mask_indices=m, negative_indices=neg)
+    assert torch.all(torch.isinf(out.logits[:, 1:])) and torch.all(torch.isfinite(out.logits[:, 0]))
+    assert out.logs["contrastive_loss"] == 0.0
+
+
+def test_autocast_keeps_loss_math_fp32():
+    model = Wav2Vec2ForPretraining(tiny()).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(wave(), generator=torch.Generator().manual_seed(0))
+    assert out.logits.dtype == torch.float32 and out.loss.dtype == torch.float32
+    assert math.isfinite(out.loss.item())
+
+
+def test_input_errors():
+    model = Wav2Vec2Model(tiny()).eval()
+    assert model.receptive_field == 400
+    with pytest.raises(ValueError, match="shorter than the receptive field.*400"):
+        model(torch.zeros(1, 399))
+    with pytest.raises(ValueError, match="shorter than the receptive field"):
+        model(torch.zeros(2, 1000), torch.tensor([1000, 300]))
+    with pytest.raises(ValueError, match="empty batch"):
+        model(torch.zeros(0, 1000))
+    with pytest.raises(TypeError, match="float"):
+        model(torch.zeros(1, 1000, dtype=torch.int16))
+    with pytest.raises(ValueError, match=r"\(batch, samples\)"):
+        model(torch.zeros(1000))
+    with pytest.raises(ValueError, match="lengths"):
+        model(torch.zeros(2, 1000), torch.tensor([1000]))
+    with pytest.raises(ValueError, match="exceed"):
+        model(torch.zeros(1, 1000), torch.tensor([1200]))
+    pt = Wav2Vec2ForPretraining(tiny(mask_prob=0.0))
+    with pytest.raises(ValueError, match="needs masked frames"):
+        pt(torch.zeros(1, 4000))
+    assert get_preset("base").receptive_field == 400
+
+
+def test_batch_consistency_layer_norm_mode():
+    model = Wav2Vec2Model(tiny()).eval()  # layer-norm extractor, pre-LN
+    lens = [6400, 4321, 2000]
+    xs = [wave(1, n, seed=i)[0] for i, n in enumerate(lens)]
+    batch = torch.zeros(3, max(lens))
+    for i, x in enumerate(xs):
+        batch[i, : len(x)] = x
+    with torch.no_grad():
+        out = model(batch, torch.tensor(lens))
+        for i, x in enumerate(xs):
+            single = model(x[None])
+            T = single.last_hidden_state.shape[1]
+            assert int(out.out_lengths[i]) == T
+            for a, b in zip(out.hidden_states, single.hidden_states):
+                assert (a[i, :T] - b[0]).abs().max().item() < 1e-5
+            assert (out.last_hidden_state[i, :T] - single.last_hidden_state[0]).abs().max().item() < 1e-5
+
+
+def test_group_norm_mode_depends_on_padding_documented():
+    # Group-norm mode normalises conv block 0 over time including the zero padding (fairseq and HF do
+    # the same; BASE models are meant to run unpadded). A padded row therefore differs from the row alone.
+    model = Wav2Vec2Model(tiny(extractor_mode="default", conv_bias=False)).eval()
+    x = wave(1, 3000)[0]
+    batch = torch.zeros(1, 6400)
+    batch[0, :3000] = x
+    with torch.no_grad():
+        a = model(batch, torch.tensor([3000])).last_hidden_state
+        b = model(x[None]).last_hidden_state
+    T = b.shape[1]
+    assert (a[0, :T] - b[0]).abs().max().item() > 1e-3
+
+
+def test_ctc_from_pretraining_blank_padding_and_freezing():
+    pt = Wav2Vec2ForPretraining(tiny())
+    ctc = Wav2Vec2ForCTC.from_pretraining(pt, 10, freeze_finetune_updates=5, mask_prob=0.65, mask_length=3)
+    assert ctc.cfg.mask_prob == 0.65
+    for (n, a), (_, b) in zip(pt.wav2vec2.state_dict().items(), ctc.wav2vec2.state_dict().items()):
+        assert torch.equal(a, b), n
+    ctc.freeze_feature_encoder()
+    ctc.train()
+    x = wave()
+    lens = torch.tensor([6400, 3000])
+    logits, olen = ctc(x, lens, generator=torch.Generator().manual_seed(0))
+    assert logits.shape == (2, int(olen[0]), 10)
+    pad = logits[1, int(olen[1]):]
+    assert torch.all(pad[:, 0] == 0) and torch.all(torch.isinf(pad[:, 1:]))
+    logits.log_softmax(-1)[torch.isfinite(logits)].sum().backward()
+    assert ctc.head.weight.grad is not None
+    assert all(p.grad is None for p in ctc.wav2vec2.parameters())  # frozen for the first 5 updates
+    ctc.zero_grad()
+    ctc.set_num_updates(5)
+    logits, _ = ctc(x, lens, generator=torch.Generator().manual_seed(0))
+    logits[torch.isfinite(logits)].sum().backward()
+    assert ctc.wav2vec2.encoder.layers[0].fc1.weight.grad is not None
+    assert ctc.wav2vec2.feature_encoder.blocks[0].conv.weight.grad is None  # conv stays frozen
+
+
+def test_presets_build_and_param_counts():
+    with torch.device("meta"):
+        counts = {n: sum(p.numel() for p in Wav2Vec2ForPretraining(get_preset(n)).parameters())
+                  for n in preset_names()}
+    # fairseq / HF: BASE 95.0M, LARGE 317.4M (pretraining model incl. quantizer)
+    assert abs(counts["base"] - 95.04e6) < 0.1e6, counts["base"]
+    assert abs(counts["large"] - 317.4e6) < 0.5e6, counts["large"]
+    assert counts["xls_r_300m"] == counts["large"] and counts["tiny"] < 1e6
+    assert 0.9e9 < counts["xls_r_1b"] < 1.1e9 and 2.0e9 < counts["xls_r_2b"] < 2.3e9
