@@ -16,6 +16,7 @@ COMMANDS = [
     "presets",
     "pretrain",
     "finetune",
+    "finetune",
     "decode",
     "lm",
     "score",
