@@ -16,7 +16,6 @@ COMMANDS = [
     "presets",
     "pretrain",
     "finetune",
-    "finetune",
     "decode",
     "lm",
     "score",
