@@ -14,6 +14,7 @@ import sys
 # Subcommand modules, in the order they appear in --help.
 COMMANDS = [
     "presets",
+    "prepare",
     "pretrain",
     "finetune",
     "decode",

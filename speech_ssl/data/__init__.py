@@ -1,26 +1,28 @@
-"""Audio data layer: reading audio, fairseq manifests/labels/dictionaries, vocabularies, datasets, samplers."""
+"""Audio data layer: reading audio, fairseq manifests/labels/dictionaries, vocabularies, datasets, samplers.
 
-from speech_ssl.data.audio import read_audio, resampled_length, write_audio
-from speech_ssl.data.datasets import DatasetConfig, FinetuneDataset, PretrainDataset
-from speech_ssl.data.manifest import (
-    Dictionary,
-    Manifest,
-    ManifestEntry,
-    read_labels,
-    read_manifest,
-    write_manifest,
-)
-from speech_ssl.data.sampler import (
-    DynamicBatchSampler,
-    MultiCorpusBatchSampler,
-    SamplerConfig,
-    language_probs,
-)
-from speech_ssl.data.vocab import letters_to_text, text_to_letters
+Names are imported lazily (``from speech_ssl.data import PretrainDataset`` works) so that corpus
+preparation and ``speech-ssl --help`` do not import torch.
+"""
 
-__all__ = [
-    "DatasetConfig", "Dictionary", "DynamicBatchSampler", "FinetuneDataset", "Manifest", "ManifestEntry",
-    "MultiCorpusBatchSampler", "PretrainDataset", "SamplerConfig", "language_probs", "letters_to_text",
-    "read_audio", "read_labels", "read_manifest", "resampled_length", "text_to_letters", "write_audio",
-    "write_manifest",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "read_audio": "audio", "resampled_length": "audio", "write_audio": "audio", "audio_info": "audio",
+    "DatasetConfig": "datasets", "FinetuneDataset": "datasets", "PretrainDataset": "datasets",
+    "Dictionary": "manifest", "Manifest": "manifest", "ManifestEntry": "manifest", "read_labels": "manifest",
+    "read_manifest": "manifest", "write_labels": "manifest", "write_manifest": "manifest",
+    "DynamicBatchSampler": "sampler", "MultiCorpusBatchSampler": "sampler", "SamplerConfig": "sampler",
+    "language_probs": "sampler",
+    "letters_to_text": "vocab", "text_to_letters": "vocab", "build_dictionary": "vocab",
+    "train_sentencepiece": "vocab", "SentencePieceVocab": "vocab",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"speech_ssl.data.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'speech_ssl.data' has no attribute {name!r}")

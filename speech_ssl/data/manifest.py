@@ -30,11 +30,12 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from speech_ssl.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -267,7 +268,7 @@ class Dictionary:
         lineno: int | None = None,
         unk_ok: bool = False,
         append_eos: bool = False,
-    ) -> torch.Tensor:
+    ) -> "torch.Tensor":
         """Space-separated symbols -> (S,) int64 indices.
 
         Unknown symbols raise DataError naming ``source:lineno`` unless ``unk_ok`` (then ``<unk>``).
@@ -282,11 +283,13 @@ class Dictionary:
             ids.append(i)
         if append_eos:
             ids.append(self.eos_index)
+        import torch  # imported here so that data preparation does not need torch
+
         return torch.tensor(ids, dtype=torch.long)
 
-    def decode(self, ids: Iterable[int] | torch.Tensor, skip_specials: bool = True) -> str:
+    def decode(self, ids: "Iterable[int] | torch.Tensor", skip_specials: bool = True) -> str:
         """Indices -> space-separated symbols (specials dropped unless ``skip_specials=False``)."""
-        if isinstance(ids, torch.Tensor):
+        if hasattr(ids, "tolist"):
             ids = ids.tolist()
         out = []
         for i in ids:
