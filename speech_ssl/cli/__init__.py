@@ -14,6 +14,8 @@ import sys
 # Subcommand modules, in the order they appear in --help.
 COMMANDS = [
     "presets",
+    "convert",
+    "embed",
     "prepare",
     "pretrain",
     "finetune",

@@ -1,0 +1,53 @@
+"""``speech-ssl convert --from FORMAT SRC --to FORMAT DST``: between our checkpoints, HF folders, fairseq."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "convert", help="convert checkpoints: speech_ssl <-> HF transformers (fairseq .pt in)",
+        description="Convert a wav2vec 2.0 checkpoint. Formats: speech_ssl (model.safetensors + config.json), "
+                    "hf (HF transformers Wav2Vec2 folder), fairseq (a .pt file; input only). Every key goes "
+                    "through an explicit table; a mismatch lists all missing/unexpected keys and shapes.",
+    )
+    p.add_argument("--from", dest="src", nargs=2, metavar=("FORMAT", "PATH"), required=True,
+                   help="source format (speech_ssl, hf, fairseq) and path")
+    p.add_argument("--to", dest="dst", nargs=2, metavar=("FORMAT", "PATH"), required=True,
+                   help="target format (speech_ssl, hf) and path")
+    p.add_argument("--weight-norm-keys", choices=["parametrizations", "weight_g"], default="parametrizations",
+                   help="HF output: spelling of the positional-conv weight-norm keys")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from speech_ssl.errors import DataError
+    from speech_ssl.interop.auto import FORMATS, load_any
+
+    (src_fmt, src), (dst_fmt, dst) = args.src, args.dst
+    if src_fmt not in FORMATS:
+        print(f"speech-ssl convert: unknown --from format {src_fmt!r} (known: {', '.join(FORMATS)})",
+              file=sys.stderr)
+        return 2
+    if dst_fmt not in ("speech_ssl", "hf"):
+        print(f"speech-ssl convert: unknown --to format {dst_fmt!r} (known: speech_ssl, hf)", file=sys.stderr)
+        return 2
+    try:
+        model = load_any(src, src_fmt)
+        if dst_fmt == "hf":
+            from speech_ssl.interop.hf import save_hf
+
+            save_hf(model, dst, weight_norm_keys=args.weight_norm_keys)
+        else:
+            from speech_ssl.models.checkpoint import save_model
+
+            save_model(model, dst)
+    except DataError as e:
+        print(f"speech-ssl convert: {e}", file=sys.stderr)
+        return 1
+    n = sum(p.numel() for p in model.parameters())
+    print(f"{type(model).__name__} ({n:,} parameters): {src_fmt} {src} -> {dst_fmt} {dst}")
+    return 0
