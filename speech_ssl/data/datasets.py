@@ -236,3 +236,54 @@ class FinetuneDataset(AudioDataset):
         )
         batch["target_lengths"] = tlen
         return batch
+
+
+class ConcatAudioDataset(torch.utils.data.Dataset):
+    """Several datasets (e.g. one per language) behind one index space, for ``MultiCorpusBatchSampler``.
+
+    Item ``i`` of corpus ``l`` has global index ``offsets[l] + i``; batches carry global ``id``s. All
+    parts must crop/pad alike (same class, ``max_sample_size`` and ``normalize``); the first one collates.
+
+        parts = [PretrainDataset(f"data/cv/{lang}/train.tsv", ...) for lang in langs]
+        data = ConcatAudioDataset(parts)
+        sampler = MultiCorpusBatchSampler(data.corpus_sizes, langs, max_tokens=1_200_000, alpha=0.5)
+    """
+
+    def __init__(self, datasets: list[AudioDataset]):
+        if not datasets:
+            raise ValueError("ConcatAudioDataset needs at least one dataset")
+        first = datasets[0]
+        for d in datasets[1:]:
+            if (type(d), d.max_sample_size, d.normalize, d.sample_rate) != (
+                type(first), first.max_sample_size, first.normalize, first.sample_rate
+            ):
+                raise ValueError(
+                    f"{d.manifest.source}: every part must have the same type, max_sample_size, normalize and "
+                    f"sample_rate as {first.manifest.source}"
+                )
+        self.datasets = list(datasets)
+        self.offsets = np.cumsum([0] + [len(d) for d in datasets])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def corpus_sizes(self) -> list[np.ndarray]:
+        return [d.sizes for d in self.datasets]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.concatenate(self.corpus_sizes)
+
+    def set_epoch(self, epoch: int) -> None:
+        for d in self.datasets:
+            d.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        part = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        item = self.datasets[part][int(index - self.offsets[part])]
+        item["id"] = int(index)
+        return item
+
+    def collater(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return self.datasets[0].collater(samples)
