@@ -1,0 +1,72 @@
+"""CLI: presets, convert (HF <-> speech_ssl), embed (layer N == HF hidden_states[N])."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speech_ssl.cli import main
+
+transformers = pytest.importorskip("transformers")
+
+
+def tiny_hf_config(**kw):
+    c = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, conv_dim=(16,) * 7,
+             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, num_codevectors_per_group=8,
+             codevector_dim=16, proj_codevector_dim=16, do_stable_layer_norm=True, feat_extract_norm="layer",
+             conv_bias=True, vocab_size=9)
+    c.update(kw)
+    return transformers.Wav2Vec2Config(**c)
+
+
+def test_presets_table(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "base" in out and "95.0M" in out and "317.4M" in out and "post-LN" in out and "pre-LN" in out
+    assert main(["presets", "--show", "large"]) == 0
+    assert "layer_norm_first: true" in capsys.readouterr().out
+
+
+def test_convert_round_trip(tmp_path):
+    torch.manual_seed(0)
+    hf = transformers.Wav2Vec2ForCTC(tiny_hf_config()).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    assert main(["convert", "--from", "hf", str(tmp_path / "hf"), "--to", "speech_ssl", str(tmp_path / "ours")]) == 0
+    assert (tmp_path / "ours" / "model.safetensors").is_file() and (tmp_path / "ours" / "config.json").is_file()
+    assert main(["convert", "--from", "speech_ssl", str(tmp_path / "ours"), "--to", "hf", str(tmp_path / "hf2"),
+                 "--weight-norm-keys", "weight_g"]) == 0
+    hf2 = transformers.Wav2Vec2ForCTC.from_pretrained(tmp_path / "hf2").eval()
+    x = torch.randn(1, 5000)
+    with torch.no_grad():
+        assert torch.equal(hf(x).logits, hf2(x).logits)
+    assert main(["convert", "--from", "hf", str(tmp_path / "nowhere"), "--to", "hf", str(tmp_path / "x")]) == 1
+
+
+def test_embed_matches_hf_hidden_states(tmp_path):
+    torch.manual_seed(1)
+    hf = transformers.Wav2Vec2Model(tiny_hf_config()).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal((22050, 2)) * 0.1).astype(np.float32)  # 1 s stereo at 22.05 kHz
+    sf.write(tmp_path / "a.wav", audio, 22050)
+    from speech_ssl.data.audio import read_audio
+
+    wav = torch.from_numpy(read_audio(tmp_path / "a.wav"))
+    with torch.no_grad():
+        ref = hf(wav[None], output_hidden_states=True)
+    for layer in ("0", "2", "3"):
+        out = tmp_path / f"e{layer}.npy"
+        assert main(["embed", "--checkpoint", str(tmp_path / "hf"), "--layer", layer, "--out", str(out),
+                     str(tmp_path / "a.wav")]) == 0
+        arr = np.load(out)
+        assert arr.dtype == np.float32 and arr.shape == (49, 32)
+        assert np.abs(arr - ref.hidden_states[int(layer)][0].numpy()).max() <= 1e-4
+    assert main(["embed", "--checkpoint", str(tmp_path / "hf"), "--layer", "last", "--out", str(tmp_path / "l.npy"),
+                 str(tmp_path / "a.wav")]) == 0
+    assert np.abs(np.load(tmp_path / "l.npy") - ref.last_hidden_state[0].numpy()).max() <= 1e-4
+    assert main(["embed", "--checkpoint", str(tmp_path / "hf"), "--layer", "4", "--out", str(tmp_path / "z.npy"),
+                 str(tmp_path / "a.wav")]) == 1
+    assert main(["embed", "--checkpoint", str(tmp_path / "hf"), "--out", str(tmp_path / "z.npy"),
+                 str(tmp_path / "missing.wav")]) == 1
