@@ -106,3 +106,32 @@ def test_multicorpus_shares():
     assert sorted(map(tuple, s)) != sorted(map(tuple, batches))
     nat = MultiCorpusBatchSampler(corpora, ["en", "fr", "sw"], max_tokens=12000, alpha=1.0)
     assert sorted(i for b in nat for i in b) == list(range(2240))
+
+
+def _fairseq_batch_by_size(order, sizes, max_tokens, max_sentences, mult):
+    """Item-by-item reference of fairseq's batch_by_size (data_utils_fast.batch_by_size_vec semantics)."""
+    batches, cur, cur_max = [], [], 0
+    for idx in order:
+        new_max = max(cur_max, sizes[idx])
+        if cur and ((len(cur) + 1) * new_max > max_tokens or (max_sentences and len(cur) == max_sentences)):
+            k = len(cur)
+            k = max(mult * (k // mult), k % mult)
+            batches.append(cur[:k])
+            cur = cur[k:]
+            cur_max = max((sizes[i] for i in cur), default=0)
+            new_max = max(cur_max, sizes[idx])
+        cur.append(idx)
+        cur_max = new_max
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+@pytest.mark.parametrize("mult,max_sentences", [(1, None), (8, None), (8, 20), (3, 7)])
+def test_batches_match_fairseq_batch_by_size(mult, max_sentences):
+    s = DynamicBatchSampler(SIZES, 100000, max_sentences=max_sentences, shuffle=False, batch_size_multiple=mult)
+    order = np.argsort(-SIZES, kind="stable")
+    ref = _fairseq_batch_by_size(order.tolist(), SIZES, 100000, max_sentences, mult)
+    assert [b.tolist() for b in s.all_batches()] == ref
+    if mult == 8:
+        assert all(len(b) % 8 == 0 for b in ref[:-1] if len(b) >= 8)

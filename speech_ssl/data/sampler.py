@@ -2,7 +2,9 @@
 
 A batch is valid while ``n_items * max_len <= max_tokens`` (samples) and, if set, ``n_items <=
 max_sentences``; ``max_len`` is the longest ``size`` in the batch (pass the dataset's ``sizes``, which are
-already capped at ``max_sample_size`` for cropping datasets).
+already capped at ``max_sample_size`` for cropping datasets). As in fairseq
+(``required_batch_size_multiple``, default 8), a batch of at least ``batch_size_multiple`` items is cut
+down to a multiple of it.
 
 Batch formation (``num_buckets=0``, fairseq's ``batch_by_size`` over ``ordered_indices``): items sorted by
 size, longest first, ties broken at random; consecutive items fill a batch greedily; then the batch order
@@ -41,6 +43,7 @@ class SamplerConfig:
 
     max_tokens: int = 1_400_000
     max_sentences: int | None = None
+    batch_size_multiple: int = 8  # fairseq's required_batch_size_multiple
     num_buckets: int = 0
     shuffle: bool = True
     seed: int = 1
@@ -48,18 +51,29 @@ class SamplerConfig:
     alpha: float = 0.5  # multilingual: p_l ∝ (n_l/N)^alpha
 
 
-def _chunk_sorted_desc(order: np.ndarray, sizes: np.ndarray, max_tokens: int, max_sentences: int | None) -> list[np.ndarray]:
+def _batch_size(longest: int, max_tokens: int, max_sentences: int | None, multiple: int) -> int:
+    """Items that fit a batch whose longest item is ``longest`` (at least 1), fairseq's multiple rule."""
+    k = max(1, int(max_tokens // max(int(longest), 1)))
+    if max_sentences:
+        k = min(k, int(max_sentences))
+    if multiple > 1 and k >= multiple:
+        k -= k % multiple
+    return k
+
+
+def _chunk_sorted_desc(
+    order: np.ndarray, sizes: np.ndarray, max_tokens: int, max_sentences: int | None, multiple: int
+) -> list[np.ndarray]:
     """Greedy batches over indices sorted by size, longest first: the first item is each batch's longest.
 
-    Loops over batches (not items): batch starting at item i holds ``max_tokens // size_i`` items.
+    Loops over batches (not items): the batch starting at item i holds ``max_tokens // size_i`` items.
     """
     batches = []
     n = len(order)
     s = sizes[order]
-    cap = max_sentences or n
     i = 0
     while i < n:
-        k = min(max(1, int(max_tokens // max(int(s[i]), 1))), cap)
+        k = _batch_size(int(s[i]), max_tokens, max_sentences, multiple)
         batches.append(order[i : i + k])
         i += k
     return batches
@@ -79,6 +93,7 @@ class DynamicBatchSampler:
         rank: int = 0,
         num_buckets: int = 0,
         skip_oversize: bool = False,
+        batch_size_multiple: int = 8,
     ):
         if max_tokens <= 0:
             raise ValueError(f"max_tokens must be positive, got {max_tokens}")
@@ -92,6 +107,7 @@ class DynamicBatchSampler:
         self.num_replicas = int(num_replicas)
         self.rank = int(rank)
         self.num_buckets = int(num_buckets)
+        self.batch_size_multiple = max(1, int(batch_size_multiple))
         over = self.sizes > self.max_tokens
         self.num_oversize = int(over.sum())
         if self.num_oversize and not skip_oversize:
@@ -110,6 +126,13 @@ class DynamicBatchSampler:
         self.position = 0
         self._cache: tuple[int, list[np.ndarray]] | None = None
 
+    @classmethod
+    def from_config(cls, cfg: "SamplerConfig", sizes, num_replicas: int = 1, rank: int = 0) -> "DynamicBatchSampler":
+        return cls(
+            sizes, cfg.max_tokens, cfg.max_sentences, cfg.shuffle, cfg.seed, num_replicas, rank, cfg.num_buckets,
+            cfg.skip_oversize, cfg.batch_size_multiple,
+        )
+
     # -- epoch content -------------------------------------------------------------------------------
     def _rng(self, epoch: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch, stream])
@@ -123,16 +146,13 @@ class DynamicBatchSampler:
         if self.num_buckets <= 0 or not self.shuffle:
             tie = rng.permutation(len(idx)) if self.shuffle else np.arange(len(idx))
             order = idx[np.lexsort((tie, -sizes[idx]))]  # size descending, random ties
-            return _chunk_sorted_desc(order, sizes, self.max_tokens, self.max_sentences)
+            return _chunk_sorted_desc(order, sizes, self.max_tokens, self.max_sentences, self.batch_size_multiple)
         batches = []
         buckets = self._bucket_of[idx]
         for b in np.unique(buckets):
             members = idx[buckets == b]
             members = members[rng.permutation(len(members))]
-            longest = int(sizes[members].max())
-            k = max(1, self.max_tokens // longest)
-            if self.max_sentences:
-                k = min(k, self.max_sentences)
+            k = _batch_size(int(sizes[members].max()), self.max_tokens, self.max_sentences, self.batch_size_multiple)
             batches.extend(np.split(members, np.arange(k, len(members), k)))
         return batches
 
