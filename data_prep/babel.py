@@ -47,6 +47,7 @@ from data_prep.common import (
     is_done,
     mark_done,
     parallel_map,
+    run_sentencepiece,
     summarize,
     write_split,
 )
@@ -268,4 +269,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force, args.lang, args.segments))
+    run_sentencepiece(args, "babel", lambda splits: ["train"] if "train" in splits else splits)
     return 0

@@ -272,6 +272,48 @@ def letters_dictionary(out: Path, ltr_files: Sequence[Path], name: str = "dict.l
     return out / name
 
 
+def sentencepiece_labels(
+    out: Path, train: Sequence[str], splits: Sequence[str], vocab_size: int, model_type: str = "unigram"
+) -> dict:
+    """Train sentencepiece on the ``.wrd`` of the ``train`` splits; write ``<split>.spm`` for every split,
+    ``spm.model``/``spm.vocab`` and ``dict.spm.txt``. Skipped when already done for the same inputs."""
+    from speech_ssl.data.vocab import SentencePieceVocab, train_sentencepiece
+
+    wrd = [out / f"{s}.wrd" for s in splits]
+    sig = file_signature(wrd, {"train": list(train), "vocab": vocab_size, "type": model_type})
+    outputs = [out / "spm.model", out / "dict.spm.txt"] + [out / f"{s}.spm" for s in splits]
+    done = is_done(out, "sentencepiece", sig, outputs)
+    if done is not None:
+        return done
+    texts: list[str] = []
+    for s in train:
+        texts.extend((out / f"{s}.wrd").read_text(encoding="utf-8").splitlines())
+    model = train_sentencepiece(texts, out / ".prep" / "spm", vocab_size=vocab_size, model_type=model_type)
+    for suffix in (".model", ".vocab"):
+        os.replace(out / ".prep" / f"spm{suffix}", out / f"spm{suffix}")
+    sp = SentencePieceVocab(out / "spm.model")
+    sp.dictionary().save(out / "dict.spm.txt")
+    for s in splits:
+        lines = (out / f"{s}.wrd").read_text(encoding="utf-8").splitlines()
+        write_labels(out / f"{s}.spm", [sp.encode_line(t) for t in lines])
+    info = {"vocab_size": sp.sp.get_piece_size(), "model_type": model_type, "trained_on": list(train)}
+    mark_done(out, "sentencepiece", sig, info)
+    del model
+    return info
+
+
+def run_sentencepiece(args: argparse.Namespace, corpus: str, pick_train: Callable[[list[str]], list[str]]) -> None:
+    """After a preparer: ``--sentencepiece N`` labels for every split listed in ``<corpus>.summary.json``."""
+    if not getattr(args, "sentencepiece", 0):
+        return
+    out = Path(args.out)
+    splits = list(json.loads((out / f"{corpus}.summary.json").read_text())["splits"])
+    train = pick_train(splits)
+    info = sentencepiece_labels(out, train, splits, args.sentencepiece, args.sentencepiece_type)
+    print(f"  sentencepiece ({info['model_type']}, {info['vocab_size']} pieces, trained on {', '.join(train)}): "
+          f"{out / 'spm.model'}, <split>.spm, dict.spm.txt")
+
+
 def phonemizer(lang: str) -> Callable[[str], list[str]]:
     """IPA phones of a text through eSpeak NG (``data_prep.synth.espeak``, the ``espeakng-loader`` wheel)."""
     try:
@@ -311,3 +353,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad", action="store_true",
                    help="skip bad inputs, count them and list them in OUT/<corpus>.bad.tsv instead of stopping")
     p.add_argument("--force", action="store_true", help="redo splits that are already finished")
+    p.add_argument("--sentencepiece", type=int, default=0, metavar="VOCAB",
+                   help="also train a sentencepiece model of VOCAB pieces on the train transcripts and write "
+                        "<split>.spm labels, spm.model and dict.spm.txt")
+    p.add_argument("--sentencepiece-type", choices=["unigram", "bpe"], default="unigram")

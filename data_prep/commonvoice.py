@@ -40,6 +40,7 @@ from data_prep.common import (
     is_done,
     mark_done,
     parallel_map,
+    run_sentencepiece,
     summarize,
     write_split,
 )
@@ -225,4 +226,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force, args.lang, not args.no_phones))
+    run_sentencepiece(args, "commonvoice", lambda splits: ["train"] if "train" in splits else splits)
     return 0

@@ -27,6 +27,7 @@ from data_prep.common import (
     is_done,
     letters_dictionary,
     mark_done,
+    run_sentencepiece,
     scan_librispeech_tree,
     summarize,
     tree_signature,
@@ -86,4 +87,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force))
+    run_sentencepiece(args, "librilight", lambda splits: splits[-1:])  # the largest set (10h when present)
     return 0

@@ -28,6 +28,7 @@ from data_prep.common import (
     is_done,
     letters_dictionary,
     mark_done,
+    run_sentencepiece,
     scan_librispeech_tree,
     summarize,
     tree_signature,
@@ -114,4 +115,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force))
+    run_sentencepiece(args, "librispeech", lambda splits: ["train-960"] if "train-960" in splits else
+                      [s for s in splits if s.startswith("train-")] or splits)
     return 0

@@ -60,3 +60,33 @@ def test_preparation_does_not_import_torch():
             "print('torch' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "False", res.stderr
+
+
+def test_prepare_with_sentencepiece(tmp_path, capsys):
+    from speech_ssl.data.manifest import Dictionary, read_labels
+    from speech_ssl.data.vocab import SentencePieceVocab
+
+    words = "THE QUICK BROWN FOX JUMPS OVER A LAZY DOG WHILE SPEECH MODELS LEARN FROM AUDIO".split()
+    for sub in ("train-clean-100", "dev-clean"):
+        d = tmp_path / "LS" / sub / "5" / "6"
+        d.mkdir(parents=True)
+        lines = []
+        for i in range(30):
+            sf.write(d / f"5-6-{i:04d}.flac", np.zeros(800), 16000)
+            lines.append(f"5-6-{i:04d} " + " ".join(words[(i * 3 + k) % len(words)] for k in range(4 + i % 5)))
+        (d / "5-6.trans.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "o"
+    args = _parser().parse_args(["prepare", "librispeech", "--root", str(tmp_path / "LS"), "--out", str(out),
+                                 "--sentencepiece", "40", "--sentencepiece-type", "bpe"])
+    assert args.func(args) == 0
+    assert "trained on train-clean-100" in capsys.readouterr().out
+    sp = SentencePieceVocab(out / "spm.model")
+    d = Dictionary.load(out / "dict.spm.txt")
+    for split in ("train-clean-100", "dev-clean"):
+        wrd, spm = read_labels(out / f"{split}.wrd"), read_labels(out / f"{split}.spm")
+        assert len(spm) == len(wrd) == 30
+        assert [sp.decode_line(x) for x in spm] == wrd
+        d.encode(spm[0])
+    mtime = (out / "spm.model").stat().st_mtime_ns
+    assert args.func(args) == 0  # second run: nothing retrained
+    assert (out / "spm.model").stat().st_mtime_ns == mtime
