@@ -112,3 +112,14 @@ def test_write_audio_is_atomic_and_roundtrips(tmp_path):
     write_audio(tmp_path / "o" / "w.flac", x)
     assert [p.name for p in (tmp_path / "o").iterdir()] == ["w.flac"]
     np.testing.assert_allclose(read_audio(tmp_path / "o" / "w.flac"), x, atol=1 / 32768)
+
+
+def test_truncated_file(tmp_path):
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 16000).astype(np.float32)
+    sf.write(tmp_path / "t.wav", x, 16000, subtype="PCM_16")
+    data = (tmp_path / "t.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])  # header still says 16000 frames
+    y = read_audio(tmp_path / "cut.wav")  # the whole file: whatever decodes
+    assert 0 < len(y) < 16000
+    with pytest.raises(DataError, match="cut.wav.*(truncated|outside)"):
+        read_audio(tmp_path / "cut.wav", start=10000, end=15000)

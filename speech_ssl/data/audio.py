@@ -106,20 +106,24 @@ def read_audio(
                 if total <= 0:
                     raise DataError("zero-length audio", path)
                 raise DataError(f"segment [{s}, {e}) is outside the file's {total} frames", path)
-            if s > 0:
-                if f.seekable():
-                    f.seek(s)
-                else:  # decode and drop
-                    f.read(s, dtype="float32", always_2d=True)
-            data = f.read(e - s, dtype="float32", always_2d=True)
+            if start is None and end is None:
+                # Whole file: decode to the end (compressed formats' headers may estimate the length).
+                data = f.read(dtype="float32", always_2d=True)
+            else:
+                if s > 0:
+                    if f.seekable():
+                        f.seek(s)
+                    else:  # decode and drop
+                        f.read(s, dtype="float32", always_2d=True)
+                data = f.read(e - s, dtype="float32", always_2d=True)
+                if data.shape[0] < e - s:
+                    raise DataError(f"truncated audio: segment needs {e - s} frames, decoded {data.shape[0]}", path)
     except DataError:
         raise
     except Exception as err:
         raise DataError(f"cannot decode audio: {_reason(err)}", path) from err
     if data.shape[0] == 0:
         raise DataError("zero-length audio", path)
-    if data.shape[0] < e - s:
-        raise DataError(f"truncated audio: header says {e - s} frames, decoded {data.shape[0]}", path)
     x = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     if not np.isfinite(x).all():
         bad = int(np.flatnonzero(~np.isfinite(x))[0]) + s
