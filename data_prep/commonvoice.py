@@ -111,9 +111,13 @@ def _phones(text: str, voice: str) -> str:
     return " ".join(p for p in phones if p and not p.isspace())
 
 
+# CommonVoice codes whose eSpeak NG voice has another name (the rest: the code, then its first part).
+CV_TO_ESPEAK = {"zh-CN": "cmn", "zh-TW": "cmn", "zh-HK": "yue", "yue": "yue", "ckb": "ku"}
+
+
 def espeak_voice(lang: str) -> str:
     """The eSpeak NG voice for a CommonVoice language code (``sv-SE`` -> ``sv``), tried on a word."""
-    cands = [lang, lang.split("-")[0], lang.lower()]
+    cands = [CV_TO_ESPEAK.get(lang, lang), lang, lang.split("-")[0], lang.lower()]
     errors = []
     for c in dict.fromkeys(cands):
         try:
