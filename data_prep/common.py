@@ -204,6 +204,13 @@ def _header_16k(path: str) -> int:
     return resampled_length(frames, sr)
 
 
+def _decoded_16k(path: str) -> int:
+    """Decode the whole file (catches corrupt frames and NaN/Inf that a header read cannot)."""
+    from speech_ssl.data.audio import read_audio
+
+    return len(read_audio(path))
+
+
 def read_trans_files(trans_files: Sequence[Path], log: BadInputLog) -> dict[str, tuple[str, Path, int]]:
     """``ID TEXT`` lines of LibriSpeech ``*.trans.txt`` files -> {id: (text, file, line)}."""
     out: dict[str, tuple[str, Path, int]] = {}
@@ -227,11 +234,12 @@ def read_trans_files(trans_files: Sequence[Path], log: BadInputLog) -> dict[str,
 
 
 def scan_librispeech_tree(
-    directory: Path, root: Path, workers: int, log: BadInputLog, desc: str
+    directory: Path, root: Path, workers: int, log: BadInputLog, desc: str, verify: bool = False
 ) -> list[Utterance]:
     """Utterances of a LibriSpeech-layout tree (``<spk>/<chapter>/<id>.flac`` + ``<spk>-<chapter>.trans.txt``).
 
-    Paths are made relative to ``root``. Sorted by id. Audio headers are read in parallel.
+    Paths are made relative to ``root``. Sorted by id. Audio headers are read in parallel (``verify``:
+    every file is decoded in full instead).
     """
     trans = read_trans_files(sorted(directory.rglob("*.trans.txt")), log)
     audio: dict[str, Path] = {}
@@ -248,7 +256,7 @@ def scan_librispeech_tree(
     for uid in sorted(set(audio) - set(trans)):
         log.bad("audio without transcript", audio[uid])
     ids = sorted(set(trans) & set(audio))
-    sizes = parallel_map(_header_16k, [str(audio[i]) for i in ids], workers, desc, log)
+    sizes = parallel_map(_decoded_16k if verify else _header_16k, [str(audio[i]) for i in ids], workers, desc, log)
     return [
         Utterance(uid, os.path.relpath(audio[uid], root), n, trans[uid][0])
         for uid, n in zip(ids, sizes)
@@ -343,6 +351,12 @@ def summarize(corpus: str, splits: dict[str, dict], log: BadInputLog, out: Path)
                "report": str(report) if report else None}
     atomic_write_text(out / f"{corpus}.summary.json", json.dumps(summary, indent=1) + "\n")
     return "\n".join(lines)
+
+
+def add_verify_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verify-audio", action="store_true",
+                   help="decode every audio file in full (finds corrupt frames and NaN/Inf samples; by default "
+                        "only headers are read, as nothing is converted)")
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:

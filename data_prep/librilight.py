@@ -23,6 +23,7 @@ from pathlib import Path
 from data_prep.common import (
     BadInputLog,
     add_common_arguments,
+    add_verify_argument,
     hours,
     is_done,
     letters_dictionary,
@@ -40,7 +41,9 @@ SPLITS = {"train-10m": FOLDS[:1], "train-1h": FOLDS, "train-10h": FOLDS + ["9h"]
 LABELS = ("wrd", "ltr")
 
 
-def prepare(root: Path, out: Path, workers: int = 1, skip_bad: bool = False, force: bool = False) -> str:
+def prepare(
+    root: Path, out: Path, workers: int = 1, skip_bad: bool = False, force: bool = False, verify: bool = False
+) -> str:
     root, out = Path(root).resolve(), Path(out)
     if not root.is_dir():
         raise DataError("librispeech_finetuning root not found", root)
@@ -50,7 +53,7 @@ def prepare(root: Path, out: Path, workers: int = 1, skip_bad: bool = False, for
     splits = {k: v for k, v in SPLITS.items() if all((root / u).is_dir() for u in v)}
     out.mkdir(parents=True, exist_ok=True)
     log = BadInputLog(skip_bad, out / "librilight.bad.tsv")
-    sigs = {u: tree_signature(root / u, {"rel": u}) for u in FOLDS + ["9h"] if (root / u).is_dir()}
+    sigs = {u: tree_signature(root / u, {"rel": u, "verify": verify}) for u in FOLDS + ["9h"] if (root / u).is_dir()}
     scanned: dict[str, tuple[list, list]] = {}  # unit -> (utterances, its bad inputs)
     info: dict[str, dict] = {}
     for name, units in splits.items():
@@ -66,7 +69,7 @@ def prepare(root: Path, out: Path, workers: int = 1, skip_bad: bool = False, for
         for u in units:
             if u not in scanned:
                 first_bad = len(log.items)
-                found = scan_librispeech_tree(root / u, root, workers, log, f"librilight {u}")
+                found = scan_librispeech_tree(root / u, root, workers, log, f"librilight {u}", verify)
                 scanned[u] = (found, log.items[first_bad:])
             utts.extend(scanned[u][0])
             bad.extend(scanned[u][1])
@@ -83,9 +86,10 @@ def prepare(root: Path, out: Path, workers: int = 1, skip_bad: bool = False, for
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common_arguments(p)
+    add_verify_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force))
+    print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force, args.verify_audio))
     run_sentencepiece(args, "librilight", lambda splits: splits[-1:])  # the largest set (10h when present)
     return 0

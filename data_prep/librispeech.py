@@ -24,6 +24,7 @@ from pathlib import Path
 from data_prep.common import (
     BadInputLog,
     add_common_arguments,
+    add_verify_argument,
     hours,
     is_done,
     letters_dictionary,
@@ -50,11 +51,12 @@ def prepare_tree_splits(
     workers: int,
     log: BadInputLog,
     force: bool,
+    verify: bool = False,
 ) -> dict[str, dict]:
     """Prepare each split from one or more LibriSpeech-layout directories; returns per-split info."""
     info: dict[str, dict] = {}
     for name, dirs in splits.items():
-        sig = "+".join(tree_signature(d, {"rel": str(d.relative_to(root))}) for d in dirs)
+        sig = "+".join(tree_signature(d, {"rel": str(d.relative_to(root)), "verify": verify}) for d in dirs)
         outputs = [out / f"{name}.{k}" for k in ("tsv",) + LABELS]
         done = None if force else is_done(out, name, sig, outputs)
         if done is not None:
@@ -64,7 +66,7 @@ def prepare_tree_splits(
         first_bad = len(log.items)
         utts = []
         for d in dirs:
-            utts.extend(scan_librispeech_tree(d, root, workers, log, f"{corpus} {name}"))
+            utts.extend(scan_librispeech_tree(d, root, workers, log, f"{corpus} {name}", verify))
         if not utts:
             raise DataError(f"no usable utterances in split {name}", dirs[0])
         write_split(out, name, root, utts, LABELS)
@@ -88,7 +90,9 @@ def concat_splits(out: Path, name: str, parts: list[str], kinds=("tsv",) + LABEL
         atomic_write_text(out / f"{name}.{kind}", "".join(ln + "\n" for ln in chunks))
 
 
-def prepare(root: Path, out: Path, workers: int = 1, skip_bad: bool = False, force: bool = False) -> str:
+def prepare(
+    root: Path, out: Path, workers: int = 1, skip_bad: bool = False, force: bool = False, verify: bool = False
+) -> str:
     root, out = Path(root).resolve(), Path(out)
     if not root.is_dir():
         raise DataError("LibriSpeech root not found", root)
@@ -97,7 +101,9 @@ def prepare(root: Path, out: Path, workers: int = 1, skip_bad: bool = False, for
         raise DataError("no LibriSpeech subsets (train-*/dev-*/test-*) found", root)
     out.mkdir(parents=True, exist_ok=True)
     log = BadInputLog(skip_bad, out / "librispeech.bad.tsv")
-    info = prepare_tree_splits("librispeech", {s: [root / s] for s in subsets}, root, out, workers, log, force)
+    info = prepare_tree_splits(
+        "librispeech", {s: [root / s] for s in subsets}, root, out, workers, log, force, verify
+    )
     if all(s in subsets for s in TRAIN_960):
         concat_splits(out, "train-960", list(TRAIN_960))
         info["train-960"] = {
@@ -111,10 +117,11 @@ def prepare(root: Path, out: Path, workers: int = 1, skip_bad: bool = False, for
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common_arguments(p)
+    add_verify_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force))
+    print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force, args.verify_audio))
     run_sentencepiece(args, "librispeech", lambda splits: ["train-960"] if "train-960" in splits else
                       [s for s in splits if s.startswith("train-")] or splits)
     return 0

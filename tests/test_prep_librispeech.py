@@ -142,3 +142,15 @@ def test_librilight_missing_fold(tmp_path):
     make_chapter(root / "1h" / "0" / "clean", 1, 2, 1, np.random.default_rng(0))
     with pytest.raises(DataError, match=r"fold\(s\) missing: 1h/1, 1h/2"):
         librilight.prepare(root, tmp_path / "out")
+
+
+def test_verify_audio_finds_nan(libri, tmp_path):
+    root, _ = libri
+    x = np.zeros(1000, np.float32)
+    x[10] = np.nan
+    wav = root / "dev-clean" / "103" / "203" / "103-203-0000.wav"
+    (root / "dev-clean" / "103" / "203" / "103-203-0000.flac").unlink()
+    sf.write(wav, x, 16000, subtype="FLOAT")
+    assert "skipped 0" in librispeech.prepare(root, tmp_path / "headers")  # a header read cannot see NaN
+    with pytest.raises(DataError, match=r"103-203-0000.wav: NaN/Inf sample at frame 10"):
+        librispeech.prepare(root, tmp_path / "verified", verify=True)
