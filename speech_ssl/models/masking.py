@@ -11,12 +11,21 @@ import torch
 _BIG = 2.0  # a key larger than any torch.rand value, for "never pick" slots
 
 
+def _gen_device(generator: torch.Generator | None, device: torch.device | str) -> torch.device:
+    """Draw on the generator's device (a CPU generator may drive CUDA tensors); results are moved after."""
+    return generator.device if generator is not None else torch.device(device)
+
+
+def _rand(shape, generator, device, dtype=torch.float32) -> torch.Tensor:
+    return torch.rand(shape, generator=generator, device=_gen_device(generator, device), dtype=dtype).to(device)
+
+
 def _random_subset(valid: torch.Tensor, k: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Pick ``k[b]`` distinct positions uniformly from the True entries of ``valid[b]``.
 
     valid (B, W) bool, k (B,) int64 (<= valid.sum(1)) -> chosen (B, W) bool.
     """
-    keys = torch.rand(valid.shape, generator=generator, device=valid.device)
+    keys = _rand(valid.shape, generator, valid.device)
     keys = keys.masked_fill(~valid, _BIG)
     ranks = keys.argsort(dim=1).argsort(dim=1)  # rank of each slot in a random order of the valid ones
     return valid & (ranks < k[:, None])
@@ -31,13 +40,14 @@ def _span_lengths(
         return torch.full((B, num), mask_length, dtype=torch.int64, device=device)
     if selection == "uniform":
         lo, hi = int(other), mask_length * 2 + 1
-        return torch.randint(lo, hi, (B, num), generator=generator, device=device)
+        return torch.randint(lo, hi, (B, num), generator=generator, device=_gen_device(generator, device)).to(device)
     if selection == "normal":
-        x = torch.normal(float(mask_length), float(other), (B, num), generator=generator, device=device)
+        x = torch.normal(float(mask_length), float(other), (B, num), generator=generator,
+                         device=_gen_device(generator, device)).to(device)
         return x.round().clamp(min=1).to(torch.int64)
     if selection == "poisson":
-        rate = torch.full((B, num), float(mask_length), device=device)
-        return torch.poisson(rate, generator=generator).round().to(torch.int64)
+        rate = torch.full((B, num), float(mask_length), device=_gen_device(generator, device))
+        return torch.poisson(rate, generator=generator).round().to(device=device, dtype=torch.int64)
     raise ValueError(f"unknown mask selection {selection!r}")
 
 
@@ -73,7 +83,7 @@ def compute_mask_indices(
         sz = (~padding_mask.to(device)).sum(dim=1).to(torch.int64)
     else:
         sz = torch.full((B,), T, dtype=torch.int64, device=device)
-    u = torch.rand((B,), generator=generator, device=device, dtype=torch.float64)
+    u = _rand((B,), generator, device, torch.float64)
     num_mask = (mask_prob * sz.double() / float(mask_length) + u).floor().to(torch.int64)
     num_mask = num_mask.clamp(min=min_masks)
     max_num = int(num_mask.max().item())
@@ -166,7 +176,7 @@ def sample_negatives(
     parts = []
     if K > 0:
         high = counts[bi]  # (N,)
-        u = torch.rand((N, K), generator=generator, device=device, dtype=torch.float64)
+        u = _rand((N, K), generator, device, torch.float64)
         r = (u * (high - 1).clamp(min=0)[:, None].double()).floor().to(torch.int64)
         own = rank[bi, ti][:, None]
         r = r + (r >= own).to(torch.int64)
@@ -175,7 +185,7 @@ def sample_negatives(
         parts.append(bi[:, None] * T + table[bi[:, None], r])
     if Kc > 0:
         flat_masked = (bi * T + ti)  # (N,) global list in row-major order
-        u = torch.rand((N, Kc), generator=generator, device=device, dtype=torch.float64)
+        u = _rand((N, Kc), generator, device, torch.float64)
         r = (u * max(N - 1, 0)).floor().to(torch.int64)
         own = torch.arange(N, device=device)[:, None]
         r = r + (r >= own).to(torch.int64)

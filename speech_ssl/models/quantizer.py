@@ -74,7 +74,8 @@ class GumbelVectorQuantizer(nn.Module):
             prob_ppl = _perplexity(torch.softmax(logits, dim=-1), w)
             if self.training:
                 # Straight-through Gumbel-softmax (== F.gumbel_softmax(hard=True), with an optional generator).
-                u = torch.empty_like(logits).exponential_(generator=generator)
+                gdev = generator.device if generator is not None else logits.device
+                u = torch.empty(logits.shape, device=gdev).exponential_(generator=generator).to(logits.device)
                 soft = torch.softmax((logits - u.log()) / self.curr_temp, dim=-1)
                 sidx = soft.argmax(dim=-1)
                 onehot = torch.zeros_like(soft).scatter_(-1, sidx.unsqueeze(-1), 1.0)
