@@ -72,3 +72,22 @@ def run(args: argparse.Namespace, config_cls=None) -> int:
     finally:
         shutdown()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m speech_ssl.cli.pretrain ...``: this subcommand alone (what torchrun launches in tests)."""
+    from speech_ssl.config import ConfigError
+
+    parser = argparse.ArgumentParser(prog="speech-ssl")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(["pretrain", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return run(args)
+    except ConfigError as e:
+        print(f"speech-ssl pretrain: config error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -402,8 +402,9 @@ class Trainer:
         self.model.train()
         sums: dict[str, Any] = {}
         for i in range(F):
-            seed_everything(batch_seed(cfg.seed, n, i * W + rank))
             batch = _to_device(self.stream.next(), self.device)
+            # after fetching: opening a DataLoader iterator draws from the global RNG
+            seed_everything(batch_seed(cfg.seed, n, i * W + rank))
             with self._sync(i == F - 1):
                 with self._autocast():
                     out = self.task.train_step(self.model, batch, n)
@@ -499,8 +500,8 @@ class Trainer:
         t0 = time.perf_counter()
         with torch.no_grad():
             for j, batch in enumerate(loader):
-                seed_everything(batch_seed(self.cfg.seed, -1, j * W + rank))
                 batch = _to_device(batch, self.device)
+                seed_everything(batch_seed(self.cfg.seed, -1, j * W + rank))
                 with self._autocast():
                     out = self.task.valid_step(model, batch)
                 _add(sums, "loss", out.loss.float())

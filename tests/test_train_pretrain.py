@@ -1,0 +1,275 @@
+"""The trainer on the real tiny model: DDP == accumulation, exact resume, SIGTERM, learning, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_train_common import REPO, make_corpus, run_cli, tiny_overrides
+
+from speech_ssl.train.checkpoint import CheckpointError, find_latest, list_checkpoints, load_train_state
+from speech_ssl.train.config import load_train_config
+from speech_ssl.train.tasks import PretrainTask
+from speech_ssl.train.trainer import Trainer, TrainingAborted
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    make_corpus(root, n=24)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cfg_file(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("cfg") / "pretrain.yaml"
+    p.write_text("task: pretrain\n")
+    return p
+
+
+def train(cfg_file, run_dir, overrides, resume=None, stop_after=None, task_cls=PretrainTask) -> Trainer:
+    cfg = load_train_config(cfg_file, overrides)
+    tr = Trainer(cfg, task_cls(cfg, str(cfg_file)), run_dir, stop_after_updates=stop_after)
+    tr.setup(resume=resume)
+    tr.train()
+    return tr
+
+
+def train_losses(run_dir: Path) -> dict[int, float]:
+    out = {}
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e.get("split") == "train":
+            out[e["update"]] = e["loss"]
+    return out
+
+
+def params(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.raw_model.state_dict().items()}
+
+
+def test_exact_resume(corpus, cfg_file, tmp_path):
+    ov = tiny_overrides(corpus, **{"optim.max_update": 6, "checkpoint.save_interval_updates": 3})
+    straight = train(cfg_file, tmp_path / "a", ov)
+    # first half, then the process is gone: a new Trainer resumes from the run directory
+    half = train(cfg_file, tmp_path / "b", ov, stop_after=3)
+    assert half.num_updates == 3 and half.stopped_by == "stop_after_updates"
+    assert [n for n, _ in list_checkpoints(tmp_path / "b" / "checkpoints")] == [3]
+    resumed = train(cfg_file, tmp_path / "b", ov, resume=True)
+    assert resumed.num_updates == 6
+    la, lb = train_losses(tmp_path / "a"), train_losses(tmp_path / "b")
+    assert sorted(la) == sorted(lb) == [1, 2, 3, 4, 5, 6]
+    assert all(la[n] == lb[n] for n in la), (la, lb)
+    pa, pb = params(straight), params(resumed)
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    # the optimizer state too
+    sa = load_train_state(find_latest(tmp_path / "a" / "checkpoints"))
+    sb = load_train_state(find_latest(tmp_path / "b" / "checkpoints"))
+    assert sa["data"] == sb["data"] and sa["num_updates"] == sb["num_updates"] == 6
+    for k, v in sa["optimizer"]["state"].items():
+        assert torch.equal(v["exp_avg_sq"], sb["optimizer"]["state"][k]["exp_avg_sq"])
+
+
+def test_train_state_is_weights_only_and_complete(corpus, cfg_file, tmp_path):
+    train(cfg_file, tmp_path, tiny_overrides(corpus, **{"optim.max_update": 2, "precision.mode": "fp16"}))
+    ck = find_latest(tmp_path / "checkpoints")
+    state = torch.load(ck / "train_state.pt", weights_only=True)
+    assert {"optimizer", "scaler", "data", "rng", "num_updates", "world_size", "update_freq"} <= set(state)
+    assert state["scaler"]["scale"] > 0 and len(state["rng"]) == 1
+    assert {"model.safetensors", "config.json", "meta.json"} <= {p.name for p in ck.iterdir()}
+
+
+@pytest.mark.parametrize("mode", ["bf16", "fp16"])
+def test_mixed_precision_runs(corpus, cfg_file, tmp_path, mode):
+    tr = train(cfg_file, tmp_path, tiny_overrides(corpus, **{"optim.max_update": 2, "precision.mode": mode,
+                                                              "checkpoint.save_interval_updates": 0}))
+    assert tr.num_updates == 2
+    assert all(torch.isfinite(v).all() for v in params(tr).values())
+
+
+def test_corrupt_checkpoint_is_a_clear_error_and_previous_survives(corpus, cfg_file, tmp_path):
+    ov = tiny_overrides(corpus, **{"optim.max_update": 4, "checkpoint.save_interval_updates": 2})
+    train(cfg_file, tmp_path, ov)
+    found = list_checkpoints(tmp_path / "checkpoints")
+    assert [n for n, _ in found] == [2, 4]
+    latest = found[-1][1] / "model.safetensors"
+    data = latest.read_bytes()
+    latest.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(CheckpointError, match=r"model.safetensors.*truncated.*checkpoint_00000002 is intact"):
+        train(cfg_file, tmp_path, ov, resume=True)
+    # the previous checkpoint still resumes
+    tr = train(cfg_file, tmp_path, ov, resume=found[0][1])
+    assert tr.num_updates == 4
+    # a corrupt (same size) training state is caught by the checksum
+    st = found[0][1] / "train_state.pt"
+    raw = bytearray(st.read_bytes())
+    raw[100] ^= 0xFF
+    st.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="train_state.pt: checksum mismatch"):
+        load_train_state(found[0][1])
+
+
+def test_failed_save_leaves_previous_checkpoint(corpus, cfg_file, tmp_path):
+    class Failing(PretrainTask):
+        def save_weights(self, model, folder, state_dict=None):
+            if self.fail:
+                (folder / "model.safetensors").write_bytes(b"partial")
+                raise OSError("disk full")
+            super().save_weights(model, folder, state_dict)
+
+    Failing.fail = False
+    ov = tiny_overrides(corpus, **{"optim.max_update": 4, "checkpoint.save_interval_updates": 2})
+    cfg = load_train_config(cfg_file, ov)
+    tr = Trainer(cfg, Failing(cfg), tmp_path)
+    tr.setup()
+    Failing.fail = False
+    orig = tr.save
+
+    def save(best=False):
+        Failing.fail = tr.num_updates == 4
+        return orig(best)
+
+    tr.save = save
+    with pytest.raises(OSError, match="disk full"):
+        tr.train()
+    assert [n for n, _ in list_checkpoints(tmp_path / "checkpoints")] == [2]
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".tmp")]
+    assert load_train_state(find_latest(tmp_path / "checkpoints"))["num_updates"] == 2
+
+
+def test_non_finite_updates_are_skipped_then_abort(corpus, cfg_file, tmp_path):
+    class NaNAt(PretrainTask):
+        bad_calls: set = set()
+        calls = 0
+
+        def train_step(self, model, batch, num_updates):
+            out = super().train_step(model, batch, num_updates)
+            NaNAt.calls += 1
+            if NaNAt.calls in NaNAt.bad_calls:
+                out.loss = out.loss * float("nan")
+            return out
+
+    NaNAt.bad_calls = {2}
+    ov = tiny_overrides(corpus, **{"optim.max_update": 3, "checkpoint.save_interval_updates": 0})
+    tr = train(cfg_file, tmp_path / "a", ov, task_cls=NaNAt)
+    assert tr.num_updates == 3 and tr.skipped_total == 1
+    assert all(torch.isfinite(v).all() for v in params(tr).values())
+    NaNAt.calls, NaNAt.bad_calls = 0, set(range(2, 100))
+    ov = tiny_overrides(corpus, **{"optim.max_update": 20, "precision.max_consecutive_nonfinite": 3})
+    with pytest.raises(TrainingAborted, match="3 updates in a row had a non-finite loss"):
+        train(cfg_file, tmp_path / "b", ov, task_cls=NaNAt)
+
+
+def test_init_from_takes_weights_only(corpus, cfg_file, tmp_path):
+    ov = tiny_overrides(corpus, **{"optim.max_update": 2})
+    first = train(cfg_file, tmp_path / "a", ov)
+    cfg = load_train_config(cfg_file, ov)
+    tr = Trainer(cfg, PretrainTask(cfg), tmp_path / "b")
+    tr.setup(init_from=find_latest(tmp_path / "a" / "checkpoints"))
+    assert tr.num_updates == 0 and not tr.optimizer.state
+    assert all(torch.equal(first.raw_model.state_dict()[k], v) for k, v in tr.raw_model.state_dict().items())
+
+
+def test_loss_falls_and_metrics_move(corpus, cfg_file, tmp_path):
+    """100 updates of a 0.4M-parameter group-norm model: the contrastive task gets learned."""
+    ov = tiny_overrides(
+        corpus,
+        **{
+            "optim.max_update": 100,
+            "schedule.warmup_updates": 20,
+            "logging.log_interval": 25,
+            "checkpoint.save_interval_updates": 0,
+            "model.overrides.num_negatives": 10,
+            "model.overrides.mask_length": 4,
+            "model.overrides.mask_prob": 0.5,
+            "model.overrides.latent_temp": "[2.0,0.5,0.99]",
+            "model.overrides.extractor_mode": "default",
+            "model.overrides.conv_feature_layers": "[[64,10,5],[64,3,2],[64,3,2],[64,3,2],[64,3,2],[64,2,2],[64,2,2]]",
+            "model.overrides.encoder_embed_dim": 128,
+            "model.overrides.encoder_ffn_embed_dim": 256,
+            "model.overrides.conv_pos_groups": 8,
+        },
+    )
+    tr = train(cfg_file, tmp_path, ov)
+    log = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    trn = [e for e in log if e.get("split") == "train"]
+    first, last = trn[0], trn[-1]
+    chance = 1 / 11
+    assert last["loss"] < first["loss"] - 0.5
+    assert last["accuracy"] > first["accuracy"] + 0.15 and last["accuracy"] > 3 * chance
+    assert tr.last_valid["accuracy"] > 3 * chance
+    assert last["temp"] < first["temp"]
+    # the codebook stays in use: no collapse (>= 8 of 64 codes' worth of perplexity), no alarm
+    assert last["code_perplexity"] >= 8 and last["prob_perplexity"] >= 8
+    assert not [e for e in log if e.get("alarm") in ("code_collapse", "non_finite", "trivial_task")]
+
+
+def test_cli_bad_config_exit_code(cfg_file, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: pretrain\ndata:\n  train: [x.tsv]\noptim:\n  lr: fast\n")
+    r = run_cli(["pretrain", str(bad), "--run-dir", str(tmp_path / "r")])
+    assert r.returncode == 2
+    assert "bad.yaml:5: key 'optim.lr': expected a number" in r.stderr
+
+
+def _pretrain_cmd(cfg_file, run_dir, ov, torchrun=False):
+    args = [str(cfg_file), *ov, "--run-dir", str(run_dir)]
+    if torchrun:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                "-m", "speech_ssl.cli.pretrain", *args]
+    return [sys.executable, "-m", "speech_ssl.cli.pretrain", *args]
+
+
+def _env():
+    return dict(os.environ, OMP_NUM_THREADS="1", SPEECH_SSL_NO_BAR="1", PYTHONPATH=str(REPO))
+
+
+def test_sigterm_saves_and_resumes(corpus, cfg_file, tmp_path):
+    run_dir = tmp_path / "run"
+    ov = tiny_overrides(corpus, **{"optim.max_update": 100000, "checkpoint.save_interval_updates": 0,
+                                   "schedule.warmup_updates": 10})
+    proc = subprocess.Popen(_pretrain_cmd(cfg_file, run_dir, ov), env=_env(), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = run_dir / "log.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "received SIGTERM" in err and "continue with --resume" in err
+    ck = find_latest(run_dir / "checkpoints")
+    n = load_train_state(ck)["num_updates"]
+    assert n >= 3
+    ov2 = [o for o in ov if not o.startswith("optim.max_update")] + [f"optim.max_update={n + 2}"]
+    tr = train(cfg_file, run_dir, ov2, resume=True)
+    assert tr.resumed_from == ck and tr.num_updates == n + 2
+
+
+def test_two_processes_equal_update_freq_2(corpus, cfg_file, tmp_path):
+    """torchrun, 2 CPU processes (Gloo) == 1 process with update_freq 2: same parameters after 3 updates."""
+    ov = tiny_overrides(corpus, **{"optim.max_update": 3, "data.max_tokens": 32000,
+                                   "checkpoint.save_interval_updates": 0})
+    r = subprocess.run(_pretrain_cmd(cfg_file, tmp_path / "ddp", ov, torchrun=True), env=_env(), cwd=REPO,
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "x 2 rank(s) (gloo)" in r.stderr
+    single = train(cfg_file, tmp_path / "one", ov + ["optim.update_freq=2"])
+    ddp = load_file(str(find_latest(tmp_path / "ddp" / "checkpoints") / "model.safetensors"))
+    one = params(single)
+    assert ddp.keys() == one.keys()
+    worst = max(float((ddp[k] - one[k]).abs().max()) for k in one)
+    assert worst < 1e-5, worst
+    moved = max(float((one[k] - PretrainTask(load_train_config(cfg_file, ov)).build_model().state_dict()[k])
+                      .abs().max()) for k in one if k.endswith("weight"))
+    assert moved > 1e-3  # the runs really trained
+    la, lb = train_losses(tmp_path / "ddp"), train_losses(tmp_path / "one")
+    assert all(abs(la[n] - lb[n]) < 1e-5 for n in la)
