@@ -156,3 +156,35 @@ def test_missing_lm_file_is_a_clear_error(tmp_path, lm_files):
     _, lex, _ = lm_files
     with pytest.raises(DataError, match="not found"):
         BeamSearchDecoder(SYMBOLS, BeamConfig(lm=str(tmp_path / "nope.arpa"), lexicon=str(lex)))
+
+
+def test_lm_beam_beats_greedy_on_noisy_sentences(tmp_path):
+    """Noisy letter emissions of sentences from the LM's own language: greedy is poor, LM beam is not."""
+    pytest.importorskip("flashlight.lib.text")
+    import random
+
+    from speech_ssl.decode.score import score
+
+    letters = list("|ETAONIHSRDLUMWCFGYPBVK'XJQZ")
+    syms = ["<s>", "<pad>", "</s>", "<unk>"] + letters
+    idx = {s: i for i, s in enumerate(syms)}
+    rng = random.Random(0)
+    vocab = ["THE", "CAT", "SAT", "ON", "A", "MAT", "DOG", "RAN", "TO", "HIS", "RED", "BALL", "AND", "HER"]
+    grammar = [["THE", "A", "HIS", "HER"], ["RED", ""], ["CAT", "DOG", "BALL"], ["SAT", "RAN"], ["ON", "TO"],
+               ["THE", "A"], ["MAT", "BALL"]]
+    sents = [" ".join(w for w in (rng.choice(slot) for slot in grammar) if w) for _ in range(300)]
+    write_arpa([s.split() for s in sents], 3, tmp_path / "lm.arpa")
+    write_letter_lexicon(vocab, tmp_path / "lex.txt", syms)
+    g = torch.Generator().manual_seed(0)
+    refs, ems = sents[:15], []
+    for s in refs:
+        frames = [f for c in s.replace(" ", "|") + "|" for f in (idx[c], idx[c], 0)]
+        logits = 1.5 * torch.randn(len(frames), len(syms), generator=g)
+        logits[torch.arange(len(frames)), torch.tensor(frames)] += 4.0
+        ems.append(logits.log_softmax(-1))
+    greedy = [tokens_to_text(greedy_ctc(e[None])[0], syms) for e in ems]
+    dec = BeamSearchDecoder(syms, BeamConfig(lm=str(tmp_path / "lm.arpa"), lexicon=str(tmp_path / "lex.txt"), beam=50))
+    beam = [dec.to_text(dec.decode(e[None])[0][0]) for e in ems]
+    wer_greedy, wer_beam = score(refs, greedy).error_rate, score(refs, beam).error_rate
+    assert wer_greedy > 0.3
+    assert wer_beam < 0.05 and wer_beam < wer_greedy / 5
