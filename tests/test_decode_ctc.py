@@ -188,3 +188,26 @@ def test_lm_beam_beats_greedy_on_noisy_sentences(tmp_path):
     wer_greedy, wer_beam = score(refs, greedy).error_rate, score(refs, beam).error_rate
     assert wer_greedy > 0.3
     assert wer_beam < 0.05 and wer_beam < wer_greedy / 5
+
+
+def test_spm_lexicon_and_beam_over_pieces(tmp_path):
+    """Sentencepiece units: lexicon of piece spellings; lexicon beam returns words; greedy joins pieces."""
+    pytest.importorskip("flashlight.lib.text")
+    from speech_ssl.data.vocab import SentencePieceVocab, train_sentencepiece
+    from speech_ssl.decode.ctc import write_spm_lexicon
+
+    texts = ["the cat sat on the mat", "the dog ran to the cat", "a red ball on a mat"] * 20
+    model = train_sentencepiece(texts, tmp_path / "sp", vocab_size=30, model_type="unigram")
+    sp = SentencePieceVocab(model)
+    syms = list(sp.dictionary().symbols)
+    assert write_spm_lexicon(["the", "cat", "mat"], model, tmp_path / "lex.txt") == 3
+    lex = read_lexicon(tmp_path / "lex.txt", syms)
+    assert "".join(lex["cat"][0]).replace("\u2581", "") == "cat"
+    write_arpa([t.split() for t in texts], 2, tmp_path / "lm.arpa")
+    write_spm_lexicon({w for t in texts for w in t.split()}, model, tmp_path / "lex.txt")
+    ids = [syms.index(p) for p in sp.encode_line("the cat sat").split()]
+    frames = [f for i in ids for f in (i, i, 0)]
+    em = one_hot_logits(frames, len(syms)).log_softmax(-1)[None]
+    assert tokens_to_text(greedy_ctc(em)[0], syms, "spm") == "the cat sat"
+    dec = BeamSearchDecoder(syms, BeamConfig(lm=str(tmp_path / "lm.arpa"), lexicon=str(tmp_path / "lex.txt"), beam=10))
+    assert dec.decode(em)[0][0].words == ["the", "cat", "sat"]

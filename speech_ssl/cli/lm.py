@@ -32,7 +32,9 @@ def add_parser(subparsers) -> None:
         default="auto",
         help="auto: lmplz when on PATH (word units), else ours",
     )
-    b.add_argument("--lexicon-out", metavar="FILE", help="also write a letter lexicon of the text's words")
+    b.add_argument("--lexicon-out", metavar="FILE", help="also write a lexicon of the text's words "
+                   "(letters: WORD W O R D |; with --spm-model: the word's sentencepiece pieces)")
+    b.add_argument("--spm-model", metavar="MODEL", help="sentencepiece model for --lexicon-out")
     b.add_argument("--upper", action="store_true", help="upper-case the text first (LibriSpeech letters)")
     b.set_defaults(func=run)
 
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from speech_ssl.decode.ctc import write_letter_lexicon
+    from speech_ssl.decode.ctc import write_letter_lexicon, write_spm_lexicon
     from speech_ssl.decode.lm import build_lm
     from speech_ssl.errors import DataError
 
@@ -62,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
         engine = build_lm(text, args.order, args.out, units=args.units, use_lmplz=use)
         if args.lexicon_out:
             words = {w for line in text.read_text(encoding="utf-8").splitlines() for w in line.split()}
-            n = write_letter_lexicon(sorted(words), args.lexicon_out)
+            if args.spm_model:
+                n = write_spm_lexicon(sorted(words), args.spm_model, args.lexicon_out)
+            else:
+                n = write_letter_lexicon(sorted(words), args.lexicon_out)
             print(f"wrote {n} words to {args.lexicon_out}")
     except (DataError, ValueError, FileNotFoundError) as e:
         print(f"speech-ssl lm build: {e}", file=sys.stderr)

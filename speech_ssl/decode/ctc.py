@@ -214,6 +214,24 @@ def write_letter_lexicon(words: Sequence[str], path: str | Path, symbols: Sequen
     return len(lines)
 
 
+def write_spm_lexicon(words: Sequence[str], spm_model: str | Path, path: str | Path) -> int:
+    """Write a sentencepiece lexicon ``WORD ▁pie ces`` (the model's segmentation of each word), atomically.
+
+    For lexicon-constrained search over sentencepiece units (the silence token is then ``</s>``, which
+    CTC never emits, so words are delimited by the ``▁`` pieces themselves)."""
+    from speech_ssl.data.vocab import SentencePieceVocab
+    from speech_ssl.decode.io import atomic_write_text
+
+    sp = SentencePieceVocab(spm_model)
+    lines = []
+    for w in sorted(set(words)):
+        if w in ("<s>", "</s>", "<unk>") or not w:
+            continue
+        lines.append(f"{w}\t{sp.encode_line(w)}\n")
+    atomic_write_text(path, "".join(lines))
+    return len(lines)
+
+
 class BeamSearchDecoder:
     """CTC beam search through flashlight-text, optionally with a KenLM n-gram (ARPA or binary).
 
