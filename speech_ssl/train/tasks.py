@@ -117,6 +117,10 @@ class Task:
     def describe_batch(self) -> str:
         return ""
 
+    def data_summary(self, rank: int, world_size: int) -> list[str]:
+        """Lines printed at the start of a run (corpus size, language shares, ...)."""
+        return []
+
 
 def build_model_config(cfg: TrainConfig, source: str | None = None):
     """The run's ``Wav2Vec2Config``: ``model.preset`` with ``model.overrides``, types checked.
@@ -221,9 +225,23 @@ class PretrainTask(Task):
         # Crops depend only on (seed, epoch, ids); every part shares the same cropping options.
         return DataSplit(dataset, batches, parts[0].collater)
 
-    def language_shares(self) -> dict[str, dict[str, float]] | None:
-        s = self._samplers.get(("train", 0, 1))
-        return s.language_shares() if s is not None and hasattr(s, "language_shares") else None
+    def data_summary(self, rank: int, world_size: int) -> list[str]:
+        split = self.split("train", 1, rank, world_size)
+        parts = self._dataset("train")
+        hours = sum(float(p.raw_sizes.sum()) for p in parts) / 16000 / 3600
+        skipped = sum(p.num_skipped for p in parts)
+        lines = [
+            f"train: {sum(len(p) for p in parts)} utterances, {hours:.2f} h ({skipped} skipped as shorter than "
+            f"{self.cfg.data.min_sample_size} samples), {len(split.batches)} batches per epoch per rank"
+        ]
+        sampler = self._samplers[("train", rank, world_size)]
+        if hasattr(sampler, "language_shares"):
+            for name, sh in sampler.language_shares(1).items():
+                lines.append(
+                    f"  {name}: {sh['hours']:.2f} h, natural share {sh['natural']:.3f} -> sampled "
+                    f"{sh['target']:.3f} (alpha {self.cfg.data.alpha})"
+                )
+        return lines
 
     def describe_batch(self) -> str:
         c = self.model_cfg

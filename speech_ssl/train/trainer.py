@@ -584,6 +584,7 @@ class Trainer:
             f"effective batch: max_tokens {mt:,} samples x {W} rank(s) x update_freq {F} = "
             f"{per_update:.3f} h of audio per update at most (pretraining crops each batch to its shortest item)",
         ]
+        lines += self.task.data_summary(self.info.rank, W)
         ref_g, ref_f = cfg.optim.reference_gpus, cfg.optim.reference_update_freq
         if ref_g > 0:
             ref = mt * ref_g * ref_f / SAMPLE_RATE / 3600

@@ -1,0 +1,138 @@
+"""Pretraining throughput of the full trainer update: audio-seconds per second and peak memory.
+
+Times ``Trainer.train_update`` (data loading, forward, backward, all-reduce bookkeeping, AdamW) on a
+corpus of random-phase harmonic audio written to a temporary folder, after warm-up updates.
+
+    python bench/bench_pretrain.py                                  # tiny + base on CPU, 2 threads
+    python bench/bench_pretrain.py --presets base --device cuda --precision bf16 --max-tokens 1400000
+
+Prints one JSON line per configuration and a table. On CPU, say how many threads were used and whether
+the machine was otherwise idle: torch with 2 threads runs several times slower when another process
+holds a core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def make_corpus(root: Path, n: int, seconds: float, seed: int = 0) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    (root / "wav").mkdir(parents=True, exist_ok=True)
+    lines = [str(root / "wav")]
+    L = int(seconds * 16000)
+    t = np.arange(L) / 16000
+    for i in range(n):
+        f0 = rng.uniform(80, 250)
+        x = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6.28)) / k for k in range(1, 8))
+        x = (0.1 * x + 0.01 * rng.standard_normal(L)).astype(np.float32)
+        sf.write(root / "wav" / f"{i}.wav", x, 16000, subtype="FLOAT")
+        lines.append(f"{i}.wav\t{L}")
+    (root / "train.tsv").write_text("\n".join(lines) + "\n")
+    return root / "train.tsv"
+
+
+def bench(preset: str, args, corpus: Path) -> dict:
+    import torch
+
+    from speech_ssl.train.config import load_train_config
+    from speech_ssl.train.tasks import PretrainTask
+    from speech_ssl.train.trainer import Trainer, peak_memory_gb
+
+    overrides = [
+        f"model.preset={preset}",
+        f"data.train=[{corpus}]",
+        f"data.max_tokens={args.max_tokens}",
+        f"data.max_sample_size={args.max_tokens}",
+        "data.min_sample_size=0",
+        f"optim.max_update={args.updates + args.warmup + 10}",
+        "schedule.warmup_updates=1",
+        f"precision.mode={args.precision}",
+        f"device={args.device}",
+        "logging.progress_bar=false",
+        "logging.tensorboard=false",
+        f"distributed.activation_checkpointing={str(args.activation_checkpointing).lower()}",
+    ]
+    cfg = load_train_config(None, overrides)
+    tr = Trainer(cfg, PretrainTask(cfg), run_dir=None)
+    tr.setup()
+    for _ in range(args.warmup):
+        tr.train_update()
+    dev = tr.device
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(dev)
+    audio = 0.0
+    t0 = time.perf_counter()
+    for _ in range(args.updates):
+        step = tr.train_update()
+        audio += step["sums"]["audio_samples"] / 16000
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    return {
+        "preset": preset,
+        "params_M": round(sum(p.numel() for p in tr.raw_model.parameters()) / 1e6, 2),
+        "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+        "threads": torch.get_num_threads(),
+        "precision": args.precision,
+        "max_tokens": args.max_tokens,
+        "updates": args.updates,
+        "audio_s_per_update": round(audio / args.updates, 2),
+        "s_per_update": round(dt / args.updates, 4),
+        "audio_s_per_s": round(audio / dt, 1),
+        "peak_mem_gb": round(peak_memory_gb(dev), 3),
+        "mem_kind": "cuda max_memory_allocated" if dev.type == "cuda" else "process peak RSS",
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--presets", default="tiny,base")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-tokens", type=int, default=80000, help="samples per batch (default 4 x 1.25 s)")
+    p.add_argument("--utt-seconds", type=float, default=5.0)
+    p.add_argument("--updates", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--activation-checkpointing", action="store_true")
+    p.add_argument("--json", help="append results to this JSONL file")
+    args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("SPEECH_SSL_NO_BAR", "1")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        n = max(8, 4 * args.max_tokens // int(args.utt_seconds * 16000) + 4)
+        corpus = make_corpus(Path(tmp), n, args.utt_seconds)
+        for preset in args.presets.split(","):
+            r = bench(preset.strip(), args, corpus)
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+            if args.json:
+                with open(args.json, "a") as f:
+                    f.write(json.dumps(r) + "\n")
+    print(f"\n{'preset':8} {'params':>8} {'device':>24} {'thr':>3} {'prec':>5} {'audio s/upd':>11} "
+          f"{'s/upd':>8} {'audio s/s':>9} {'peak GB':>8}")
+    for r in rows:
+        print(f"{r['preset']:8} {r['params_M']:>7}M {r['device'][:24]:>24} {r['threads']:>3} {r['precision']:>5} "
+              f"{r['audio_s_per_update']:>11} {r['s_per_update']:>8} {r['audio_s_per_s']:>9} {r['peak_mem_gb']:>8}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
