@@ -198,3 +198,27 @@ def test_tiny_model_overfits_and_decodes(tmp_path, one_thread):
         log=lambda s: None,
     )
     assert summary["score"]["error_rate"] <= 0.1
+
+
+def test_finetune_cli_runs_and_resumes(tmp_path, one_thread):
+    import argparse
+
+    from speech_ssl.cli import finetune as finetune_cli
+
+    make_corpus(tmp_path)
+    cfg = write_config(tmp_path, pretrained=_pretrained(tmp_path))
+    parser = argparse.ArgumentParser()
+    finetune_cli.add_parser(parser.add_subparsers(dest="command"))
+    run = tmp_path / "run"
+    args = parser.parse_args(["finetune", str(cfg), "optim.max_update=8", "logging.valid_interval_updates=4",
+                              "--run-dir", str(run), "--stop-after-updates", "4"])
+    assert args.func(args) == 0
+    assert (run / "checkpoints" / "checkpoint_00000004" / "dict.txt").is_file()
+    meta = json.loads((run / "checkpoints" / "checkpoint_00000004" / "config.json").read_text())
+    assert meta["architecture"] == "Wav2Vec2ForCTC" and meta["extra"]["unit"] == "letter"
+    args = parser.parse_args(["finetune", str(cfg), "optim.max_update=8", "logging.valid_interval_updates=4",
+                              "--run-dir", str(run), "--resume"])
+    assert args.func(args) == 0
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert max(e.get("update", 0) for e in log) == 8
+    assert (run / "checkpoints" / "best" / "model.safetensors").is_file()

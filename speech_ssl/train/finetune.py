@@ -264,44 +264,32 @@ class CTCTask(Task):
         }
 
     def save_weights(self, model: nn.Module, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
-        """``model.safetensors`` + ``config.json`` (with vocab, unit, normalize) + ``dict.txt``."""
-        from speech_ssl.models.checkpoint import (
-            FORMAT,
-            FORMAT_VERSION,
-            _atomic_write_bytes,
-            save_state_dict,
-            to_dict,
-        )
+        """``model.safetensors`` + ``config.json`` (with vocab, unit, normalize in ``extra``) + ``dict.txt``."""
+        from speech_ssl.models.checkpoint import save_model
+        from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        if state_dict is None:
-            from speech_ssl.models.checkpoint import save_model
-
-            save_model(model, folder, extra=self._extra())
-        else:  # the trainer gathered the weights (FSDP): same files from the given state dict
-            import json
-
-            meta = {
-                "format": FORMAT, "format_version": FORMAT_VERSION, "architecture": "Wav2Vec2ForCTC",
-                "model": to_dict(model.cfg), "vocab_size": model.vocab_size, "vocab": model.vocab,
-                "freeze_finetune_updates": model.freeze_finetune_updates, "extra": self._extra(),
-            }
-            save_state_dict(state_dict, folder / "model.safetensors", metadata={"format": "pt"})
-            _atomic_write_bytes(folder / "config.json", (json.dumps(meta, indent=2) + "\n").encode())
-        self.dictionary.save(folder / "dict.txt")
+        if state_dict is not None:  # a gathered (FSDP) state: an unsharded copy on CPU
+            model = Wav2Vec2ForCTC(model.cfg, model.vocab_size, model.vocab, model.freeze_finetune_updates)
+            model.load_state_dict(state_dict, strict=True)
+        save_model(model, folder, extra=self._extra())
+        self.dictionary.save(Path(folder) / "dict.txt")
 
     def load_weights(self, model: nn.Module, folder: Path, strict: bool = True) -> None:
-        from speech_ssl.models.checkpoint import checkpoint_paths, load_state_dict
+        from speech_ssl.models.checkpoint import checkpoint_paths, load_state_dict, read_checkpoint_config
 
+        read_checkpoint_config(folder)  # a clear error when the folder is not one of our checkpoints
         weights, _ = checkpoint_paths(folder)
         state = load_state_dict(weights)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if strict and (missing or unexpected):
+        own = model.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
+        if strict and (missing or unexpected or shapes):
             raise ConfigError(
-                f"{folder}: weights do not match the CTC model (missing {sorted(missing)[:5]}, "
-                f"unexpected {sorted(unexpected)[:5]}); check finetune.pretrained / model.overrides"
+                f"{weights}: weights do not match the CTC model (missing {missing[:4]}, unexpected "
+                f"{unexpected[:4]}, shape mismatches {shapes[:4]}); check finetune.pretrained and the dictionary"
             )
+        model.load_state_dict(state, strict=strict)
 
     def ddp_find_unused_parameters(self) -> bool:
         # The frozen-backbone phase runs the backbone under no_grad; mask_emb is unused without masking.
