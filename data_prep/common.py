@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import sys
@@ -33,6 +34,7 @@ from speech_ssl.data.vocab import text_to_letters
 from speech_ssl.errors import DataError
 
 AUDIO_EXTS = (".flac", ".wav", ".ogg", ".opus", ".mp3", ".sph")
+MIN_ITEMS_FOR_POOL = 32  # fewer items are processed in this process (starting workers costs more)
 
 
 # -- bad input ----------------------------------------------------------------------------------------
@@ -99,11 +101,13 @@ def parallel_map(
     jobs = [(fn, x) for x in items]
     bar = tqdm(total=len(items), desc=desc, unit="file", disable=None, file=sys.stderr, dynamic_ncols=True)
     try:
-        if workers <= 1 or len(items) < 2:
+        if workers <= 1 or len(items) < max(2, MIN_ITEMS_FOR_POOL):
             outs: Iterable = map(_guarded, jobs)
             pool = None
         else:
-            pool = ProcessPoolExecutor(max_workers=workers)
+            # forkserver: workers start clean, not as copies of a parent that may hold C-library state
+            # (eSpeak NG's engine, open files), which is unsafe to fork.
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
             chunk = max(1, min(64, len(items) // (workers * 8)))
             outs = pool.map(_guarded, jobs, chunksize=chunk)
         try:

@@ -84,7 +84,10 @@ def test_librispeech_is_idempotent_and_redoes_changed_subsets(libri, tmp_path):
     assert json.loads((out / ".prep" / "dev-clean.json").read_text())["utterances"] == 6
 
 
-def test_librispeech_bad_inputs(libri, tmp_path):
+def test_librispeech_bad_inputs(libri, tmp_path, monkeypatch):
+    import data_prep.common
+
+    monkeypatch.setattr(data_prep.common, "MIN_ITEMS_FOR_POOL", 0)  # exercise the worker pool
     root, made = libri
     chap = root / "dev-clean" / "103" / "203"
     (chap / "103-203-0001.flac").write_bytes(b"not a flac file")  # corrupt
