@@ -266,7 +266,13 @@ class Trainer:
             )
         else:
             try:
-                self.optimizer.load_state_dict(state["optimizer"])
+                sd = state["optimizer"]
+                index = {n: i for i, n in enumerate(self._param_names())}
+                sd = {
+                    "state": {index[k]: v for k, v in sd["state"].items()},
+                    "param_groups": [dict(g, params=[index[n] for n in g["params"]]) for g in sd["param_groups"]],
+                }
+                self.optimizer.load_state_dict(sd)
             except (ValueError, KeyError) as e:
                 raise CheckpointError(
                     f"optimizer state does not match this model: {e} (use --init-from for weights only)",
@@ -307,9 +313,18 @@ class Trainer:
 
         return get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
+    def _param_names(self) -> list[str]:
+        return [n for n, p in self.raw_model.named_parameters() if p.requires_grad]
+
     def _full_optim_state(self) -> dict[str, Any]:
+        """The optimizer state keyed by parameter name (the same layout with DDP and FSDP)."""
         if not self.is_fsdp:
-            return self.optimizer.state_dict()
+            sd = self.optimizer.state_dict()
+            names = self._param_names()
+            return {
+                "state": {names[i]: v for i, v in sd["state"].items()},
+                "param_groups": [dict(g, params=[names[i] for i in g["params"]]) for g in sd["param_groups"]],
+            }
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
         return get_optimizer_state_dict(
