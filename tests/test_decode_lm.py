@@ -106,3 +106,91 @@ def test_lm_build_cli(tmp_path, capsys):
     assert "3-gram word LM by ours" in out and "1=" in out
     assert "HELLO\tH E L L O |" in (tmp_path / "lex.txt").read_text()
     assert "HELLO" in ArpaLM(tmp_path / "o.arpa").vocab
+
+
+def _reference_kneser_ney(sentences, order):
+    """Straightforward dict-based interpolated modified Kneser-Ney (Chen & Goodman), written from the
+    formulas independently of the vectorized estimator."""
+    from collections import defaultdict
+
+    def discounts(counts):
+        t = [0] * 5
+        for c in counts.values():
+            if c <= 4:
+                t[c] += 1
+        try:
+            y = t[1] / (t[1] + 2 * t[2])
+            d = tuple(k - (k + 1) * y * t[k + 1] / t[k] for k in (1, 2, 3))
+        except ZeroDivisionError:
+            return (0.5, 1.0, 1.5)
+        return d if all(0 < dk < k + 1 for k, dk in zip((1, 2, 3), d)) else (0.5, 1.0, 1.5)
+
+    raw = [defaultdict(int) for _ in range(order + 1)]
+    vocab = set()
+    for sent in sentences:
+        toks = [BOS, *sent, EOS]
+        vocab.update(sent)
+        for n in range(1, order + 1):
+            for i in range(len(toks) - n + 1):
+                raw[n][tuple(toks[i : i + n])] += 1
+    raw[1].pop((BOS,), None)
+    adj = [dict() for _ in range(order + 1)]
+    adj[order] = dict(raw[order])
+    for n in range(order - 1, 0, -1):
+        cont = defaultdict(int)
+        for g in raw[n + 1]:
+            cont[g[1:]] += 1
+        for g, c in raw[n].items():
+            adj[n][g] = c if g[0] == BOS else cont.get(g, c)
+    npred = len(vocab | {EOS, UNK})
+    probs = [dict() for _ in range(order + 1)]
+    gammas = [dict() for _ in range(order + 1)]
+    for n in range(1, order + 1):
+        d = discounts(adj[n])
+        tot, nk = defaultdict(int), defaultdict(lambda: [0, 0, 0])
+        for g, c in adj[n].items():
+            tot[g[:-1]] += c
+            nk[g[:-1]][min(c, 3) - 1] += 1
+        for ctx, s in tot.items():
+            gammas[n - 1][ctx] = sum(dk * nn for dk, nn in zip(d, nk[ctx])) / s
+        for g, c in adj[n].items():
+            lower = 1.0 / npred if n == 1 else probs[n - 1][g[1:]]
+            probs[n][g] = (c - d[min(c, 3) - 1]) / tot[g[:-1]] + gammas[n - 1][g[:-1]] * lower
+    probs[1][(UNK,)] = gammas[0][()] / npred
+    out = []
+    for n in range(1, order + 1):
+        t = {g: (math.log10(p), math.log10(gammas[n][g]) if n < order and g in gammas[n] else None)
+             for g, p in probs[n].items()}
+        if n == 1:
+            t[(BOS,)] = (-99.0, math.log10(gammas[1][(BOS,)]))
+        out.append(t)
+    return out
+
+
+@pytest.mark.parametrize("order,seed", [(2, 1), (3, 2), (4, 3), (5, 4)])
+def test_vectorized_estimate_equals_reference(order, seed):
+    sents = _corpus(120, seed) + [["single"]]
+    ours = estimate_kneser_ney(sents, order)
+    ref = _reference_kneser_ney(sents, order)
+    for n in range(order):
+        assert set(ours[n]) == set(ref[n]), n + 1
+        for g, (lp, bo) in ref[n].items():
+            assert ours[n][g][0] == pytest.approx(lp, abs=1e-9), g
+            assert (ours[n][g][1] is None) == (bo is None), g
+            if bo is not None:
+                assert ours[n][g][1] == pytest.approx(bo, abs=1e-9), g
+
+
+def test_row_keys_int_and_void_paths_agree():
+    import numpy as np
+
+    from speech_ssl.decode.lm import _unique_rows
+
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 50, size=(500, 3)).astype(np.int32)
+    u_int, _, c_int = _unique_rows(rows, 50)  # int64 keys
+    u_void, k_void, c_void = _unique_rows(rows, 2**30)  # 2**90 > 2**63: byte keys
+    assert k_void.dtype.kind == "V"
+    np.testing.assert_array_equal(u_int, u_void)
+    np.testing.assert_array_equal(c_int, c_void)
+    assert [tuple(r) for r in u_int] == sorted({tuple(r) for r in rows.tolist()})
