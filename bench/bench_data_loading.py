@@ -6,7 +6,8 @@ Writes a synthetic corpus (speech-like: amplitude-modulated harmonics + noise, 1
 utterances) into a temporary folder with a manifest, letter labels and a dictionary, then iterates a
 ``FinetuneDataset`` through ``DynamicBatchSampler`` (max_tokens 1.6M samples = 100 s of audio) and a
 ``DataLoader``: decoding, float conversion, padding, target padding. ``workers=0`` decodes in the main
-process (one core). The figure is audio seconds decoded per wall-clock second divided by
+process (one core). ``--source-sr 8000`` (or 48000) writes files at that rate, so the loader also resamples.
+The figure is audio seconds decoded per wall-clock second divided by
 ``max(1, workers)``; goal >= 50x real time per core. The machine is shared: run it when it is idle.
 """
 
@@ -21,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 
-def make_corpus(root: Path, minutes: float, seed: int = 0) -> Path:
+def make_corpus(root: Path, minutes: float, seed: int = 0, sr: int = 16000) -> Path:
     import soundfile as sf
 
+    from speech_ssl.data.audio import resampled_length
     from speech_ssl.data.manifest import ManifestEntry, write_labels, write_manifest
     from speech_ssl.data.vocab import build_dictionary, text_to_letters
 
@@ -31,14 +33,14 @@ def make_corpus(root: Path, minutes: float, seed: int = 0) -> Path:
     entries, ltr, total, i = [], [], 0.0, 0
     while total < minutes * 60:
         sec = float(rng.uniform(2, 15))
-        n = int(sec * 16000)
-        t = np.arange(n) / 16000
+        n = int(sec * sr)
+        t = np.arange(n) / sr
         f0 = rng.uniform(90, 250)
         env = 0.5 * (1 + np.sin(2 * np.pi * rng.uniform(2, 6) * t)) ** 2
         x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 8)) * env * 0.1
         x = (x + 0.01 * rng.standard_normal(n)).clip(-1, 1)
-        sf.write(root / f"u{i:05d}.flac", x, 16000, subtype="PCM_16")
-        entries.append(ManifestEntry(f"u{i:05d}.flac", n))
+        sf.write(root / f"u{i:05d}.flac", x, sr, subtype="PCM_16")
+        entries.append(ManifestEntry(f"u{i:05d}.flac", resampled_length(n, sr)))
         ltr.append(text_to_letters(" ".join(["HELLO", "WORLD", "SPEECH"][: 1 + i % 3])))
         total += sec
         i += 1
@@ -75,6 +77,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0, help="audio in the synthetic corpus")
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--max-tokens", type=int, default=1_600_000)
+    ap.add_argument("--source-sr", type=int, default=16000,
+                    help="sample rate of the FLAC files (not 16000: the loader resamples with soxr)")
     ap.add_argument("--dir", type=Path, default=None, help="reuse/keep the corpus here")
     args = ap.parse_args()
     import torch
@@ -86,7 +90,7 @@ def main() -> None:
         manifest = root / "train.tsv"
         if not manifest.is_file():
             t0 = time.perf_counter()
-            make_corpus(root, args.minutes)
+            make_corpus(root, args.minutes, sr=args.source_sr)
             print(f"wrote {args.minutes} min of FLAC in {time.perf_counter() - t0:.1f} s")
         run(manifest, 0, args.max_tokens)  # warm the page cache
         for w in args.workers:
