@@ -211,3 +211,13 @@ def test_spm_lexicon_and_beam_over_pieces(tmp_path):
     assert tokens_to_text(greedy_ctc(em)[0], syms, "spm") == "the cat sat"
     dec = BeamSearchDecoder(syms, BeamConfig(lm=str(tmp_path / "lm.arpa"), lexicon=str(tmp_path / "lex.txt"), beam=10))
     assert dec.decode(em)[0][0].words == ["the", "cat", "sat"]
+
+
+def test_clear_error_without_flashlight(monkeypatch):
+    import sys
+
+    for name in ["flashlight.lib.text", "flashlight.lib.text.decoder", "flashlight.lib.text.dictionary",
+                 "flashlight.lib.text.decoder.kenlm"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ImportError, match=r"speech_ssl\[lm\]"):
+        BeamSearchDecoder(SYMBOLS, BeamConfig())

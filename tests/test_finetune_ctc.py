@@ -222,3 +222,38 @@ def test_finetune_cli_runs_and_resumes(tmp_path, one_thread):
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert max(e.get("update", 0) for e in log) == 8
     assert (run / "checkpoints" / "best" / "model.safetensors").is_file()
+
+
+def test_backbone_frozen_for_first_updates_then_trained(tmp_path):
+    """freeze_finetune_updates: only the head gets gradients before N updates, the Transformer after;
+    the conv encoder never does."""
+    make_corpus(tmp_path)
+    task = CTCTask(load_finetune_config(write_config(tmp_path)), "ft.yaml")
+    model = task.build_model().train()
+    split = task.split("train", 1, 0, 1)
+    batch = split.collate([split.dataset[i] for i in range(3)])
+    for n, backbone_grads in [(5, False), (10, True)]:
+        model.zero_grad(set_to_none=True)
+        task.begin_update(model, n)
+        task.train_step(model, batch, n).loss.backward()
+        assert model.head.weight.grad is not None
+        enc = [p.grad is not None for p in model.wav2vec2.encoder.parameters() if p.requires_grad]
+        assert all(enc) if backbone_grads else not any(enc)
+        assert all(p.grad is None for p in model.wav2vec2.feature_encoder.parameters())
+
+
+def test_phone_units_report_per(tmp_path):
+    make_corpus(tmp_path)
+    lines = (tmp_path / "train.ltr").read_text().splitlines()
+    (tmp_path / "train.phn").write_text("".join(ln.replace(" |", "").replace("|", "") + "\n" for ln in lines))
+    (tmp_path / "dict.phn.txt").write_text("".join(f"{s} 10\n" for s in LETTERS))
+    cfg = load_finetune_config(write_config(tmp_path), ["finetune.labels=phn"])
+    task = CTCTask(cfg, "ft.yaml")
+    assert task.unit == "phone"
+    model = task.build_model().eval()
+    split = task.split("valid", 1, 0, 1)
+    batch = split.collate([split.dataset[i] for i in range(len(split.dataset))])
+    with torch.no_grad():
+        out = task.valid_step(model, batch)
+    m = task.reduce_metrics({"loss": float(out.loss), "sample_size": out.sample_size, **out.logs})
+    assert m["per"] == m["wer"] and out.logs["word_total"] == sum(len(t.replace(" ", "")) for t in TEXTS)
