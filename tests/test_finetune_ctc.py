@@ -257,3 +257,17 @@ def test_phone_units_report_per(tmp_path):
         out = task.valid_step(model, batch)
     m = task.reduce_metrics({"loss": float(out.loss), "sample_size": out.sample_size, **out.logs})
     assert m["per"] == m["wer"] and out.logs["word_total"] == sum(len(t.replace(" ", "")) for t in TEXTS)
+
+
+def test_normalize_must_match_pretraining(tmp_path):
+    from speech_ssl.models.checkpoint import save_model
+    from speech_ssl.models.config import get_preset
+    from speech_ssl.models.wav2vec2 import Wav2Vec2ForPretraining
+
+    make_corpus(tmp_path)
+    save_model(Wav2Vec2ForPretraining(get_preset("tiny")), tmp_path / "pt", extra={"normalize": True})
+    task = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "pt")), "ft.yaml")
+    with pytest.raises(ConfigError, match="data.normalize"):
+        task.build_model()
+    ok = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "pt"), ["data.normalize=true"]))
+    ok.build_model()

@@ -230,8 +230,18 @@ class CTCTask(Task):
         V = len(self.symbols)
         overrides = {**ft.backbone_overrides(), **self.cfg.model.overrides}
         if ft.pretrained:
-            from speech_ssl.models.checkpoint import load_model
+            from speech_ssl.models.checkpoint import load_model, read_checkpoint_config
 
+            extra = read_checkpoint_config(ft.pretrained).get("extra") or {}
+            if "normalize" in extra and bool(extra["normalize"]) != self.cfg.data.normalize:
+                raise ConfigError(
+                    f"{self.source or 'config'}: key 'data.normalize' is {self.cfg.data.normalize} but "
+                    f"{ft.pretrained} was trained with normalize={bool(extra['normalize'])}; they must match "
+                    "(fairseq asserts this too)"
+                )
+            if "normalize" not in extra:
+                logger.info("%s does not record 'normalize'; make sure data.normalize=%s matches its pretraining",
+                            ft.pretrained, self.cfg.data.normalize)
             src = load_model(ft.pretrained)
             if isinstance(src, Wav2Vec2ForCTC):
                 if src.vocab is not None and list(src.vocab) != self.symbols:
