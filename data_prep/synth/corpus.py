@@ -46,6 +46,7 @@ LABEL_COLUMNS = ["id", "path", "lang", "speaker", "start", "end", "words", "lett
 LS_SUBSETS = {"train": "train-clean-100", "dev": "dev-clean", "test": "test-clean"}
 # Real BABEL language codes where one exists; others get a 9xx code.
 BABEL_CODES = {"tr": 105, "vi": 107, "ht": 201, "sw": 202, "kk": 302, "ka": 404, "ky": 901, "tt": 902}
+SHARD_SIZE = 24  # jobs per fresh worker process (see _run_jobs)
 DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt", "ru", "sv", "tr", "ky", "tt")
 
 
@@ -144,7 +145,7 @@ def render(job: Job) -> dict:
     conv = len(job.texts) > 1
     for text in job.texts:
         rate = int(job.speaker.rate * rng.uniform(0.92, 1.08))
-        res = eng.synthesize(text, voice, job.speaker.variant_name, rate=rate)
+        res = eng.synthesize(text, voice, job.speaker.variant_name, rate=rate, seed=int(rng.integers(2**31)))
         speech = res.samples.astype(np.float32) / 32768.0
         if conv:
             # conversation turns: quieter pauses between; level varies less within a call
@@ -200,7 +201,7 @@ class _Estimator:
     def __init__(self, lang: str, sentences: list[str], acfg: AcousticsConfig):
         eng = get_engine()
         sample = sentences[:6]
-        secs = sum(eng.synthesize(s, ESPEAK_VOICES.get(lang, lang), rate=170).duration for s in sample)
+        secs = sum(eng.synthesize(s, ESPEAK_VOICES.get(lang, lang), rate=170, seed=1).duration for s in sample)
         self.spc = secs / max(1, sum(len(s) for s in sample))
         self.pad = (sum(acfg.lead_silence) + sum(acfg.trail_silence)) / 2
 
@@ -506,7 +507,6 @@ def build(cfg: SynthConfig, acfg: AcousticsConfig | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     eng = get_engine()  # this process's engine; its private data folder is shared (read-only) by workers
-    _init_worker(str(eng.data_dir), str(out), acfg)
     jobs, meta = plan(cfg, acfg)
     for spks in meta["speakers"].values():
         for spk in spks:
@@ -538,26 +538,38 @@ def _n_workers(cfg: SynthConfig) -> int:
     return cfg.workers if cfg.workers > 0 else (os.cpu_count() or 1)
 
 
+def render_shard(shard: list[Job]) -> list[dict]:
+    """Render jobs in order (in a fresh worker process: see :func:`_run_jobs`)."""
+    return [render(job) for job in shard]
+
+
 def _run_jobs(cfg: SynthConfig, jobs: list[Job], data_dir: str, out: str, acfg: AcousticsConfig) -> dict:
+    """Render all jobs over ``cfg.workers`` processes.
+
+    eSpeak NG carries state from one synthesis to the next (the voice source phase and pitch flutter
+    continue across calls; re-initialising does not reset them), so an utterance's samples depend on
+    what the same process synthesized before. For byte-identical output regardless of worker count and
+    scheduling, jobs are cut into fixed shards and every shard runs in a fresh process (forked from a
+    clean fork server, ``maxtasksperchild=1``) that initialises eSpeak and renders the shard in order.
+    """
+    import multiprocessing as mp
+
     from tqdm import tqdm
 
     n = _n_workers(cfg)
-    # longest first for load balance (conversations), stable for determinism of nothing but speed
-    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].texts))
+    shards = [jobs[i: i + SHARD_SIZE] for i in range(0, len(jobs), SHARD_SIZE)]
+    # biggest shards (conversations) first for load balance; order does not affect the output
+    shards.sort(key=lambda sh: -sum(len(j.texts) for j in sh))
     bar = tqdm(total=len(jobs), desc="synth", unit="file", disable=not cfg.progress, smoothing=0.05)
     results: dict[str, dict] = {}
-    if n == 1:
-        for i in order:
-            results[jobs[i].key] = render(jobs[i])
-            bar.update()
-    else:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(n, initializer=_init_worker, initargs=(data_dir, out, acfg)) as pool:
-            for res in pool.imap_unordered(render, [jobs[i] for i in order], chunksize=4):
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["data_prep.synth.corpus", "numpy", "soundfile", "soxr"])
+    with ctx.Pool(min(n, len(shards)) or 1, initializer=_init_worker, initargs=(data_dir, out, acfg),
+                  maxtasksperchild=1) as pool:
+        for res_list in pool.imap_unordered(render_shard, shards):
+            for res in res_list:
                 results[res["key"]] = res
-                bar.update()
+            bar.update(len(res_list))
     bar.close()
     if len(results) != len(jobs):
         raise RuntimeError(f"duplicate job keys: {len(jobs)} jobs, {len(results)} results")

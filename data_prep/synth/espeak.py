@@ -233,12 +233,16 @@ class ESpeak:
             self._voice = name
 
     def synthesize(self, text: str, voice: str, variant: str | None = None, rate: int = 175,
-                   pitch: int = 50, pitch_range: int = 50, word_gap: int = 0) -> SynthResult:
+                   pitch: int = 50, pitch_range: int = 50, word_gap: int = 0, seed: int = 0) -> SynthResult:
         """Speak ``text`` with ``voice`` (+ ``variant``); rate in words/minute (80..450).
 
         Rate, pitch and range persist in eSpeak across voice changes, so all are set on every call.
+        ``seed`` seeds eSpeak's noise generator (breath, frication), which it otherwise seeds from the
+        clock. Note that eSpeak also carries voice-source phase from one call to the next, so identical
+        output needs the same sequence of calls in a fresh process (see ``corpus._run_jobs``).
         """
         self.set_voice(voice, variant)
+        self.lib.espeak_ng_SetRandSeed(ctypes.c_long(seed & 0x7FFFFFFF))
         for p, v in ((_P_RATE, rate), (_P_PITCH, pitch), (_P_RANGE, pitch_range), (_P_VOLUME, 100),
                      (_P_WORDGAP, word_gap), (_P_PUNCT, 0), (_P_CAPITALS, 0)):
             self.lib.espeak_SetParameter(p, int(v), 0)
