@@ -3,7 +3,8 @@
 Greedy CTC decoding by default. ``--lm lm.arpa --lexicon lexicon.txt`` runs lexicon-constrained beam
 search with a KenLM n-gram (flashlight-text, the ``lm`` extra); ``--lm`` without ``--lexicon`` runs
 lexicon-free beam search with a token-level LM (``speech-ssl lm build --units letter``); ``--beam-only``
-without ``--lm`` runs lexicon-free beam search without an LM. ``--tune`` grid-searches ``lm_weight`` and
+without ``--lm`` runs lexicon-free beam search without an LM. Defaults follow fairseq's wav2vec README
+(lm_weight 2, word_score -1, sil_score 0) with beam 500. ``--tune`` grid-searches ``lm_weight`` and
 ``word_score`` on the given (dev) manifest, reports the best and decodes with it.
 
 Writes DIR/hyp.txt, DIR/ref.txt (when labels exist), DIR/results.jsonl and DIR/summary.json; prints
@@ -47,16 +48,16 @@ def add_parser(subparsers) -> None:
     g.add_argument("--lm", help="KenLM model (ARPA or binary)")
     g.add_argument("--lexicon", help="lexicon: WORD t1 t2 ... per line (letters: WORD W O R D |)")
     g.add_argument("--beam-only", action="store_true", help="lexicon-free beam search without an LM")
-    g.add_argument("--beam", type=int, default=50)
+    g.add_argument("--beam", type=int, default=500)
     g.add_argument("--beam-size-token", type=int)
     g.add_argument("--beam-threshold", type=float, default=25.0)
     g.add_argument("--lm-weight", type=float, default=2.0)
-    g.add_argument("--word-score", type=float, default=0.0)
+    g.add_argument("--word-score", type=float, default=-1.0)
     g.add_argument("--unk-score", type=float, default=float("-inf"))
     g.add_argument("--sil-score", type=float, default=0.0)
     g.add_argument("--tune", action="store_true", help="grid-search lm_weight and word_score on this manifest")
     g.add_argument("--tune-lm-weights", type=_floats, default=[0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
-    g.add_argument("--tune-word-scores", type=_floats, default=[-1.0, 0.0, 1.0, 2.0])
+    g.add_argument("--tune-word-scores", type=_floats, default=[-2.0, -1.0, 0.0, 1.0])
     p.set_defaults(func=run)
 
 
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         beam = BeamConfig(
             lm=args.lm, lexicon=args.lexicon, beam=args.beam, beam_size_token=args.beam_size_token,
             beam_threshold=args.beam_threshold, lm_weight=args.lm_weight if args.lm else 0.0,
-            word_score=args.word_score, unk_score=args.unk_score, sil_score=args.sil_score,
+            word_score=args.word_score if args.lm else 0.0, unk_score=args.unk_score, sil_score=args.sil_score,
         )
     opts = DecodeOptions(
         checkpoint=args.checkpoint, manifest=args.manifest, out=args.out, labels=args.labels,

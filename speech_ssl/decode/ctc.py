@@ -153,11 +153,13 @@ class BeamConfig:
 
     lm: str | None = None
     lexicon: str | None = None
-    beam: int = 50
+    # Defaults: fairseq's wav2vec README decoding command (--lm-weight 2 --word-score -1 --sil-weight 0)
+    # with the paper's 4-gram beam of 500 (unverified); tune lm_weight/word_score on dev (--tune).
+    beam: int = 500
     beam_size_token: int | None = None  # None: the vocabulary size
     beam_threshold: float = 25.0
     lm_weight: float = 2.0
-    word_score: float = 0.0  # per word (lexicon) ; lexicon-free: score added at each word boundary
+    word_score: float = -1.0  # per word (lexicon); lexicon-free: added to sil_score at each word boundary
     unk_score: float = float("-inf")
     sil_score: float = 0.0
     nbest: int = 1

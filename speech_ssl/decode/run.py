@@ -57,7 +57,7 @@ class DecodeOptions:
     beam: BeamConfig | None = None  # None: greedy
     tune: bool = False
     tune_lm_weights: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
-    tune_word_scores: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0, 2.0])
+    tune_word_scores: list[float] = field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0])
     limit: int | None = None  # decode only the first N rows
 
 
