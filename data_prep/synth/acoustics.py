@@ -32,11 +32,13 @@ def rms_db(x: np.ndarray) -> float:
 
 def colored_noise(n: int, rng: np.random.Generator, exponent: float) -> np.ndarray:
     """(n,) float32 noise with power spectrum ~ 1/f^exponent (0 white, 1 pink, 2 brown), unit RMS."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.arange(spec.size, dtype=np.float64)
-    f[0] = 1.0
-    spec *= f ** (-exponent / 2)
-    x = np.fft.irfft(spec, n)
+    nfft = 1 << max(0, (n - 1).bit_length())  # power of two: pocketfft is slow on prime-ish lengths
+    spec = np.fft.rfft(rng.standard_normal(nfft).astype(np.float32))
+    if exponent:
+        f = np.arange(spec.size, dtype=np.float32)
+        f[0] = 1.0
+        spec *= f ** np.float32(-exponent / 2)
+    x = np.fft.irfft(spec, nfft)[:n]
     return (x / (np.sqrt(np.mean(x * x)) + 1e-12)).astype(np.float32)
 
 

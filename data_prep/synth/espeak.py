@@ -263,6 +263,13 @@ class ESpeak:
                 res.phones.append(p)
                 res.phone_starts.append(sample)
         res.phones, res.phone_starts = merge_modifiers(res.phones, res.phone_starts)
+        # Phone events omit some length marks (Italian/Swedish geminates 'tː' come as 't'); take the
+        # labels from TextToPhonemes in the same voice when the two sequences agree otherwise.
+        ref = [p for w in self._text_to_phonemes(text) for p in w]
+        if len(ref) == len(res.phones) and all(
+            a.replace("ː", "") == b.replace("ː", "") for a, b in zip(ref, res.phones)
+        ):
+            res.phones = ref
         return res
 
     def phonemize(self, text: str, lang: str) -> list[str]:
@@ -277,6 +284,10 @@ class ESpeak:
         """IPA phones grouped by eSpeak's words (words it joins, e.g. 'in the', come as one group)."""
         if not _voice_set:
             self.set_voice(ESPEAK_VOICES.get(lang, lang))
+        return self._text_to_phonemes(text)
+
+    def _text_to_phonemes(self, text: str) -> list[list[str]]:
+        """Phones per eSpeak word of ``text`` in the current voice."""
         mode = _PHONEMES_IPA | (ord("_") << 8)
         buf = ctypes.c_char_p(text.encode("utf-8"))
         out: list[list[str]] = []
