@@ -5,29 +5,12 @@ import pytest
 
 pytest.importorskip("espeakng_loader")
 
+from data_prep.synth.acoustics import estimate_f0  # noqa: E402
 from data_prep.synth.espeak import SAMPLE_RATE, clean_phone, get_engine, merge_modifiers, phonemize  # noqa: E402
 from data_prep.synth.speakers import make_speakers, split_speakers  # noqa: E402
 from data_prep.synth.text import LANGUAGES, Grammar  # noqa: E402
 
 STRESS = set("ˈˌ_")
-
-
-def f0_autocorr(x: np.ndarray, rate: int, fmin=60.0, fmax=400.0) -> float:
-    """Median F0 (Hz) over voiced 40 ms frames of x, by normalized autocorrelation peak picking."""
-    n = int(0.04 * rate)
-    lo, hi = int(rate / fmax), int(rate / fmin)
-    frames = x[: len(x) // n * n].reshape(-1, n).astype(np.float64)
-    energy = (frames**2).mean(1)
-    frames = frames[energy > 0.1 * energy.max()]
-    f0 = []
-    for fr in frames:
-        fr = fr - fr.mean()
-        ac = np.correlate(fr, fr, "full")[n - 1:]
-        ac /= ac[0] + 1e-9
-        lag = lo + int(np.argmax(ac[lo:hi]))
-        if ac[lag] > 0.5:
-            f0.append(rate / lag)
-    return float(np.median(f0)) if f0 else 0.0
 
 
 def test_clean_phone_and_modifiers():
@@ -72,7 +55,7 @@ def test_same_seed_same_samples_and_speakers_differ():
     for s in spk[:6]:
         eng.write_variant(s.variant_name, s.variant_text())
         res = eng.synthesize(text, "en-US", s.variant_name, rate=s.rate, seed=3)
-        f0[s.index] = f0_autocorr(res.samples.astype(np.float32), SAMPLE_RATE)
+        f0[s.index] = estimate_f0(res.samples.astype(np.float32), SAMPLE_RATE)
     male = [f0[i] for i in range(0, 6, 2)]
     female = [f0[i] for i in range(1, 6, 2)]
     assert max(male) < min(female), f0

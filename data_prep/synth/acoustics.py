@@ -106,3 +106,25 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(x, rate_in, rate_out, quality="HQ").astype(np.float32)
+
+
+def estimate_f0(x: np.ndarray, rate: int, fmin: float = 60.0, fmax: float = 400.0) -> float:
+    """Median F0 (Hz) of (N,) ``x`` over voiced 40 ms frames (normalized autocorrelation peak > 0.5);
+    0.0 when no frame is voiced. Frames below 10% of the loudest frame's energy are skipped."""
+    n = int(0.04 * rate)
+    lo, hi = int(rate / fmax), int(rate / fmin)
+    if len(x) < n:
+        return 0.0
+    frames = x[: len(x) // n * n].reshape(-1, n).astype(np.float64)
+    frames -= frames.mean(1, keepdims=True)
+    energy = (frames**2).mean(1)
+    frames = frames[energy > 0.1 * energy.max()]
+    if not len(frames):
+        return 0.0
+    spec = np.fft.rfft(frames, 2 * n, axis=1)
+    ac = np.fft.irfft(np.abs(spec) ** 2, 2 * n, axis=1)[:, :n]
+    ac /= ac[:, :1] + 1e-12
+    lag = lo + np.argmax(ac[:, lo:hi], axis=1)
+    peak = ac[np.arange(len(ac)), lag]
+    voiced = peak > 0.5
+    return float(np.median(rate / lag[voiced])) if voiced.any() else 0.0
