@@ -22,6 +22,7 @@ COMMANDS = [
     "decode",
     "lm",
     "score",
+    "demo",
 ]
 
 
