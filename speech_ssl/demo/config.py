@@ -1,0 +1,75 @@
+"""The demo's settings: one typed dataclass, a full and a ``--quick`` preset, YAML/dotted overrides.
+
+    cfg = demo_config(quick=True, overrides=["finetune_seconds=30"])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from speech_ssl.config import load_config
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "synth"
+SHIPPED = RECIPE / "pretrained"  # the checkpoint recipes/synth stage 3 writes and the repo ships
+SHIPPED_MONO = RECIPE / "pretrained_mono"  # optional: the same budget on English only
+
+
+@dataclass
+class DemoConfig:
+    """What ``speech-ssl demo`` runs. Times are wall-clock seconds on the machine it runs on."""
+
+    out: str = "demo_out"
+    quick: bool = False
+    seeds: list[int] = field(default_factory=lambda: [1, 2])
+    threads: int = 2  # torch threads of each training / decoding process (the demo runs one at a time)
+    device: str = "cpu"
+    # -- corpus (speech-ssl prepare synth)
+    languages: list[str] = field(default_factory=lambda: ["en", "de", "fr", "es", "it", "nl", "pt", "ru", "sv",
+                                                          "tr", "tt", "ky"])
+    left_out: str = "ky"  # never seen in pretraining; fine-tuned on phones (PER)
+    english_minutes: float = 14.0  # LibriSpeech layout; the 10-minute split is cut from its train part
+    minutes_per_language: float = 3.0
+    labelled_seconds: float = 600.0  # "10 minutes" of English labels
+    synth_workers: int = 0  # 0: all cores
+    # -- pretraining
+    pretrained: str = "auto"  # auto: recipes/synth/pretrained when it exists; none: pretrain here; or a path
+    pretrain_seconds: float = 420.0  # own pretraining (curves; the fine-tuning init when nothing is shipped)
+    pretrain_max_update: int = 1500
+    pretrain_overrides: list[str] = field(default_factory=list)
+    # -- fine-tuning: every condition of a language gets the same wall time
+    finetune_seconds: float = 150.0
+    finetune_left_out_seconds: float = 90.0
+    finetune_overrides: list[str] = field(default_factory=list)
+    # -- decoding
+    lm_order: int = 3
+    lm: bool = True
+
+
+QUICK = dict(
+    quick=True,
+    seeds=[1],
+    languages=["en", "de", "fr", "es", "ky"],
+    english_minutes=5.0,
+    minutes_per_language=1.0,
+    labelled_seconds=120.0,
+    pretrain_seconds=45.0,
+    pretrain_max_update=60,
+    finetune_seconds=25.0,
+    finetune_left_out_seconds=20.0,
+)
+
+
+def demo_config(quick: bool = False, path: str | None = None, overrides: list[str] | None = None) -> DemoConfig:
+    """The full (or quick) preset, then a YAML file, then ``key=value`` overrides (ConfigError on bad keys)."""
+    base = [f"{k}={_yaml(v)}" for k, v in QUICK.items()] if quick else []
+    return load_config(DemoConfig, path, base + list(overrides or []))
+
+
+def _yaml(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ",".join(str(x) for x in v) + "]"
+    return str(v)

@@ -1,0 +1,136 @@
+"""PNG figures of the demo (matplotlib, Agg backend; files written atomically).
+
+- :func:`plot_pretraining`: loss, contrastive accuracy, code/prob perplexity and Gumbel temperature per update
+  (train and held-out) from a run's ``log.jsonl``;
+- :func:`plot_finetuning`: CTC loss (bits per label) and the fraction of blank frames per update, one line
+  per condition, one column per language;
+- :func:`plot_code_usage`: each language's quantizer-code distribution reduced to 2-D by PCA, as labelled
+  points (XLSR paper, Figure 2 style).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def read_log(path: str | Path) -> dict[str, list[dict]]:
+    """``{split: [event, ...]}`` from a trainer ``log.jsonl`` (alarm events under ``alarm``)."""
+    out: dict[str, list[dict]] = {}
+    p = Path(path)
+    if not p.is_file():
+        return out
+    for line in p.read_text().splitlines():
+        if not line.strip():
+            continue
+        e = json.loads(line)
+        key = e.get("split") or ("alarm" if "alarm" in e else "other")
+        out.setdefault(key, []).append(e)
+    return out
+
+
+def _series(events: list[dict], key: str) -> tuple[list[int], list[float]]:
+    xs, ys = [], []
+    for e in events:
+        if key in e and isinstance(e[key], (int, float)):
+            xs.append(int(e["update"]))
+            ys.append(float(e[key]))
+    return xs, ys
+
+
+def plot_pretraining(log_path: str | Path, out: str | Path, title: str = "pretraining", chance_bits: float | None = None,
+                     num_codes: int | None = None) -> Path:
+    plt = _plt()
+    log = read_log(log_path)
+    panels = [
+        ("loss", "loss (bits)", ["loss"]),
+        ("accuracy", "contrastive accuracy", ["accuracy"]),
+        ("perplexity", "codebook perplexity", ["code_perplexity", "prob_perplexity"]),
+        ("temp", "Gumbel temperature", ["temp"]),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+    for ax, (_, label, keys) in zip(axes, panels):
+        for split, style in (("train", "-"), ("valid", "o--")):
+            for key in keys:
+                xs, ys = _series(log.get(split, []), key)
+                if xs:
+                    ax.plot(xs, ys, style, label=f"{split} {key}" if len(keys) > 1 else split, markersize=3)
+        ax.set_xlabel("update")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    if chance_bits is not None:
+        axes[0].axhline(chance_bits, color="gray", ls=":", label=f"chance {chance_bits:.2f}")
+        axes[1].axhline(2.0 ** -chance_bits, color="gray", ls=":", label="chance")
+    if num_codes is not None:
+        axes[2].axhline(num_codes, color="gray", ls=":", label=f"all {num_codes} codes")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle(title)
+    path = _save(fig, out)
+    plt.close(fig)
+    return path
+
+
+def plot_finetuning(runs: dict[str, dict[str, str | Path]], out: str | Path) -> Path:
+    """``runs = {language: {condition: run_dir}}``; two rows (CTC loss, blank fraction), one column each."""
+    plt = _plt()
+    langs = list(runs)
+    fig, axes = plt.subplots(2, max(1, len(langs)), figsize=(6 * max(1, len(langs)), 6.4), squeeze=False)
+    for j, lang in enumerate(langs):
+        for cond, run_dir in runs[lang].items():
+            log = read_log(Path(run_dir) / "log.jsonl")
+            for i, key in enumerate(("nll_loss", "blank_frac")):
+                xs, ys = _series(log.get("train", []), key)
+                if xs:
+                    axes[i][j].plot(xs, ys, "-", label=cond)
+        axes[0][j].set_title(f"{lang}: CTC loss (bits per label, train)")
+        axes[1][j].set_title(f"{lang}: fraction of blank frames (train)")
+        for i in range(2):
+            axes[i][j].set_xlabel("update")
+            axes[i][j].grid(alpha=0.3)
+            if axes[i][j].get_legend_handles_labels()[0]:
+                axes[i][j].legend(fontsize=7)
+    path = _save(fig, out)
+    plt.close(fig)
+    return path
+
+
+def plot_code_usage(xy: np.ndarray, labels: list[str], explained: np.ndarray, out: str | Path,
+                    highlight: str | None = None, title: str = "") -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for (x, y), lab in zip(np.asarray(xy), labels):
+        special = lab == highlight
+        ax.scatter([x], [y], s=60 if special else 40, c="tab:red" if special else "tab:blue",
+                   marker="*" if special else "o")
+        ax.annotate(lab + (" (left out)" if special else ""), (x, y), textcoords="offset points",
+                    xytext=(5, 4), fontsize=9)
+    ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of variance)")
+    ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of variance)")
+    ax.set_title(title or "quantizer code usage per language (PCA)")
+    ax.grid(alpha=0.3)
+    path = _save(fig, out)
+    plt.close(fig)
+    return path

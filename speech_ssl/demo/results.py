@@ -1,0 +1,138 @@
+"""The demo's results: the table (printed and in ``results.md``), ``results.json`` and the plots.
+
+Rows are (language, condition, seed): updates and wall time of fine-tuning, greedy WER/CER (English) or PER
+(the left-out language) on test, and WER/CER with the n-gram LM. Conditions with several seeds also get a
+mean row. Every number is what this run measured; nothing is carried over from elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+CONDITION_HELP = {
+    "pretrained": "fine-tuned from the pretrained checkpoint (conv encoder frozen)",
+    "pretrained-mono-en": "fine-tuned from the English-only pretrained checkpoint (conv encoder frozen)",
+    "scratch": "random weights, everything trained (conv encoder included), same wall time",
+    "random-frozen": "control: random weights through the pretrained condition's recipe (conv encoder frozen)",
+}
+
+
+def _pct(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{100 * v:.1f}"
+
+
+def table_rows(results: dict) -> list[dict]:
+    rows = []
+    for r in results.get("finetuning", []):
+        s = r.get("scores", {})
+        g, lm = s.get("greedy", {}), s.get("lm", {})
+        rows.append({
+            "lang": r["lang"], "condition": r["condition"], "seed": str(r["seed"]), "updates": r.get("updates"),
+            "seconds": r.get("wall_seconds"),
+            "greedy_wer": g.get("wer"), "greedy_cer": g.get("cer"), "per": g.get("per"),
+            "lm_wer": lm.get("wer"), "lm_cer": lm.get("cer"),
+            "blank_frac": r.get("last_train", {}).get("blank_frac"),
+        })
+    # mean over seeds
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["lang"], row["condition"]), []).append(row)
+    out = []
+    for (lang, cond), rs in groups.items():
+        out.extend(rs)
+        if len(rs) > 1:
+            mean = {"lang": lang, "condition": cond, "seed": "mean", "updates": None, "seconds": None}
+            for k in ("greedy_wer", "greedy_cer", "per", "lm_wer", "lm_cer", "blank_frac"):
+                vals = [x[k] for x in rs if x[k] is not None]
+                mean[k] = sum(vals) / len(vals) if vals else None
+            out.append(mean)
+    return out
+
+
+def format_table(results: dict) -> str:
+    head = ["lang", "condition", "seed", "updates", "seconds", "WER greedy", "CER greedy", "PER greedy",
+            "WER +LM", "CER +LM", "blank frac"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in table_rows(results):
+        cells = [r["lang"], r["condition"], r["seed"], "" if r["updates"] is None else str(r["updates"]),
+                 "" if r["seconds"] is None else f"{r['seconds']:.0f}", _pct(r["greedy_wer"]), _pct(r["greedy_cer"]),
+                 _pct(r["per"]), _pct(r["lm_wer"]), _pct(r["lm_cer"]),
+                 "-" if r["blank_frac"] is None else f"{r['blank_frac']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def markdown(results: dict) -> str:
+    cfg = results["config"]
+    pt = results.get("pretraining", {})
+    first, last, vlast = pt.get("first", {}), pt.get("last", {}), pt.get("valid_last", {})
+    lines = [
+        "# speech-ssl demo results",
+        "",
+        f"Mode: {'quick' if cfg['quick'] else 'full'}; seeds {cfg['seeds']}; {cfg['threads']} threads on {cfg['device']}; "
+        f"total wall time {results['wall_seconds']:.0f} s.",
+        "",
+        f"**Fine-tuning started from: {results['checkpoint']['description']}** (`{results['checkpoint']['path']}`).",
+        "",
+        "## Pretraining from scratch in this run",
+        "",
+        f"{pt.get('updates', 0)} updates in {pt.get('wall_seconds', 0):.0f} s on every language but "
+        f"`{cfg['left_out']}`. Train loss {first.get('loss', float('nan')):.3f} -> {last.get('loss', float('nan')):.3f} bits, "
+        f"contrastive accuracy {first.get('accuracy', float('nan')):.3f} -> {last.get('accuracy', float('nan')):.3f}, "
+        f"code perplexity {first.get('code_perplexity', float('nan')):.1f} -> {last.get('code_perplexity', float('nan')):.1f}, "
+        f"temperature {first.get('temp', float('nan')):.3f} -> {last.get('temp', float('nan')):.3f}"
+        + (f"; held-out accuracy {vlast.get('accuracy', float('nan')):.3f}" if vlast else "") + ".",
+        "",
+        "## Fine-tuning and decoding (test sets; error rates in %)",
+        "",
+        f"English: {cfg['labelled_seconds'] / 60:.0f} minutes of labels (letters), {cfg['finetune_seconds']:.0f} s of "
+        f"fine-tuning per condition; `{cfg['left_out']}` (left out of pretraining): its CommonVoice train split "
+        f"on phones, {cfg['finetune_left_out_seconds']:.0f} s per condition. LM: word {cfg['lm_order']}-gram on "
+        "the English train transcripts, lexicon beam search, weights tuned on dev.",
+        "",
+        format_table(results),
+        "",
+        "Conditions:",
+        "",
+    ]
+    seen = {r["condition"] for r in results.get("finetuning", [])}
+    lines += [f"- `{k}`: {v}" for k, v in CONDITION_HELP.items() if k in seen]
+    lines += ["", "## Plots", "", "- `plots/pretraining.png`: loss, accuracy, code perplexity, temperature",
+              "- `plots/finetuning.png`: CTC loss and blank fraction per condition",
+              "- `plots/code_usage_pca.png`: each language's quantizer-code distribution, 2-D PCA", ""]
+    t = results.get("timings", {})
+    lines += ["## Timings (s)", "", ", ".join(f"{k} {v:.0f}" for k, v in t.items()), ""]
+    if results.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def write_results(out: str | Path, results: dict) -> None:
+    """results.json, results.md and the plots (pretraining, fine-tuning; code usage is drawn by the run)."""
+    from speech_ssl.demo.plots import plot_finetuning, plot_pretraining
+
+    out = Path(out)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    pt_log = out / "pretrain" / "log.jsonl"
+    if pt_log.exists():
+        plot_pretraining(pt_log, out / "plots" / "pretraining.png", title="pretraining from scratch (this run)")
+    runs: dict[str, dict[str, str]] = {}
+    for r in results.get("finetuning", []):
+        if r["seed"] == results["config"]["seeds"][0]:
+            runs.setdefault(r["lang"], {})[r["condition"]] = r["run_dir"]
+    if runs:
+        plot_finetuning(runs, out / "plots" / "finetuning.png")
+    results["table"] = table_rows(results)
+    _atomic(out / "results.json", json.dumps(results, indent=1, allow_nan=True) + "\n")
+    _atomic(out / "results.md", markdown(results))
