@@ -512,7 +512,7 @@ def build(cfg: SynthConfig, acfg: AcousticsConfig | None = None) -> dict:
         for spk in spks:
             eng.write_variant(spk.variant_name, spk.variant_text())
     t_plan = time.time() - t0
-    results = _run_jobs(cfg, jobs, str(eng.data_dir), str(out), acfg)
+    results, worker_cpu = _run_jobs(cfg, jobs, str(eng.data_dir), str(out), acfg)
     t_synth = time.time() - t0 - t_plan
     stats = write_indexes(cfg, jobs, results, meta)
     audio_sec = sum(r["duration"] for r in results.values())
@@ -531,16 +531,19 @@ def build(cfg: SynthConfig, acfg: AcousticsConfig | None = None) -> dict:
     write_atomic(out / "synth_info.json", json.dumps(info, indent=1, ensure_ascii=False) + "\n")
     wall = time.time() - t0
     return {"stats": stats, "audio_seconds": audio_sec, "wall_seconds": wall, "synth_seconds": t_synth,
-            "workers": _n_workers(cfg), "files": len(jobs)}
+            "workers": _n_workers(cfg), "files": len(jobs), "worker_cpu_seconds": worker_cpu,
+            "main_cpu_seconds": time.process_time()}
 
 
 def _n_workers(cfg: SynthConfig) -> int:
     return cfg.workers if cfg.workers > 0 else (os.cpu_count() or 1)
 
 
-def render_shard(shard: list[Job]) -> list[dict]:
-    """Render jobs in order (in a fresh worker process: see :func:`_run_jobs`)."""
-    return [render(job) for job in shard]
+def render_shard(shard: list[Job]) -> tuple[list[dict], float]:
+    """Render jobs in order (in a fresh worker process: see :func:`_run_jobs`); also returns the CPU
+    seconds the worker process used (start-up included)."""
+    out = [render(job) for job in shard]
+    return out, time.process_time()
 
 
 def _run_jobs(cfg: SynthConfig, jobs: list[Job], data_dir: str, out: str, acfg: AcousticsConfig) -> dict:
@@ -562,18 +565,20 @@ def _run_jobs(cfg: SynthConfig, jobs: list[Job], data_dir: str, out: str, acfg: 
     shards.sort(key=lambda sh: -sum(len(j.texts) for j in sh))
     bar = tqdm(total=len(jobs), desc="synth", unit="file", disable=not cfg.progress, smoothing=0.05)
     results: dict[str, dict] = {}
+    cpu_seconds = [0.0]
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["data_prep.synth.corpus", "numpy", "soundfile", "soxr"])
     with ctx.Pool(min(n, len(shards)) or 1, initializer=_init_worker, initargs=(data_dir, out, acfg),
                   maxtasksperchild=1) as pool:
-        for res_list in pool.imap_unordered(render_shard, shards):
+        for res_list, cpu in pool.imap_unordered(render_shard, shards):
+            cpu_seconds[0] += cpu
             for res in res_list:
                 results[res["key"]] = res
             bar.update(len(res_list))
     bar.close()
     if len(results) != len(jobs):
         raise RuntimeError(f"duplicate job keys: {len(jobs)} jobs, {len(results)} results")
-    return results
+    return results, cpu_seconds[0]
 
 
 def remove_outputs(out: str | Path) -> None:
