@@ -74,7 +74,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"prepare synth: {e}", file=sys.stderr)
         return 2
-    summary = build(cfg)
+    from speech_ssl.errors import DataError
+
+    try:
+        summary = build(cfg)
+    except DataError as e:
+        print(f"prepare synth: error: {e}", file=sys.stderr)
+        return 1
     sec, wall = summary["audio_seconds"], summary["wall_seconds"]
     print(f"wrote {summary['files']} files, {sec / 60:.1f} min of audio to {out} in {wall:.1f} s "
           f"({sec / wall:.0f}x real time with {summary['workers']} workers)")
