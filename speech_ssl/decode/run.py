@@ -317,7 +317,7 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
         model_time += dt
         t0 = time.perf_counter()
         greedy_hyp[i] = tokens_to_text(greedy_ctc(lp[None])[0], symbols, unit)
-        if beam is not None:
+        if beam is not None and not opts.tune:  # with --tune the search runs after the grid search
             hyp = beam.decode(lp[None])[0][0]
             beam_hyp[i] = beam.to_text(hyp, unit)
         search_time += time.perf_counter() - t0
@@ -346,7 +346,11 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
         summary["tune"] = best
         atomic_write_text(out / "tune.json", json.dumps(best, indent=1) + "\n")
         beam.set_weights(best["best"]["lm_weight"], best["best"]["word_score"])
+        t0 = time.perf_counter()
         hyps = [beam.to_text(beam.decode(e[None])[0][0], unit) for e in emissions]
+        search_time += time.perf_counter() - t0
+        rtf = (model_time + search_time) / max(audio_seconds, 1e-9)
+        summary.update(search_seconds=search_time, rtf=rtf)
     write_transcripts(out / "hyp.txt", ids, hyps)
     if beam is not None:
         write_transcripts(out / "hyp.greedy.txt", ids, greedy_hyp)
