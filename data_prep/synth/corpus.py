@@ -27,6 +27,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -103,8 +104,9 @@ class Job:
 _WORKER_STATE: dict[str, object] = {}
 
 
-def _init_worker(data_dir: str, out: str, acoustics: AcousticsConfig) -> None:
-    get_engine(data_dir)
+def _init_worker(tmp_root: str, out: str, acoustics: AcousticsConfig) -> None:
+    """Worker start: its own eSpeak engine with a private data folder under ``tmp_root``."""
+    get_engine(tmp_root=tmp_root)
     _WORKER_STATE.update(out=out, acoustics=acoustics)
 
 
@@ -143,6 +145,7 @@ def render(job: Job) -> dict:
     pieces, segments = [], []
     pos = 0  # samples at 22050 Hz
     conv = len(job.texts) > 1
+    eng.write_variant(job.speaker.variant_name, job.speaker.variant_text())
     for text in job.texts:
         rate = int(job.speaker.rate * rng.uniform(0.92, 1.08))
         res = eng.synthesize(text, voice, job.speaker.variant_name, rate=rate, seed=int(rng.integers(2**31)))
@@ -506,13 +509,10 @@ def build(cfg: SynthConfig, acfg: AcousticsConfig | None = None) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    eng = get_engine()  # this process's engine; its private data folder is shared (read-only) by workers
     jobs, meta = plan(cfg, acfg)
-    for spks in meta["speakers"].values():
-        for spk in spks:
-            eng.write_variant(spk.variant_name, spk.variant_text())
     t_plan = time.time() - t0
-    results, worker_cpu = _run_jobs(cfg, jobs, str(eng.data_dir), str(out), acfg)
+    with tempfile.TemporaryDirectory(prefix="synth-espeak-") as tmp_root:
+        results, worker_cpu = _run_jobs(cfg, jobs, tmp_root, str(out), acfg)
     t_synth = time.time() - t0 - t_plan
     stats = write_indexes(cfg, jobs, results, meta)
     audio_sec = sum(r["duration"] for r in results.values())
@@ -546,7 +546,8 @@ def render_shard(shard: list[Job]) -> tuple[list[dict], float]:
     return out, time.process_time()
 
 
-def _run_jobs(cfg: SynthConfig, jobs: list[Job], data_dir: str, out: str, acfg: AcousticsConfig) -> dict:
+def _run_jobs(cfg: SynthConfig, jobs: list[Job], tmp_root: str, out: str,
+              acfg: AcousticsConfig) -> tuple[dict, float]:
     """Render all jobs over ``cfg.workers`` processes.
 
     eSpeak NG carries state from one synthesis to the next (the voice source phase and pitch flutter
@@ -568,7 +569,7 @@ def _run_jobs(cfg: SynthConfig, jobs: list[Job], data_dir: str, out: str, acfg: 
     cpu_seconds = [0.0]
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["data_prep.synth.corpus", "numpy", "soundfile", "soxr"])
-    with ctx.Pool(min(n, len(shards)) or 1, initializer=_init_worker, initargs=(data_dir, out, acfg),
+    with ctx.Pool(min(n, len(shards)) or 1, initializer=_init_worker, initargs=(tmp_root, out, acfg),
                   maxtasksperchild=1) as pool:
         for res_list, cpu in pool.imap_unordered(render_shard, shards):
             cpu_seconds[0] += cpu

@@ -156,9 +156,11 @@ def make_private_data_dir(source: str | Path, dest: str | Path) -> Path:
             target.mkdir(exist_ok=True)
             for sub in entry.iterdir():
                 t = target / sub.name
-                if sub.name == "!v":
-                    if not t.exists():
-                        shutil.copytree(sub, t)
+                if sub.name == "!v":  # a real folder (our variants go here) of links to the stock ones
+                    t.mkdir(exist_ok=True)
+                    for f in sub.iterdir():
+                        if not (t / f.name).exists():
+                            (t / f.name).symlink_to(f)
                 elif not t.exists():
                     t.symlink_to(sub)
         elif not target.exists():
@@ -171,16 +173,19 @@ class ESpeak:
     """One eSpeak NG instance (the library is process-global: create one per process).
 
     ``data_dir``: a private data folder (see :func:`make_private_data_dir`); by default one is made in a
-    temporary folder, removed at :meth:`close`.
+    temporary folder (under ``tmp_root`` if given), removed at :meth:`close`.
+
+    eSpeak NG lists at most 349 voices (language files plus variants) in a data folder and fails to find
+    a voice beyond that, so write only the variants a process needs (a few dozen) into its folder.
     """
 
-    def __init__(self, data_dir: str | Path | None = None):
+    def __init__(self, data_dir: str | Path | None = None, tmp_root: str | Path | None = None):
         lib_path, pkg_data = _find_library()
         self._tmp = None
         if data_dir is None:
             if pkg_data is None:
                 raise RuntimeError("eSpeak NG data folder not found; pass data_dir")
-            self._tmp = tempfile.mkdtemp(prefix="espeak-data-")
+            self._tmp = tempfile.mkdtemp(prefix="espeak-data-", dir=tmp_root)
             data_dir = make_private_data_dir(pkg_data, Path(self._tmp) / "espeak-ng-data")
         self.data_dir = Path(data_dir)
         self.lib = lib = ctypes.CDLL(lib_path)
@@ -310,15 +315,16 @@ class ESpeak:
 _ENGINES: dict[int, ESpeak] = {}
 
 
-def get_engine(data_dir: str | Path | None = None) -> ESpeak:
+def get_engine(data_dir: str | Path | None = None, tmp_root: str | Path | None = None) -> ESpeak:
     """The process's :class:`ESpeak` (created on first use; eSpeak NG allows one per process).
 
-    ``data_dir`` is honoured on the first call only; a later call with a different folder is an error.
+    ``data_dir`` / ``tmp_root`` are honoured on the first call only; a later call with a different
+    ``data_dir`` is an error.
     """
     pid = os.getpid()
     eng = _ENGINES.get(pid)
     if eng is None:
-        eng = _ENGINES[pid] = ESpeak(data_dir)
+        eng = _ENGINES[pid] = ESpeak(data_dir, tmp_root)
     elif data_dir is not None and Path(data_dir) != eng.data_dir:
         raise RuntimeError(f"eSpeak already initialised in this process with {eng.data_dir}")
     return eng
