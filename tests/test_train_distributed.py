@@ -20,6 +20,15 @@ from speech_ssl.train.tasks import PretrainTask
 from speech_ssl.train.trainer import Trainer
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tests train small models: one intra-op thread is faster than two on a shared 2-core box."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus")

@@ -21,6 +21,15 @@ from speech_ssl.train.tasks import PretrainTask
 from speech_ssl.train.trainer import Trainer, TrainingAborted
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tests train small models: one intra-op thread is faster than two on a shared 2-core box."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus")
@@ -232,7 +241,7 @@ def _env():
     return dict(os.environ, OMP_NUM_THREADS="1", SPEECH_SSL_NO_BAR="1", PYTHONPATH=str(REPO))
 
 
-def test_sigterm_saves_and_resumes(corpus, cfg_file, tmp_path):
+def test_sigterm_saves_and_resumes(corpus, cfg_file, tmp_path, capfd):
     run_dir = tmp_path / "run"
     ov = tiny_overrides(corpus, **{"optim.max_update": 100000, "checkpoint.save_interval_updates": 0,
                                    "schedule.warmup_updates": 10})
@@ -252,6 +261,8 @@ def test_sigterm_saves_and_resumes(corpus, cfg_file, tmp_path):
     ov2 = [o for o in ov if not o.startswith("optim.max_update")] + [f"optim.max_update={n + 2}"]
     tr = train(cfg_file, run_dir, ov2, resume=True)
     assert tr.resumed_from == ck and tr.num_updates == n + 2
+    err = capfd.readouterr().err
+    assert f"config changed since the last run: optim.max_update: 100000 -> {n + 2}" in err
 
 
 def test_two_processes_equal_update_freq_2(corpus, cfg_file, tmp_path):

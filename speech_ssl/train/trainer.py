@@ -89,6 +89,31 @@ def peak_memory_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def config_changes(saved: Path, cfg: TrainConfig) -> list[str]:
+    """``key: old -> new`` for every setting that differs from the run directory's ``config.yaml``."""
+    import yaml
+
+    from speech_ssl.config import to_dict
+
+    if not Path(saved).is_file():
+        return []
+    try:
+        old = _flatten(yaml.safe_load(Path(saved).read_text()) or {})
+    except yaml.YAMLError:
+        return [f"{saved} is not valid YAML"]
+    new = _flatten(to_dict(cfg))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
 class BatchStream:
     """Endless training micro-batches for one rank, resumable at (epoch, offset in the epoch)."""
 
@@ -222,6 +247,9 @@ class Trainer:
                     self._log(f"--resume: no checkpoint in {self.ckpt_dir}; starting from scratch")
             else:
                 ckpt = resolve_resume(Path(resume))
+        if self.device.type == "cuda" and cfg.precision.allow_tf32 is not None:
+            torch.backends.cuda.matmul.allow_tf32 = cfg.precision.allow_tf32
+            torch.backends.cudnn.allow_tf32 = cfg.precision.allow_tf32
         seed_everything(cfg.seed)
         model = self.task.build_model()
         if ckpt is not None:
@@ -627,6 +655,9 @@ class Trainer:
         )
         if self.info.is_main and self.run_dir is not None:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            if self.resumed_from is not None:
+                for line in config_changes(self.run_dir / "config.yaml", cfg):
+                    self._log(f"config changed since the last run: {line}")
             save_config(cfg, self.run_dir / "config.yaml")
         self._log(self.describe())
         start = self.num_updates
