@@ -271,3 +271,24 @@ def test_normalize_must_match_pretraining(tmp_path):
         task.build_model()
     ok = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "pt"), ["data.normalize=true"]))
     ok.build_model()
+
+
+def test_continue_from_ctc_checkpoint_same_or_new_head(tmp_path):
+    from speech_ssl.models.checkpoint import save_model
+    from speech_ssl.models.config import get_preset
+    from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
+
+    make_corpus(tmp_path)
+    syms = ["<s>", "<pad>", "</s>", "<unk>", "|", *LETTERS]
+    src = Wav2Vec2ForCTC(get_preset("tiny"), len(syms), syms)
+    save_model(src, tmp_path / "ctc")
+    model = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "ctc")), "ft.yaml").build_model()
+    torch.testing.assert_close(model.head.weight, src.head.weight)  # same vocab: head kept
+    other = ["<s>", "<pad>", "</s>", "<unk>", "|", "X", "Y"]
+    save_model(Wav2Vec2ForCTC(get_preset("tiny"), len(other), other), tmp_path / "ctc2")
+    cfg = load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "ctc2"))
+    with pytest.raises(DataError, match="new_head"):
+        CTCTask(cfg, "ft.yaml").build_model()
+    cfg = load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "ctc2"), ["finetune.new_head=true"])
+    model = CTCTask(cfg, "ft.yaml").build_model()
+    assert model.head.weight.shape[0] == len(syms) and model.vocab == syms

@@ -58,6 +58,7 @@ class FinetuneSection:
     labels: str = "ltr"  # label extension next to each manifest: ltr, phn, wrd, or a sentencepiece ext
     dictionary: str | None = None  # default: dict.<labels>.txt next to the first train manifest
     unit: Literal["letter", "phone", "spm", "word"] | None = None  # None: from the dictionary
+    new_head: bool = False  # continuing from a CTC checkpoint: keep its head (same vocab) or start a new one
     freeze_finetune_updates: int = 0
     feature_grad_mult: float = 0.0  # 0 = conv encoder frozen (fairseq fine-tuning)
     # Backbone overrides applied on top of the pretrained config (fairseq arg_overrides).
@@ -243,17 +244,22 @@ class CTCTask(Task):
                 logger.info("%s does not record 'normalize'; make sure data.normalize=%s matches its pretraining",
                             ft.pretrained, self.cfg.data.normalize)
             src = load_model(ft.pretrained)
-            if isinstance(src, Wav2Vec2ForCTC):
-                if src.vocab is not None and list(src.vocab) != self.symbols:
-                    raise DataError(
-                        f"the checkpoint's CTC vocabulary ({len(src.vocab)} symbols, starting "
-                        f"{src.vocab[:6]}) differs from {self.dictionary_path} ({len(self.symbols)} symbols, "
-                        f"starting {self.symbols[:6]}); a new head would be needed",
-                        ft.pretrained,
-                    )
+            same_vocab = isinstance(src, Wav2Vec2ForCTC) and (
+                list(src.vocab) == self.symbols if src.vocab is not None else src.vocab_size == V
+            )
+            if isinstance(src, Wav2Vec2ForCTC) and not same_vocab and not ft.new_head:
+                raise DataError(
+                    f"the checkpoint's CTC vocabulary ({src.vocab_size} symbols, starting "
+                    f"{(src.vocab or [])[:6]}) differs from {self.dictionary_path} ({V} symbols, starting "
+                    f"{self.symbols[:6]}); set finetune.new_head=true to train a new head on its encoder",
+                    ft.pretrained,
+                )
+            if isinstance(src, Wav2Vec2ForCTC) and not ft.new_head:
                 model = Wav2Vec2ForCTC(src.cfg.replace(**overrides), V, self.symbols, ft.freeze_finetune_updates)
                 model.load_state_dict(src.state_dict(), strict=True)
             else:
+                if isinstance(src, Wav2Vec2ForCTC):
+                    logger.warning("%s: dropping its CTC head (finetune.new_head), new %d-symbol head", ft.pretrained, V)
                 model = Wav2Vec2ForCTC.from_pretraining(src, V, self.symbols, ft.freeze_finetune_updates, **overrides)
             del src
         else:
