@@ -6,6 +6,7 @@ import pytest
 from data_prep.synth.text import (
     LANGUAGES,
     Grammar,
+    capitalize,
     letters,
     normalize_words,
     number_words,
@@ -60,6 +61,8 @@ def test_normalize_words_and_letters():
         "forty", "two", "apples", "l'homme's", "quoted", "day"]
     assert normalize_words("Über 'Straße'.", "de") == ["über", "straße"]
     assert letters(["ab", "c"]) == "a b | c |"
+    assert normalize_words("IRMAK İSTİYOR", "tr") == ["ırmak", "istiyor"]
+    assert capitalize("istiyor", "tr") == "İstiyor" and capitalize("istiyor", "en") == "Istiyor"
 
 
 def test_read_text_file_errors_name_file_and_line(tmp_path):

@@ -193,7 +193,7 @@ _G: dict[str, dict[str, list[str] | str]] = {
               "küçük köpeği", "yeşil kapıyı", "beyaz gömleği", "ağır çantayı", "tahta sandalyeyi",
               "taze elmayı", "siyah kutuyu"],
         "A": ["sabahleyin", "her gün", "gece", "pazartesi günü", "öğle yemeğinden sonra", "bu akşam",
-              "hafta sonu", "akşam yemeğinden önce", "şimdi", "yazın", "her cuma"],
+              "hafta sonu", "akşam yemeğinden önce", "şimdi", "yazın", "her cuma", "ilkbaharda"],
         "C": ["elma", "kitap", "sandalye", "şişe", "mektup", "çiçek", "taş", "fincan", "kutu"],
         "T": "S A O V|A S O V|S A N C V|S O ve O V",
     },
@@ -228,12 +228,24 @@ _G: dict[str, dict[str, list[str] | str]] = {
 LANGUAGES = tuple(_G)
 
 _WORD_RE = re.compile(r"[^\w' ]+")
+_DOTTED_I = ("tr", "az")  # languages whose i/ı case pairs are İ/I
+
+
+def capitalize(s: str, lang: str) -> str:
+    """First letter upper-cased (Turkish i -> İ)."""
+    if not s:
+        return s
+    first = "İ" if (s[0] == "i" and lang in _DOTTED_I) else s[0].upper()
+    return first + s[1:]
 
 
 def normalize_words(sentence: str, lang: str = "") -> list[str]:
     """Label words of a sentence: NFC, lowercase, hyphens to spaces, punctuation dropped, apostrophes kept
     inside words (LibriSpeech/CommonVoice-style normalization)."""
-    s = unicodedata.normalize("NFC", sentence).lower().replace("-", " ").replace("’", "'")
+    s = unicodedata.normalize("NFC", sentence)
+    if lang in _DOTTED_I:
+        s = s.replace("İ", "i").replace("I", "ı")
+    s = s.lower().replace("-", " ").replace("’", "'")
     s = _WORD_RE.sub(" ", s)
     words = [w.strip("'") for w in s.split()]
     return [w for w in words if w and not w.isdigit()]
@@ -290,7 +302,7 @@ class Grammar:
     def sentence(self, index: int) -> str:
         k = int(np.searchsorted(self._offsets, index, side="right") - 1)
         s = self.templates[k].render(int(index - self._offsets[k]))
-        return s[0].upper() + s[1:] + "."
+        return capitalize(s, self.lang) + "."
 
     def sample(self, n: int, rng: np.random.Generator) -> list[str]:
         """``n`` distinct sentences in random order: a template uniformly, then its fillers uniformly.
