@@ -245,3 +245,10 @@ def test_text_dir(tmp_path, capsys):
     (text / "en.txt").write_text("fine\nbad 42\n", encoding="utf-8")
     assert _run(tmp_path / "d", "--languages", "en", "--text-dir", str(text), "--workers", "1") == 1
     assert re.search(r"en\.txt:2: digits", capsys.readouterr().err)
+
+
+def test_bad_arguments_are_clear_errors(tmp_path, capsys):
+    assert _run(tmp_path / "x", "--languages", "en,xx") == 2
+    assert "no grammar for language 'xx'" in capsys.readouterr().err
+    assert _run(tmp_path / "x", "--languages", "en", "--dev-fraction", "0.6", "--test-fraction", "0.5") == 2
+    assert not (tmp_path / "x" / "synth_info.json").exists()

@@ -80,6 +80,16 @@ class SynthConfig:
             raise ValueError("speakers_per_language must be >= 3")
         if len(set(self.languages)) != len(self.languages) or not self.languages:
             raise ValueError(f"languages must be distinct and non-empty, got {self.languages}")
+        for lang in self.languages:
+            has_text = self.text_dir is not None and (Path(self.text_dir) / f"{lang}.txt").is_file()
+            if lang not in LANGUAGES and not has_text:
+                raise ValueError(f"no grammar for language {lang!r} (built in: {', '.join(LANGUAGES)}); "
+                                 f"give its sentences in --text-dir DIR/{lang}.txt")
+        if not (0 < self.dev_fraction < 1 and 0 < self.test_fraction < 1
+                and self.dev_fraction + self.test_fraction < 1):
+            raise ValueError("dev_fraction and test_fraction must be in (0, 1) with a sum below 1")
+        if self.babel_minutes < 0 or self.librilight_scale < 0 or not 0 <= self.augment_prob <= 1:
+            raise ValueError("babel_minutes and librilight_scale must be >= 0, augment_prob in [0, 1]")
 
 
 @dataclass
