@@ -59,6 +59,7 @@ class DecodeOptions:
     tune_lm_weights: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
     tune_word_scores: list[float] = field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0])
     limit: int | None = None  # decode only the first N rows
+    num_workers: int = 2  # audio-loading processes (0: in the main process)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,9 +234,8 @@ def _device(name: str) -> torch.device:
 
 @torch.no_grad()
 def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: DecodeOptions, device, normalize: bool):
-    """Yields (row index, log-probs (T, V) on CPU, seconds of model time for this row)."""
-    from speech_ssl.data.audio import read_audio
-
+    """Yields (row index, log-probs (T, V) on CPU, seconds of model time for this row); audio is read by
+    ``opts.num_workers`` DataLoader workers while the model runs."""
     sizes = manifest.sizes
     chunk = int(opts.chunk_seconds * 16000)
     context = int(opts.chunk_context_seconds * 16000)
@@ -254,32 +254,55 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
     for i in too_short:
         yield i, torch.zeros(0, vocab_size), 0.0
 
-    def load(i: int) -> torch.Tensor:
-        e = manifest.entries[i]
-        try:
-            x = read_audio(manifest.full_path(i), e.start, e.end, normalize=normalize)
-        except DataError as err:
-            raise DataError(f"{err.reason} (manifest {manifest.source}:{manifest.line_of(i)})", err.path) from err
-        return torch.from_numpy(x)
-
-    for batch in length_batches([sizes[i] for i in short_rows], opts.max_tokens):
-        idx = [short_rows[j] for j in batch]
-        wavs = [load(i) for i in idx]
-        lens = torch.tensor([len(w) for w in wavs], dtype=torch.long)
-        x = torch.zeros(len(wavs), int(lens.max()))
-        for r, w in enumerate(wavs):
-            x[r, : len(w)] = w
+    rows_ds = _ManifestAudio(manifest, normalize)
+    batches = [[short_rows[j] for j in b] for b in length_batches([sizes[i] for i in short_rows], opts.max_tokens)]
+    batches += [[i] for i in long_rows]
+    loader = torch.utils.data.DataLoader(
+        rows_ds, batch_sampler=batches, collate_fn=_pad_batch, num_workers=opts.num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    for idx, x, lens in loader:
         t0 = time.perf_counter()
-        logits, out_lens = model(x.to(device), lens.to(device))
+        if len(idx) == 1 and int(lens[0]) > chunk:
+            lp = chunked_log_probs(model, x[0].to(device), conv_layers, chunk, context, opts.max_tokens).cpu()
+            yield idx[0], lp, time.perf_counter() - t0
+            continue
+        logits, out_lens = model(x.to(device, non_blocking=True), lens.to(device))
         lp = logits.float().log_softmax(-1).cpu()
         dt = (time.perf_counter() - t0) / len(idx)
         for r, i in enumerate(idx):
             yield i, lp[r, : int(out_lens[r])], dt
-    for i in long_rows:
-        wav = load(i).to(device)
-        t0 = time.perf_counter()
-        lp = chunked_log_probs(model, wav, conv_layers, chunk, context, opts.max_tokens).cpu()
-        yield i, lp, time.perf_counter() - t0
+
+
+class _ManifestAudio(torch.utils.data.Dataset):
+    """Manifest row ``i`` -> ``(i, waveform (L,) float32)``; errors name the manifest line."""
+
+    def __init__(self, manifest, normalize: bool):
+        self.manifest = manifest
+        self.normalize = normalize
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
+        from speech_ssl.data.audio import read_audio
+
+        m = self.manifest
+        e = m.entries[i]
+        try:
+            x = read_audio(m.full_path(i), e.start, e.end, normalize=self.normalize)
+        except DataError as err:
+            raise DataError(f"{err.reason} (manifest {m.source}:{m.line_of(i)})", err.path) from err
+        return i, torch.from_numpy(x)
+
+
+def _pad_batch(items: list[tuple[int, torch.Tensor]]) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """-> (row ids, waveforms (B, L) zero-padded, lengths (B,) int64)."""
+    lens = torch.tensor([len(w) for _, w in items], dtype=torch.long)
+    x = torch.zeros(len(items), int(lens.max()))
+    for r, (_, w) in enumerate(items):
+        x[r, : len(w)] = w
+    return [i for i, _ in items], x, lens
 
 
 def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> dict:
