@@ -251,4 +251,7 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert _run(tmp_path / "x", "--languages", "en,xx") == 2
     assert "no grammar for language 'xx'" in capsys.readouterr().err
     assert _run(tmp_path / "x", "--languages", "en", "--dev-fraction", "0.6", "--test-fraction", "0.5") == 2
+    assert _run(tmp_path / "x", "--languages", "en", "--speakers-per-language", "8", "--dev-speakers", "4",
+                "--test-speakers", "4") == 2
+    assert "cannot be split" in capsys.readouterr().err
     assert not (tmp_path / "x" / "synth_info.json").exists()

@@ -76,8 +76,10 @@ class SynthConfig:
     def __post_init__(self):
         if self.minutes_per_language <= 0:
             raise ValueError("minutes_per_language must be > 0")
-        if self.speakers_per_language < 3:
-            raise ValueError("speakers_per_language must be >= 3")
+        if self.dev_speakers < 1 or self.test_speakers < 1 or (
+                self.speakers_per_language - self.dev_speakers - self.test_speakers < 1):
+            raise ValueError(f"{self.speakers_per_language} speakers per language cannot be split into "
+                             f"train / dev ({self.dev_speakers}) / test ({self.test_speakers})")
         if len(set(self.languages)) != len(self.languages) or not self.languages:
             raise ValueError(f"languages must be distinct and non-empty, got {self.languages}")
         for lang in self.languages:
