@@ -161,3 +161,18 @@ def test_decode_rejects_non_ctc_checkpoint(tmp_path, capsys):
     rc = _cli(["decode", "--checkpoint", str(tmp_path / "pt"), "--manifest", str(man), "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "not a CTC model" in capsys.readouterr().err
+
+
+def test_decode_bf16_autocast_matches_fp32_closely(tmp_path, capsys):
+    import json
+
+    ck, _ = _tiny_ctc(tmp_path)
+    man = _make_corpus(tmp_path, [0.7, 1.1], ["RED CAT", "A COT"])
+    for prec in ["fp32", "bf16"]:
+        rc = _cli(["decode", "--checkpoint", str(ck), "--manifest", str(man), "--out", str(tmp_path / prec),
+                   "--precision", prec, "--num-workers", "0"])
+        assert rc == 0
+    capsys.readouterr()
+    a = json.loads((tmp_path / "fp32" / "summary.json").read_text())
+    b = json.loads((tmp_path / "bf16" / "summary.json").read_text())
+    assert a["utterances"] == b["utterances"] == 2

@@ -45,6 +45,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, help="decode only the first N rows")
     p.add_argument("--num-workers", type=int, default=2, help="audio-loading worker processes (0: none)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="autocast dtype for the model (GPU); log-probs and search stay fp32")
     g = p.add_argument_group("beam search (flashlight-text)")
     g.add_argument("--lm", help="KenLM model (ARPA or binary)")
     g.add_argument("--lexicon", help="lexicon: WORD t1 t2 ... per line (letters: WORD W O R D |)")
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens, chunk_seconds=args.chunk_seconds,
         chunk_context_seconds=args.chunk_context_seconds, device=args.device, beam=beam, tune=args.tune,
         tune_lm_weights=args.tune_lm_weights, tune_word_scores=args.tune_word_scores, limit=args.limit,
-        num_workers=args.num_workers,
+        num_workers=args.num_workers, precision=args.precision,
     )
     try:
         decode_manifest(opts)

@@ -60,6 +60,7 @@ class DecodeOptions:
     tune_word_scores: list[float] = field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0])
     limit: int | None = None  # decode only the first N rows
     num_workers: int = 2  # audio-loading processes (0: in the main process)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast for the model; log-softmax and search in fp32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,13 +262,22 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
         rows_ds, batch_sampler=batches, collate_fn=_pad_batch, num_workers=opts.num_workers,
         pin_memory=device.type == "cuda",
     )
+    if opts.precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be fp32, bf16 or fp16, got {opts.precision!r}")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(opts.precision)
+
+    def amp():  # entered around model calls only (not across the generator's yields)
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
     for idx, x, lens in loader:
         t0 = time.perf_counter()
         if len(idx) == 1 and int(lens[0]) > chunk:
-            lp = chunked_log_probs(model, x[0].to(device), conv_layers, chunk, context, opts.max_tokens).cpu()
-            yield idx[0], lp, time.perf_counter() - t0
+            with amp():
+                lp = chunked_log_probs(model, x[0].to(device), conv_layers, chunk, context, opts.max_tokens)
+            yield idx[0], lp.cpu(), time.perf_counter() - t0
             continue
-        logits, out_lens = model(x.to(device, non_blocking=True), lens.to(device))
+        with amp():
+            logits, out_lens = model(x.to(device, non_blocking=True), lens.to(device))
         lp = logits.float().log_softmax(-1).cpu()
         dt = (time.perf_counter() - t0) / len(idx)
         for r, i in enumerate(idx):
