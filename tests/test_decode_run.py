@@ -163,7 +163,7 @@ def test_decode_rejects_non_ctc_checkpoint(tmp_path, capsys):
     assert "not a CTC model" in capsys.readouterr().err
 
 
-def test_decode_bf16_autocast_matches_fp32_closely(tmp_path, capsys):
+def test_decode_bf16_autocast_runs(tmp_path, capsys):
     import json
 
     ck, _ = _tiny_ctc(tmp_path)
