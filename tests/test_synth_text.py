@@ -88,3 +88,4 @@ def test_split_sentences_disjoint_even_when_short():
     assert [len(parts[k]) for k in ("train", "dev", "test")] == [80, 10, 10]
     tr, dv, te = (set(parts[k]) for k in ("train", "dev", "test"))
     assert not tr & dv and not tr & te and not dv & te
+

@@ -128,3 +128,14 @@ def estimate_f0(x: np.ndarray, rate: int, fmin: float = 60.0, fmax: float = 400.
     peak = ac[np.arange(len(ac)), lag]
     voiced = peak > 0.5
     return float(np.median(rate / lag[voiced])) if voiced.any() else 0.0
+
+
+def telephone_band(x: np.ndarray, rate: int, lo: float = 300.0, hi: float = 3400.0) -> np.ndarray:
+    """Telephone channel: (N,) float32 band-limited to [lo, hi] Hz (FFT mask with 100 Hz cosine edges)."""
+    nfft = 1 << max(0, (x.size - 1).bit_length())
+    spec = np.fft.rfft(x, nfft)
+    f = np.fft.rfftfreq(nfft, 1.0 / rate)
+    edge = 100.0
+    gain = np.clip((f - (lo - edge)) / edge, 0, 1) * np.clip(((hi + edge) - f) / edge, 0, 1)
+    gain = 0.5 - 0.5 * np.cos(np.pi * gain)
+    return np.fft.irfft(spec * gain, nfft)[: x.size].astype(np.float32)

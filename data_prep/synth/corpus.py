@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .acoustics import AcousticsConfig, process, resample
+from .acoustics import AcousticsConfig, process, resample, telephone_band
 from .espeak import ESPEAK_VOICES, SAMPLE_RATE, get_engine
 from .speakers import Speaker, _rng, make_speakers, split_speakers
 from .text import LANGUAGES, Grammar, letters, normalize_words, read_text_file, split_sentences
@@ -183,7 +183,7 @@ def render(job: Job) -> dict:
         c = AcousticsConfig(**{**asdict(acfg), "lead_silence": (0.0, 0.0), "trail_silence": (0.0, 0.0),
                                "level_db": (-20.0, -20.0)})
         aug = bool(rng.random() < acfg.augment_prob) if job.augment is None else job.augment
-        y, _, info = process(y, SAMPLE_RATE, c, rng, augment=aug)
+        y, _, info = process(telephone_band(y, SAMPLE_RATE), SAMPLE_RATE, c, rng, augment=aug)
         info.pop("level_db", None)
         for s in segments:
             s["info"] = {**s["info"], **info}
