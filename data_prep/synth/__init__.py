@@ -1,12 +1,25 @@
 """Embedded multilingual synthetic speech corpus (eSpeak NG) in the real corpora's layouts.
 
-``speech-ssl prepare synth --out DIR --languages en,de,... --minutes-per-language M --seed S`` writes
-English as LibriSpeech (+ a Libri-light style ``librispeech_finetuning/``), the other languages as
-CommonVoice, and chosen languages also as BABEL conversations. Modules:
+    speech-ssl prepare synth --out data/synth [--languages en,de,fr,es,it,nl,pt,ru,sv,tr,ky,tt]
+        [--minutes-per-language 2] [--english-minutes M] [--seed 0] [--speakers-per-language 24]
+        [--babel-languages tr --babel-minutes 2] [--librilight-scale 0.005] [--augment-prob 0.3]
+        [--text-dir DIR] [--workers N] [--overwrite]
 
-- ``espeak``: ctypes binding (synthesis with phone onsets, IPA phonemization; ``phonemize(text, lang)``)
-- ``speakers``: stable synthetic speaker identities (voice variants), speaker-disjoint splits
-- ``text``: per-language grammars and user text, word/letter label normalization
-- ``acoustics``: loudness, silences, noise at an SNR, room reverberation, resampling
-- ``corpus``: planning, parallel synthesis, the layouts; ``cli``: the command-line front end
+Writes under ``--out`` (see ``corpus`` for the details):
+
+- ``LibriSpeech/{train-clean-100,dev-clean,test-clean}/SPK/CHAP/SPK-CHAP-UUUU.flac`` + ``.trans.txt``,
+  ``SPEAKERS.TXT``, ``CHAPTERS.TXT`` (English, 16 kHz FLAC);
+- ``librispeech_finetuning/{1h/{0..5},9h}/{clean,other}/...`` (English, durations = real × scale);
+- ``cv-corpus-1.0-synth/LANG/clips/*.mp3`` + ``train/dev/test/validated/invalidated/other.tsv``,
+  ``clip_durations.tsv`` (other languages, 48 kHz MP3, CommonVoice 17 columns);
+- ``IARPA-babel<code>b-v0.5/conversational/{training,dev}/{audio/*.sph,transcription/*.txt}`` (8 kHz
+  SPHERE calls with ``[seconds]`` lines; Turkish = code 105);
+- ``labels/<layout>[-LANG]/<subset>.tsv``: ``id path lang speaker start end words letters phones
+  phone_onsets word_onsets augment`` per utterance (per turn for BABEL; times in seconds in the file);
+- ``synth_info.json``: arguments, speakers (voice parameters), minutes per subset.
+
+Train/dev/test are speaker- and sentence-disjoint; the same arguments give byte-identical files.
+Modules: ``espeak`` (ctypes binding; ``phonemize(text, lang)`` for other preparers), ``speakers``,
+``text`` (grammars, normalization), ``acoustics``, ``corpus`` (planning, workers, layouts), ``cli``.
+eSpeak NG is GPL-3.0+, loaded at run time from the ``espeakng-loader`` wheel (or a system library).
 """

@@ -207,6 +207,8 @@ class ESpeak:
         self._cb = _CALLBACK(self._callback)  # keep a reference: the library holds the pointer
         lib.espeak_SetSynthCallback(self._cb)
         self._voice: str | None = None
+        # espeak_ng_SetRandSeed (eSpeak NG >= 1.52): without it, breath/frication noise is clock-seeded
+        self._set_seed = getattr(lib, "espeak_ng_SetRandSeed", None)
 
     def _callback(self, wav, n, events) -> int:
         if n > 0:
@@ -247,7 +249,8 @@ class ESpeak:
         output needs the same sequence of calls in a fresh process (see ``corpus._run_jobs``).
         """
         self.set_voice(voice, variant)
-        self.lib.espeak_ng_SetRandSeed(ctypes.c_long(seed & 0x7FFFFFFF))
+        if self._set_seed is not None:
+            self._set_seed(ctypes.c_long(seed & 0x7FFFFFFF))
         for p, v in ((_P_RATE, rate), (_P_PITCH, pitch), (_P_RANGE, pitch_range), (_P_VOLUME, 100),
                      (_P_WORDGAP, word_gap), (_P_PUNCT, 0), (_P_CAPITALS, 0)):
             self.lib.espeak_SetParameter(p, int(v), 0)
