@@ -194,3 +194,29 @@ def test_row_keys_int_and_void_paths_agree():
     np.testing.assert_array_equal(u_int, u_void)
     np.testing.assert_array_equal(c_int, c_void)
     assert [tuple(r) for r in u_int] == sorted({tuple(r) for r in rows.tolist()})
+
+
+def test_build_lm_runs_lmplz_when_on_path(tmp_path, monkeypatch):
+    """The lmplz branch: order and --discount_fallback passed, text on stdin, ARPA from stdout, atomic."""
+    import os
+    import stat
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "lmplz"  # records its arguments and stdin, answers with a fixed ARPA
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" > {tmp_path}/args\n'
+        f"cat > {tmp_path}/stdin\n"
+        "printf '\\\\data\\\\\\nngram 1=1\\n\\n\\\\1-grams:\\n0\\t</s>\\n\\n\\\\end\\\\\\n'\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    text = tmp_path / "t.txt"
+    text.write_text("a b c\n")
+    assert build_lm(text, 3, tmp_path / "o.arpa") == "lmplz"
+    assert (tmp_path / "args").read_text().split()[:3] == ["-o", "3", "--discount_fallback"]
+    assert (tmp_path / "stdin").read_text() == "a b c\n"
+    assert (tmp_path / "o.arpa").read_text().startswith("\\data\\")
+    # letter units always use our estimator
+    assert build_lm(text, 3, tmp_path / "l.arpa", units="letter") == "ours"
