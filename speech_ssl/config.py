@@ -151,11 +151,32 @@ def _from_dict(cls: type[T], data: dict, keypath: list[str], source: str | None)
             f"{_where(source, keypath + [str(k)])}: unknown key for {cls.__name__} "
             f"(known: {', '.join(sorted(fields))})"
         )
-    kwargs = {k: _convert(v, hints[k], keypath + [k], source) for k, v in data.items()}
+    kwargs = {}
+    for k, v in data.items():
+        default = _field_default(fields[k])
+        if isinstance(v, dict) and dataclasses.is_dataclass(default) and not isinstance(default, type):
+            # A partly given section starts from the parent's default for it, not the section class's.
+            v = _deep_merge(to_dict(default), v)
+        kwargs[k] = _convert(v, hints[k], keypath + [k], source)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{_where(source, keypath)}: {e}") from e
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def from_dict(cls: type[T], data: dict | None, source: str | None = None) -> T:

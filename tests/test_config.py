@@ -59,3 +59,16 @@ def test_roundtrip(tmp_path):
     save_config(cfg, tmp_path / "out.yaml")
     again = load_config(Run, tmp_path / "out.yaml")
     assert to_dict(again) == to_dict(cfg)
+
+
+@dataclass
+class Parent:
+    optim: Optim = field(default_factory=lambda: Optim(lr=0.5, betas=(0.1, 0.2)))
+
+
+def test_partial_section_keeps_parent_defaults(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("optim:\n  lr: 0.25\n")
+    cfg = load_config(Parent, p)
+    assert cfg.optim.lr == 0.25
+    assert cfg.optim.betas == (0.1, 0.2)  # the parent's default, not Optim's (0.9, 0.98)
