@@ -23,7 +23,9 @@ class DemoConfig:
     out: str = "demo_out"
     quick: bool = False
     seeds: list[int] = field(default_factory=lambda: [1, 2])
-    threads: int = 2  # torch threads of each training / decoding process (the demo runs one at a time)
+    # torch threads per process (the demo runs one at a time). 1 by default: on a 2-core box shared with
+    # anything else, 2 threads ran 8x slower than 1 (measured; see recipes/synth/README.md).
+    threads: int = 1
     device: str = "cpu"
     # -- corpus (speech-ssl prepare synth)
     languages: list[str] = field(default_factory=lambda: ["en", "de", "fr", "es", "it", "nl", "pt", "ru", "sv",
@@ -56,6 +58,7 @@ QUICK = dict(
     labelled_seconds=120.0,
     pretrain_seconds=45.0,
     pretrain_max_update=60,
+    pretrain_overrides=["data.max_tokens=128000", "data.max_sample_size=16000", "schedule.warmup_updates=10"],
     finetune_seconds=25.0,
     finetune_left_out_seconds=20.0,
 )
@@ -71,5 +74,5 @@ def _yaml(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, list):
-        return "[" + ",".join(str(x) for x in v) + "]"
+        return "[" + ",".join(repr(x) if isinstance(x, str) else str(x) for x in v) + "]"
     return str(v)

@@ -154,12 +154,12 @@ class Demo:
             log_file.unlink()
         t0 = time.time()
         deadline = t0 + seconds
-        common = [kind, config, *overrides, "--run-dir", run_dir, f"device={self.cfg.device}",
+        common = [kind, config, *overrides, f"device={self.cfg.device}",
                   "logging.log_interval=1", "logging.progress_bar=false", "logging.tensorboard=false",
                   "checkpoint.save_interval_updates=0", "checkpoint.keep_last=1"]
         guess = max_update_cap or 100_000
-        self.ssl([*common, f"optim.max_update={guess}", "--stop-after-updates", CALIBRATION_UPDATES], log_file,
-                 deadline=deadline)
+        self.ssl([*common, f"optim.max_update={guess}", "--run-dir", run_dir, "--stop-after-updates",
+                  CALIBRATION_UPDATES], log_file, deadline=deadline)
         sec_per_update = _seconds_per_update(run_dir / "log.jsonl")
         first = _last_update(run_dir / "log.jsonl")
         left = deadline - time.time() - STARTUP_SECONDS
@@ -167,7 +167,8 @@ class Demo:
         if max_update_cap is not None:
             planned = min(planned, max_update_cap)
         if planned > first and time.time() < deadline:
-            self.ssl([*common, f"optim.max_update={planned}", "--resume"], log_file, deadline=deadline)
+            self.ssl([*common, f"optim.max_update={planned}", "--run-dir", run_dir, "--resume"], log_file,
+                     deadline=deadline)
         wall = time.time() - t0
         ck = _newest_checkpoint(run_dir / "checkpoints")
         info = {"updates": _last_update(run_dir / "log.jsonl"), "planned_updates": planned, "wall_seconds": round(wall, 1),
@@ -208,7 +209,7 @@ class Demo:
                 return str(SHIPPED), f"shipped checkpoint {SHIPPED.relative_to(REPO)} ({_shipped_note(SHIPPED)})"
             p = "none"
         if p == "none":
-            return own["checkpoint"], (f"this demo's own pretraining ({own['updates']} updates, "
+            return own["checkpoint"], (f"demo's own pretraining ({own['updates']} updates, "
                                        f"{own['wall_seconds']:.0f} s; no shipped checkpoint in {SHIPPED.relative_to(REPO)})")
         if not (Path(p) / "model.safetensors").exists() and not Path(p + ".safetensors").exists():
             raise DemoError(f"--pretrained {p}: not a checkpoint (model.safetensors + config.json)")
@@ -216,18 +217,9 @@ class Demo:
 
     def random_checkpoint(self, like: str, seed: int) -> Path:
         """A pretraining model with ``like``'s architecture and fresh random weights (seeded)."""
-        import torch
+        from speech_ssl.demo.init import random_like
 
-        from speech_ssl.models.checkpoint import build_model, read_checkpoint_config, save_model
-
-        dest = self.out / "random_init" / f"s{seed}"
-        if (dest / "model.safetensors").exists():
-            return dest
-        meta = read_checkpoint_config(like)
-        torch.manual_seed(seed)
-        model = build_model({**meta, "architecture": "Wav2Vec2ForPretraining"})
-        save_model(model, dest)
-        return dest
+        return random_like(like, self.out / "random_init" / f"s{seed}", seed)
 
     def finetune_all(self, ck: str) -> list[dict]:
         c = self.cfg
@@ -290,8 +282,8 @@ class Demo:
             arpa, lex = lm
             if not (dec / "tune" / "summary.json").exists():
                 self.ssl(["decode", "--checkpoint", ck, "--manifest", dev, "--out", dec / "tune", *common,
-                          "--lm", arpa, "--lexicon", lex, "--tune", "--tune-lm-weights", "0,0.5,1,2,3",
-                          "--tune-word-scores", "-1,0,1,2"], logf)
+                          "--lm", arpa, "--lexicon", lex, "--tune", "--tune-lm-weights=0,0.5,1,2,3",
+                          "--tune-word-scores=-1,0,1,2"], logf)
             best = json.loads((dec / "tune" / "summary.json").read_text())["tune"]["best"]
             if not (dec / "lm" / "summary.json").exists():
                 self.ssl(["decode", "--checkpoint", ck, "--manifest", test, "--out", dec / "lm", *common,

@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# recipes/synth: wav2vec 2.0 / XLSR on the embedded eSpeak corpus, in numbered, idempotent, resumable stages.
+#
+#   recipes/synth/run.sh [--stage N] [--stop-stage M] [--name value ...]
+#
+#   1 generate the corpus (speech-ssl prepare synth)          5 word n-gram LM (speech-ssl lm build)
+#   2 manifests: LibriSpeech, Libri-light, CommonVoice;        6 decode test: greedy, and LM beam search
+#     the 10-minute / 1-hour English labelled subsets            with weights tuned on dev
+#   3 multilingual pretraining (all languages but LEFT_OUT)     7 score (WER/CER, PER) -> EXP/results.md
+#   4 fine-tuning: English letters on 10 min (pretrained, scratch, random-frozen control) and 1 h (scratch);
+#     LEFT_OUT on phones (pretrained, scratch)
+#
+# Every option is an environment variable or a flag (--pretrain-updates 3000 == PRETRAIN_UPDATES=3000).
+# A finished step is skipped when its output exists; training stages continue with --resume.
+# Works with the installed `speech-ssl` or, without it, `python3 -m speech_ssl` from this checkout.
+#
+# CI / a quick look: TINY=1 recipes/synth/run.sh (minimum sizes, ~1-2 min on 2 cores).
+# GPU box (stage 3 for the shipped checkpoint): DEVICE=cuda PUBLISH=1 recipes/synth/run.sh --stop-stage 3
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+stage=1
+stop_stage=7
+tiny=${TINY:-0}
+exp=${EXP:-$repo/exp/synth}
+nj=${NJ:-$(nproc 2>/dev/null || echo 2)}
+device=${DEVICE:-auto}                       # cpu | cuda | auto
+seed=${SEED:-1}
+languages=${LANGUAGES:-en,de,fr,es,it,nl,pt,ru,sv,tr,tt,ky}
+left_out=${LEFT_OUT:-ky}                     # never seen in pretraining; fine-tuned on phones
+english_minutes=${ENGLISH_MINUTES:-80}       # LibriSpeech part (train ~80%): holds the 10 min and 1 h subsets
+minutes_per_language=${MINUTES_PER_LANGUAGE:-10}
+librilight_scale=${LIBRILIGHT_SCALE:-0.05}   # Libri-light layout (1h x 0.05 = 3 min ...): extra unlabelled English
+ten_min=${TEN_MIN_SECONDS:-600}
+one_hour=${ONE_HOUR_SECONDS:-3600}
+pretrain_updates=${PRETRAIN_UPDATES:-3000}
+pretrain_seconds=${PRETRAIN_SECONDS:-0}      # > 0: SIGTERM after this many seconds (the trainer saves, then stops)
+pretrain_max_tokens=${PRETRAIN_MAX_TOKENS:-} # default: 512000 (16 x 2 s) on CPU, 2048000 (64 x 2 s) on CUDA
+pretrain_lr=${PRETRAIN_LR:-}                 # default: 2e-3 on CPU, 3e-3 with the CUDA batch
+pretrain_workers=${PRETRAIN_WORKERS:-}       # data loader processes (default: 0 on CPU, 6 on CUDA)
+ft_updates=${FT_UPDATES:-1500}
+ft_left_out_updates=${FT_LEFT_OUT_UPDATES:-800}
+lm_order=${LM_ORDER:-3}
+publish=${PUBLISH:-0}                        # 1: copy the pretrained model into recipes/synth/pretrained/
+threads=${THREADS:-}                         # OMP threads for CPU training (default: torch's choice)
+
+if [ "$tiny" = 1 ]; then
+  languages=${LANGUAGES:-en,de,ky}
+  english_minutes=${ENGLISH_MINUTES:-2.5}
+  minutes_per_language=${MINUTES_PER_LANGUAGE:-0.6}
+  librilight_scale=${LIBRILIGHT_SCALE:-0.002}
+  ten_min=${TEN_MIN_SECONDS:-40}
+  one_hour=${ONE_HOUR_SECONDS:-80}
+  pretrain_updates=${PRETRAIN_UPDATES:-3}
+  pretrain_max_tokens=${PRETRAIN_MAX_TOKENS:-96000}
+  ft_updates=${FT_UPDATES:-3}
+  ft_left_out_updates=${FT_LEFT_OUT_UPDATES:-3}
+  exp=${EXP:-$repo/exp/synth-tiny}
+fi
+
+# --name value flags (icefall's parse_options): --stop-stage 3 sets stop_stage=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --*)
+      name=${1#--}; name=${name//-/_}
+      if [ $# -lt 2 ]; then echo "run.sh: $1 needs a value" >&2; exit 2; fi
+      if ! declare -p "$name" >/dev/null 2>&1; then echo "run.sh: unknown option $1" >&2; exit 2; fi
+      printf -v "$name" '%s' "$2"; shift 2 ;;
+    *) echo "run.sh: unexpected argument $1 (options are --name value)" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$device" = auto ]; then
+  device=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo cpu)
+fi
+if [ "$device" = cuda ]; then
+  pretrain_max_tokens=${pretrain_max_tokens:-2048000}
+  pretrain_lr=${pretrain_lr:-3e-3}
+  pretrain_workers=${pretrain_workers:-6}
+else
+  pretrain_max_tokens=${pretrain_max_tokens:-512000}
+  pretrain_lr=${pretrain_lr:-2e-3}
+  pretrain_workers=${pretrain_workers:-0}
+fi
+[ -n "$threads" ] && export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+export SPEECH_SSL_NO_BAR=1
+
+if command -v speech-ssl >/dev/null 2>&1 && [ -z "${SPEECH_SSL_PYTHON:-}" ]; then
+  ssl() { speech-ssl "$@"; }
+  py=$(head -1 "$(command -v speech-ssl)" | sed 's/^#!//')
+  [ -x "$py" ] || py=python3
+else
+  py=${SPEECH_SSL_PYTHON:-python3}
+  export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+  ssl() { "$py" -m speech_ssl "$@"; }
+fi
+
+conf=$here/conf
+corpus=$exp/corpus
+data=$exp/data
+log() { echo "$(date -u +%H:%M:%S) [synth stage $1] ${*:2}" >&2; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+IFS=, read -r -a langs <<<"$languages"
+mkdir -p "$exp"
+
+if run_stage 1; then
+  if [ -f "$corpus/synth_info.json" ]; then
+    log 1 "corpus exists: $corpus"
+  else
+    log 1 "generating ${#langs[@]} languages into $corpus ($nj workers)"
+    ssl prepare synth --out "$corpus" --languages "$languages" --english-minutes "$english_minutes" \
+      --minutes-per-language "$minutes_per_language" --librilight-scale "$librilight_scale" \
+      --babel-languages "" --seed "$seed" --workers "$nj" --no-progress --overwrite
+  fi
+fi
+
+if run_stage 2; then
+  log 2 "manifests into $data"
+  pw=$(( nj < 8 ? nj : 8 ))
+  [ -f "$data/librispeech/test-clean.tsv" ] || \
+    ssl prepare librispeech --root "$corpus/LibriSpeech" --out "$data/librispeech" --workers "$pw"
+  if [ -d "$corpus/librispeech_finetuning" ] && [ ! -f "$data/librilight/train-1h.tsv" ]; then
+    ssl prepare librilight --root "$corpus/librispeech_finetuning" --out "$data/librilight" --workers "$pw"
+  fi
+  cv_root=$(ls -d "$corpus"/cv-corpus-* 2>/dev/null | head -1 || true)
+  for l in "${langs[@]}"; do
+    [ "$l" = en ] && continue
+    [ -f "$data/cv/$l/test.tsv" ] || ssl prepare commonvoice --root "$cv_root/$l" --out "$data/cv/$l" --workers "$pw"
+  done
+  for s in "10m:$ten_min" "1h:$one_hour"; do
+    name=${s%%:*}; secs=${s#*:}
+    [ -f "$data/en/train-$name.tsv" ] && continue
+    "$py" -m speech_ssl.demo.manifests "$data/librispeech/train-clean-100.tsv" "$data/en/train-$name.tsv" "$secs" \
+      --seed "$seed" || log 2 "no English $name subset (not enough audio; raise ENGLISH_MINUTES)"
+  done
+fi
+
+pretrain_train() {
+  local tr="$data/librispeech/train-clean-100.tsv"
+  [ -f "$data/librilight/train-10h.tsv" ] && tr="$tr,$data/librilight/train-10h.tsv"
+  for l in "${langs[@]}"; do
+    [ "$l" = en ] || [ "$l" = "$left_out" ] || tr="$tr,$data/cv/$l/train.tsv"
+  done
+  echo "[$tr]"
+}
+
+if run_stage 3; then
+  run=$exp/pretrain
+  log 3 "multilingual pretraining (all but $left_out) on $device: $pretrain_updates updates, max_tokens $pretrain_max_tokens"
+  start=$(date +%s)
+  cmd=(ssl pretrain "$conf/pretrain.yaml" "data.train=$(pretrain_train)"
+       "data.valid=[$data/librispeech/dev-clean.tsv]" "device=$device" "seed=$seed"
+       "optim.max_update=$pretrain_updates" "optim.lr=$pretrain_lr" "data.max_tokens=$pretrain_max_tokens"
+       "data.num_workers=$pretrain_workers")
+  if [ "$tiny" = 1 ]; then
+    cmd+=("schedule.warmup_updates=1" "logging.log_interval=1" "logging.valid_interval_updates=0"
+          "checkpoint.save_interval_updates=0" "data.max_sample_size=16000")
+  fi
+  cmd+=(--run-dir "$run" --resume)
+  set +e
+  if [ "$pretrain_seconds" != 0 ]; then
+    ( "${cmd[@]}" ) & pid=$!
+    ( sleep "$pretrain_seconds"; kill -TERM "$pid" 2>/dev/null ) & timer=$!
+    wait "$pid"; rc=$?
+    kill "$timer" 2>/dev/null
+  else
+    "${cmd[@]}"; rc=$?
+  fi
+  set -e
+  [ "$rc" = 0 ] || { log 3 "pretraining failed (exit $rc)"; exit "$rc"; }
+  wall=$(( $(date +%s) - start ))
+  last=$(ls -d "$run"/checkpoints/checkpoint_* | sort | tail -1)
+  rm -rf "$run/final" && cp -r "$last" "$run/final" && rm -f "$run/final/train_state.pt"
+  "$py" - "$run" "$wall" "$device" "$*" <<'EOF'
+import json, os, platform, sys
+from pathlib import Path
+run, wall, device = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+ev = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
+tr = [e for e in ev if e.get("split") == "train"]
+va = [e for e in ev if e.get("split") == "valid"]
+gpu = ""
+if device == "cuda":
+    import torch
+    gpu = torch.cuda.get_device_name(0)
+keep = ("update", "loss", "accuracy", "code_perplexity", "prob_perplexity", "temp")
+info = {
+    "updates": tr[-1]["update"] if tr else 0, "wall_seconds_last_invocation": wall,
+    "machine": f"{gpu or platform.processor() or 'cpu'}, {os.cpu_count()} CPU cores ({device})",
+    "train_last": {k: tr[-1][k] for k in keep if tr and k in tr[-1]},
+    "valid_last": {k: va[-1][k] for k in keep if va and k in va[-1]},
+}
+(run / "final" / "pretrain_info.json").write_text(json.dumps(info, indent=1) + "\n")
+print(json.dumps(info, indent=1))
+EOF
+  if [ "$publish" = 1 ]; then
+    rm -rf "$here/pretrained.tmp" && cp -r "$run/final" "$here/pretrained.tmp"
+    cp "$run/log.jsonl" "$here/pretrained.tmp/pretrain_log.jsonl"
+    rm -rf "$here/pretrained" && mv "$here/pretrained.tmp" "$here/pretrained"
+    log 3 "published $here/pretrained (fill in recipes/synth/README.md's table from pretrain_info.json)"
+  fi
+fi
+
+pretrained=${PRETRAINED:-$exp/pretrain/final}
+
+finetune() {  # name train_tsv labels updates extra-overrides...
+  local name=$1 tr=$2 labels=$3 updates=$4; shift 4
+  local run=$exp/finetune/$name valid
+  valid=$(dirname "$tr")/dev.tsv
+  case "$tr" in */en/*) valid=$data/librispeech/dev-clean.tsv ;; esac
+  [ -f "$run/final/model.safetensors" ] && { log 4 "$name done"; return 0; }
+  log 4 "fine-tuning $name ($updates updates)"
+  local extra=()
+  [ "$tiny" = 1 ] && extra=("logging.log_interval=1" "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0")
+  ssl finetune "$conf/finetune.yaml" "data.train=[$tr]" "data.valid=[$valid]" "finetune.labels=$labels" \
+    "optim.max_update=$updates" "device=$device" "seed=$seed" "$@" "${extra[@]}" --run-dir "$run" --resume
+  local last
+  last=$(ls -d "$run"/checkpoints/checkpoint_* | sort | tail -1)
+  rm -rf "$run/final" && cp -r "$last" "$run/final" && rm -f "$run/final/train_state.pt"
+}
+
+if run_stage 4; then
+  [ -f "$pretrained/model.safetensors" ] || { log 4 "no pretrained model at $pretrained (run stage 3 or set PRETRAINED)"; exit 1; }
+  rnd=$exp/random_init/s$seed
+  "$py" -m speech_ssl.demo.init "$pretrained" "$rnd" --seed "$seed" >/dev/null
+  scratch=("finetune.pretrained=$rnd" "finetune.feature_grad_mult=1.0" "finetune.freeze_finetune_updates=0")
+  finetune en-10m-pretrained "$data/en/train-10m.tsv" ltr "$ft_updates" "finetune.pretrained=$pretrained"
+  finetune en-10m-scratch "$data/en/train-10m.tsv" ltr "$ft_updates" "${scratch[@]}"
+  finetune en-10m-random-frozen "$data/en/train-10m.tsv" ltr "$ft_updates" "finetune.pretrained=$rnd"
+  [ -f "$data/en/train-1h.tsv" ] && finetune en-1h-scratch "$data/en/train-1h.tsv" ltr "$ft_updates" "${scratch[@]}"
+  finetune "$left_out-pretrained" "$data/cv/$left_out/train.tsv" phn "$ft_left_out_updates" "finetune.pretrained=$pretrained"
+  finetune "$left_out-scratch" "$data/cv/$left_out/train.tsv" phn "$ft_left_out_updates" "${scratch[@]}"
+fi
+
+if run_stage 5; then
+  mkdir -p "$exp/lm"
+  if [ ! -f "$exp/lm/en.arpa" ]; then
+    log 5 "word $lm_order-gram on the English train transcripts"
+    ssl lm build --text "$data/librispeech/train-clean-100.wrd" --order "$lm_order" --out "$exp/lm/en.arpa" \
+      --lexicon-out "$exp/lm/en.lexicon.txt" --upper
+  fi
+fi
+
+if run_stage 6; then
+  for run in "$exp"/finetune/*/; do
+    name=$(basename "$run"); ck=$run/final; out=$exp/decode/$name
+    [ -f "$ck/model.safetensors" ] || continue
+    case "$name" in
+      en-*) test=$data/librispeech/test-clean.tsv; dev=$data/librispeech/dev-clean.tsv; labels=wrd ;;
+      *) l=${name%%-*}; test=$data/cv/$l/test.tsv; dev=; labels=phn ;;
+    esac
+    [ -f "$out/greedy/summary.json" ] || \
+      ssl decode --checkpoint "$ck" --manifest "$test" --out "$out/greedy" --labels "$labels" --device "$device"
+    if [ -n "$dev" ] && [ -f "$exp/lm/en.arpa" ]; then
+      [ -f "$out/tune/summary.json" ] || \
+        ssl decode --checkpoint "$ck" --manifest "$dev" --out "$out/tune" --labels "$labels" --device "$device" \
+          --lm "$exp/lm/en.arpa" --lexicon "$exp/lm/en.lexicon.txt" --tune \
+          --tune-lm-weights=0,0.5,1,2,3 --tune-word-scores=-1,0,1,2
+      read -r lw ws < <("$py" -c 'import json,sys; b=json.load(open(sys.argv[1]))["tune"]["best"]; print(b["lm_weight"], b["word_score"])' "$out/tune/summary.json")
+      [ -f "$out/lm/summary.json" ] || \
+        ssl decode --checkpoint "$ck" --manifest "$test" --out "$out/lm" --labels "$labels" --device "$device" \
+          --lm "$exp/lm/en.arpa" --lexicon "$exp/lm/en.lexicon.txt" --lm-weight "$lw" --word-score "$ws"
+    fi
+  done
+fi
+
+if run_stage 7; then
+  log 7 "scoring into $exp/results.md"
+  for d in "$exp"/decode/*/*/; do
+    [ -f "$d/hyp.txt" ] && [ -f "$d/ref.txt" ] || continue
+    case "$d" in */en-*) unit=char ;; *) unit=phone ;; esac
+    [ -f "$d/score.$unit.json" ] || ssl score --ref "$d/ref.txt" --hyp "$d/hyp.txt" --unit "$unit" --json "$d/score.$unit.json" >/dev/null
+  done
+  "$py" - "$exp" <<'EOF'
+import json, sys
+from pathlib import Path
+exp = Path(sys.argv[1])
+rows = ["| model | decoder | WER | CER | PER | updates |", "|---|---|---|---|---|---|"]
+for d in sorted(exp.glob("decode/*/*/summary.json")):
+    name, dec = d.parent.parent.name, d.parent.name
+    if dec == "tune":
+        continue
+    s = json.loads(d.read_text())["score"]
+    extra = {}
+    for u in ("char", "phone"):
+        p = d.parent / f"score.{u}.json"
+        if p.exists():
+            extra[u] = json.loads(p.read_text())["error_rate"]
+    ups = ""
+    log = exp / "finetune" / name / "log.jsonl"
+    if log.exists():
+        tr = [json.loads(x) for x in log.read_text().splitlines() if '"train"' in x]
+        ups = str(tr[-1]["update"]) if tr else ""
+    wer = f"{100 * s['error_rate']:.1f}" if s["metric"] == "WER" else "-"
+    cer = f"{100 * extra['char']:.1f}" if "char" in extra else "-"
+    per = f"{100 * s['error_rate']:.1f}" if s["metric"] == "PER" else "-"
+    rows.append(f"| {name} | {dec} | {wer} | {cer} | {per} | {ups} |")
+text = "# recipes/synth results (test sets, %)\n\n" + "\n".join(rows) + "\n"
+tmp = exp / ".results.md.tmp"
+tmp.write_text(text)
+tmp.replace(exp / "results.md")
+print(text)
+EOF
+fi
