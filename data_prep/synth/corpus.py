@@ -210,14 +210,19 @@ def _seed_of(seed: int, *keys) -> int:
     return int(_rng(seed, *keys).integers(0, 2**63 - 1))
 
 
-class _Estimator:
-    """Duration estimate of a sentence from its length: seconds/char measured once per language."""
+def _seconds_per_char(item: tuple[str, list[str]]) -> float:
+    """Worker: speech seconds per character of ``sentences`` in the language's base voice."""
+    lang, sentences = item
+    eng = get_engine()
+    secs = sum(eng.synthesize(s, ESPEAK_VOICES.get(lang, lang), rate=170, seed=1).duration for s in sentences)
+    return secs / max(1, sum(len(s) for s in sentences))
 
-    def __init__(self, lang: str, sentences: list[str], acfg: AcousticsConfig):
-        eng = get_engine()
-        sample = sentences[:6]
-        secs = sum(eng.synthesize(s, ESPEAK_VOICES.get(lang, lang), rate=170, seed=1).duration for s in sample)
-        self.spc = secs / max(1, sum(len(s) for s in sample))
+
+class _Estimator:
+    """Duration estimate of a sentence from its length, from seconds/char measured once per language."""
+
+    def __init__(self, spc: float, acfg: AcousticsConfig):
+        self.spc = spc
         self.pad = (sum(acfg.lead_silence) + sum(acfg.trail_silence)) / 2
 
     def __call__(self, text: str, speaker: Speaker) -> float:
@@ -253,34 +258,39 @@ def _take(pool: list[str], cursor: dict[str, int], split: str, est, speakers: li
     return out
 
 
-def plan(cfg: SynthConfig, acfg: AcousticsConfig) -> tuple[list[Job], dict]:
-    """All jobs of the corpus (deterministic) and the metadata needed to write the index files."""
+def plan(cfg: SynthConfig, acfg: AcousticsConfig, tmp_root: str | None = None) -> tuple[list[Job], dict]:
+    """All jobs of the corpus (deterministic) and the metadata needed to write the index files.
+
+    Durations are estimated from seconds per character measured on a few sentences per language, in
+    fresh processes (eSpeak's output depends on what the process synthesized before; see _run_jobs).
+    """
     jobs: list[Job] = []
     meta: dict = {"speakers": {}, "librispeech": {}, "librilight": {}, "commonvoice": {}, "babel": {}}
     fr = {"dev": cfg.dev_fraction, "test": cfg.test_fraction}
     fr["train"] = 1.0 - fr["dev"] - fr["test"]
-    cv_counter = 0
+    per_lang = {}
     for lang in cfg.languages:
-        li = _lang_index(lang)
-        speakers = make_speakers(lang, cfg.speakers_per_language, cfg.seed, li)
+        speakers = make_speakers(lang, cfg.speakers_per_language, cfg.seed, _lang_index(lang))
         meta["speakers"][lang] = speakers
         splits = split_speakers(speakers, cfg.dev_speakers, cfg.test_speakers)
         minutes = cfg.english_minutes if (lang == "en" and cfg.english_minutes) else cfg.minutes_per_language
         target = {k: minutes * 60 * fr[k] for k in fr}
-        extra = 0.0
-        if lang == "en":
-            extra = 60 * 60 * cfg.librilight_scale * 10  # 1h + 9h
+        extra = 60 * 60 * cfg.librilight_scale * 10 if lang == "en" else 0.0  # Libri-light 1h + 9h
         babel_sec = cfg.babel_minutes * 60 if lang in cfg.babel_languages else 0.0
-        # sentence counts: generous upper bound from a short (~2 s) minimum per sentence
+        # sentence counts: generous upper bound from a short (1.5 s) minimum per sentence
         need = {
             "train": int((target["train"] + extra + 0.8 * babel_sec) / 1.5) + 20,
             "dev": int((target["dev"] + 0.2 * babel_sec) / 1.5) + 10,
             "test": int(target["test"] / 1.5) + 10,
         }
-        pools = _sentence_pools(cfg, lang, need)
-        est = _Estimator(lang, pools["train"], acfg)
+        per_lang[lang] = (splits, target, babel_sec, _sentence_pools(cfg, lang, need))
+    items = [(lang, v[3]["train"][:6]) for lang, v in per_lang.items()]
+    with tempfile.TemporaryDirectory(prefix="synth-espeak-", dir=tmp_root) as tmp:
+        spcs = _fresh_map(_seconds_per_char, items, _n_workers(cfg), tmp, str(cfg.out), acfg)
+    cv_counter = 0
+    for (lang, (splits, target, babel_sec, pools)), spc in zip(per_lang.items(), spcs):
+        est = _Estimator(spc, acfg)
         cursor = {"train": 0, "dev": 0, "test": 0}
-
         if lang == "en":
             jobs += _plan_librispeech(cfg, splits, pools, cursor, est, target, meta)
             jobs += _plan_librilight(cfg, splits, pools, cursor, est, meta)
@@ -521,9 +531,9 @@ def build(cfg: SynthConfig, acfg: AcousticsConfig | None = None) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    jobs, meta = plan(cfg, acfg)
-    t_plan = time.time() - t0
     with tempfile.TemporaryDirectory(prefix="synth-espeak-") as tmp_root:
+        jobs, meta = plan(cfg, acfg, tmp_root)
+        t_plan = time.time() - t0
         results, worker_cpu = _run_jobs(cfg, jobs, tmp_root, str(out), acfg)
     t_synth = time.time() - t0 - t_plan
     stats = write_indexes(cfg, jobs, results, meta)
@@ -558,6 +568,31 @@ def render_shard(shard: list[Job]) -> tuple[list[dict], float]:
     return out, time.process_time()
 
 
+def _fresh_map(fn, items: list, workers: int, tmp_root: str, out: str, acfg: AcousticsConfig,
+               progress=None) -> list:
+    """``[fn(x) for x in items]``, each call in a fresh process (forked from a clean fork server,
+    ``maxtasksperchild=1``) with its own eSpeak engine; results in the order of ``items``."""
+    import multiprocessing as mp
+
+    if not items:
+        return []
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["data_prep.synth.corpus", "numpy", "soundfile", "soxr"])
+    results: list = [None] * len(items)
+    with ctx.Pool(max(1, min(workers, len(items))), initializer=_init_worker, initargs=(tmp_root, out, acfg),
+                  maxtasksperchild=1) as pool:
+        for i, res in pool.imap_unordered(_indexed, [(fn, i, x) for i, x in enumerate(items)]):
+            results[i] = res
+            if progress is not None:
+                progress(res)
+    return results
+
+
+def _indexed(task):
+    fn, i, x = task
+    return i, fn(x)
+
+
 def _run_jobs(cfg: SynthConfig, jobs: list[Job], tmp_root: str, out: str,
               acfg: AcousticsConfig) -> tuple[dict, float]:
     """Render all jobs over ``cfg.workers`` processes.
@@ -565,33 +600,22 @@ def _run_jobs(cfg: SynthConfig, jobs: list[Job], tmp_root: str, out: str,
     eSpeak NG carries state from one synthesis to the next (the voice source phase and pitch flutter
     continue across calls; re-initialising does not reset them), so an utterance's samples depend on
     what the same process synthesized before. For byte-identical output regardless of worker count and
-    scheduling, jobs are cut into fixed shards and every shard runs in a fresh process (forked from a
-    clean fork server, ``maxtasksperchild=1``) that initialises eSpeak and renders the shard in order.
+    scheduling, jobs are cut into fixed shards and every shard runs in a fresh process that initialises
+    eSpeak and renders the shard in order.
     """
-    import multiprocessing as mp
-
     from tqdm import tqdm
 
-    n = _n_workers(cfg)
     shards = [jobs[i: i + SHARD_SIZE] for i in range(0, len(jobs), SHARD_SIZE)]
     # biggest shards (conversations) first for load balance; order does not affect the output
     shards.sort(key=lambda sh: -sum(len(j.texts) for j in sh))
     bar = tqdm(total=len(jobs), desc="synth", unit="file", disable=not cfg.progress, smoothing=0.05)
-    results: dict[str, dict] = {}
-    cpu_seconds = [0.0]
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["data_prep.synth.corpus", "numpy", "soundfile", "soxr"])
-    with ctx.Pool(min(n, len(shards)) or 1, initializer=_init_worker, initargs=(tmp_root, out, acfg),
-                  maxtasksperchild=1) as pool:
-        for res_list, cpu in pool.imap_unordered(render_shard, shards):
-            cpu_seconds[0] += cpu
-            for res in res_list:
-                results[res["key"]] = res
-            bar.update(len(res_list))
+    done = _fresh_map(render_shard, shards, _n_workers(cfg), tmp_root, out, acfg,
+                      progress=lambda res: bar.update(len(res[0])))
     bar.close()
+    results = {r["key"]: r for res_list, _ in done for r in res_list}
     if len(results) != len(jobs):
         raise RuntimeError(f"duplicate job keys: {len(jobs)} jobs, {len(results)} results")
-    return results, cpu_seconds[0]
+    return results, sum(cpu for _, cpu in done)
 
 
 def remove_outputs(out: str | Path) -> None:
