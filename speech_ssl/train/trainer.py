@@ -68,6 +68,14 @@ SAMPLE_RATE = 16000
 STATE_VERSION = 1
 
 
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers ignore SIGTERM/SIGUSR1/SIGINT: a scheduler (or ``timeout``) signals the whole process
+    group, and only the main process may react (save a checkpoint, then exit); a worker dying first would
+    crash the step instead."""
+    for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
+
 class TrainingAborted(RuntimeError):
     """The run cannot continue (e.g. too many non-finite updates in a row); the message says why."""
 
@@ -135,6 +143,7 @@ class BatchStream:
             collate_fn=split.collate,
             num_workers=self.num_workers,
             pin_memory=self.info.device.type == "cuda",
+            worker_init_fn=_ignore_stop_signals,
         )
         self._it = iter(loader)
 
@@ -535,7 +544,8 @@ class Trainer:
         W, rank = self.info.world_size, self.info.rank
         split = self.task.split("valid", 1, rank, W)
         loader = torch.utils.data.DataLoader(
-            split.dataset, batch_sampler=split.batches, collate_fn=split.collate, num_workers=self.cfg.data.num_workers
+            split.dataset, batch_sampler=split.batches, collate_fn=split.collate, num_workers=self.cfg.data.num_workers,
+            worker_init_fn=_ignore_stop_signals,
         )
         model = self.model if self.is_fsdp else self.raw_model
         model.eval()
