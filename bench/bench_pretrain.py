@@ -65,6 +65,8 @@ def bench(preset: str, args, corpus: Path) -> dict:
         "logging.tensorboard=false",
         f"distributed.activation_checkpointing={str(args.activation_checkpointing).lower()}",
     ]
+    if args.tf32:
+        overrides.append("precision.allow_tf32=true")
     cfg = load_train_config(None, overrides)
     tr = Trainer(cfg, PretrainTask(cfg), run_dir=None)
     tr.setup()
@@ -87,7 +89,7 @@ def bench(preset: str, args, corpus: Path) -> dict:
         "params_M": round(sum(p.numel() for p in tr.raw_model.parameters()) / 1e6, 2),
         "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
         "threads": torch.get_num_threads(),
-        "precision": args.precision,
+        "precision": args.precision + ("+tf32" if args.tf32 else ""),
         "max_tokens": args.max_tokens,
         "updates": args.updates,
         "audio_s_per_update": round(audio / args.updates, 2),
@@ -109,6 +111,7 @@ def main() -> int:
     p.add_argument("--updates", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--activation-checkpointing", action="store_true")
+    p.add_argument("--tf32", action="store_true", help="fp32 matmuls on TF32 tensor cores (GPU)")
     p.add_argument("--json", help="append results to this JSONL file")
     args = p.parse_args()
     import torch

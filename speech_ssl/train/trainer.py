@@ -635,7 +635,7 @@ class Trainer:
             f"device {self.device} x {W} rank(s) ({self.info.backend or 'single process'}), precision "
             f"{cfg.precision.mode}, strategy {cfg.distributed.strategy if W > 1 else 'none'}",
             f"effective batch: max_tokens {mt:,} samples x {W} rank(s) x update_freq {F} = "
-            f"{per_update:.3f} h of audio per update at most (pretraining crops each batch to its shortest item)",
+            f"{per_update:.3f} h of audio per update at most (the real amount is logged as audio_h_per_update)",
         ]
         lines += self.task.data_summary(self.info.rank, W)
         ref_g, ref_f = cfg.optim.reference_gpus, cfg.optim.reference_update_freq
