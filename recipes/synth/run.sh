@@ -18,6 +18,7 @@
 # GPU box (stage 3 for the shipped checkpoint): DEVICE=cuda PUBLISH=1 recipes/synth/run.sh --stop-stage 3
 set -euo pipefail
 
+orig_args="$0 $*"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
@@ -146,7 +147,14 @@ pretrain_train() {
   echo "[$tr]"
 }
 
-if run_stage 3; then
+pretrain_done() {  # the final model exists and has reached pretrain_updates
+  [ -f "$exp/pretrain/final/pretrain_info.json" ] && "$py" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["updates"] < int(sys.argv[2]))' \
+    "$exp/pretrain/final/pretrain_info.json" "$pretrain_updates" 2>/dev/null
+}
+
+if run_stage 3 && pretrain_done; then
+  log 3 "pretraining done: $exp/pretrain/final"
+elif run_stage 3; then
   run=$exp/pretrain
   log 3 "multilingual pretraining (all but $left_out) on $device: $pretrain_updates updates, max_tokens $pretrain_max_tokens"
   start=$(date +%s)
@@ -173,7 +181,7 @@ if run_stage 3; then
   wall=$(( $(date +%s) - start ))
   last=$(ls -d "$run"/checkpoints/checkpoint_* | sort | tail -1)
   rm -rf "$run/final" && cp -r "$last" "$run/final" && rm -f "$run/final/train_state.pt"
-  "$py" - "$run" "$wall" "$device" "$*" <<'EOF'
+  "$py" - "$run" "$wall" "$device" "$orig_args (TINY=$tiny NJ=$nj PRETRAIN_UPDATES=$pretrain_updates PRETRAIN_MAX_TOKENS=$pretrain_max_tokens)" <<'EOF'
 import json, os, platform, sys
 from pathlib import Path
 run, wall, device = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
@@ -186,7 +194,7 @@ if device == "cuda":
     gpu = torch.cuda.get_device_name(0)
 keep = ("update", "loss", "accuracy", "code_perplexity", "prob_perplexity", "temp")
 info = {
-    "updates": tr[-1]["update"] if tr else 0, "wall_seconds_last_invocation": wall,
+    "updates": tr[-1]["update"] if tr else 0, "wall_seconds_last_invocation": wall, "command": sys.argv[4],
     "machine": f"{gpu or platform.processor() or 'cpu'}, {os.cpu_count()} CPU cores ({device})",
     "train_last": {k: tr[-1][k] for k in keep if tr and k in tr[-1]},
     "valid_last": {k: va[-1][k] for k in keep if va and k in va[-1]},

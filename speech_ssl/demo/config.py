@@ -47,6 +47,10 @@ class DemoConfig:
     # -- decoding
     lm_order: int = 3
     lm: bool = True
+    lm_beam: int = 100
+    tune_lm_weights: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 3.0])
+    tune_word_scores: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0, 2.0])
+    code_usage_utterances: int = 30  # per language, for the PCA figure
 
 
 QUICK = dict(
@@ -61,6 +65,9 @@ QUICK = dict(
     pretrain_overrides=["data.max_tokens=128000", "data.max_sample_size=16000", "schedule.warmup_updates=10"],
     finetune_seconds=25.0,
     finetune_left_out_seconds=20.0,
+    tune_lm_weights=[0.5, 1.0, 2.0],
+    tune_word_scores=[-1.0, 0.0, 1.0],
+    code_usage_utterances=12,
 )
 
 

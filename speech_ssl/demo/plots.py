@@ -87,7 +87,7 @@ def plot_pretraining(log_path: str | Path, out: str | Path, title: str = "pretra
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.03)
     path = _save(fig, out)
     plt.close(fig)
     return path

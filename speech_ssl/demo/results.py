@@ -126,7 +126,14 @@ def write_results(out: str | Path, results: dict) -> None:
     (out / "plots").mkdir(parents=True, exist_ok=True)
     pt_log = out / "pretrain" / "log.jsonl"
     if pt_log.exists():
-        plot_pretraining(pt_log, out / "plots" / "pretraining.png", title="pretraining from scratch (this run)")
+        chance = codes = None
+        cks = sorted((out / "pretrain" / "checkpoints").glob("checkpoint_*/config.json"))
+        if cks:
+            m = json.loads(cks[-1].read_text())["model"]
+            chance = math.log2(m["num_negatives"] + m.get("cross_sample_negatives", 0) + 1)
+            codes = m["latent_groups"] * m["latent_vars"]
+        plot_pretraining(pt_log, out / "plots" / "pretraining.png", title="pretraining from scratch (this run)",
+                         chance_bits=chance, num_codes=codes)
     runs: dict[str, dict[str, str]] = {}
     for r in results.get("finetuning", []):
         if r["seed"] == results["config"]["seeds"][0]:

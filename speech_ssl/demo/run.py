@@ -88,6 +88,12 @@ class Demo:
                     if deadline is not None and not terminated and time.time() >= deadline:
                         p.send_signal(signal.SIGTERM)  # the trainer saves a checkpoint and exits 0
                         terminated = True
+        if terminated and rc != 0:
+            # SIGTERM before the trainer installed its handler (still starting up): nothing was lost, the
+            # previous invocation's checkpoint stands.
+            with open(log_file, "a") as f:
+                f.write(f"(stopped at the deadline during start-up, exit {rc})\n")
+            return rc
         if check and rc != 0:
             tail = "".join(log_file.read_text(errors="replace").splitlines(True)[-15:])
             raise DemoError(f"`speech-ssl {' '.join(map(str, args[:2]))}` failed (exit {rc}); see {log_file}:\n{tail}")
@@ -166,7 +172,7 @@ class Demo:
         planned = first + max(1, int(left / sec_per_update)) if math.isfinite(sec_per_update) else first + 1
         if max_update_cap is not None:
             planned = min(planned, max_update_cap)
-        if planned > first and time.time() < deadline:
+        if planned > first and left > sec_per_update:
             self.ssl([*common, f"optim.max_update={planned}", "--run-dir", run_dir, "--resume"], log_file,
                      deadline=deadline)
         wall = time.time() - t0
@@ -265,44 +271,55 @@ class Demo:
         return arpa, lex
 
     def decode(self, run: dict, lm: tuple[Path, Path] | None) -> dict:
+        """Greedy on test; English also LM beam search with (lm_weight, word_score) tuned on dev. In-process."""
+        from speech_ssl.decode.ctc import BeamConfig
+        from speech_ssl.decode.run import DecodeOptions, decode_manifest
+
         lang = run["lang"]
         ck = run["checkpoint"]
         dec = self.out / "decode" / lang / Path(run["run_dir"]).name
-        logf = self.out / "logs" / "decode.log"
         if lang == "en":
             test, dev, labels = self.data / "librispeech" / "test-clean.tsv", self.data / "librispeech" / "dev-clean.tsv", "wrd"
         else:
             test, dev, labels = self.cv_dir(lang) / "test.tsv", None, "phn"
+        logf = self.out / "logs" / "decode.log"
+        logf.parent.mkdir(parents=True, exist_ok=True)
+
+        def log(msg: str) -> None:
+            with open(logf, "a") as f:
+                f.write(msg + "\n")
+
+        def run_decode(out: Path, manifest: Path, **kw) -> None:
+            if (out / "summary.json").exists():
+                return
+            log(f"== {out}")
+            decode_manifest(DecodeOptions(checkpoint=str(ck), manifest=str(manifest), out=str(out), labels=labels,
+                                          device=self.cfg.device, num_workers=0, **kw), log=log)
+
         res: dict = {}
-        common = ["--labels", labels, "--device", self.cfg.device]
-        if not (dec / "greedy" / "summary.json").exists():
-            self.ssl(["decode", "--checkpoint", ck, "--manifest", test, "--out", dec / "greedy", *common], logf)
+        run_decode(dec / "greedy", test)
         res["greedy"] = self._scores(dec / "greedy", char=lang == "en")
         if lm is not None and lang == "en" and dev is not None:
             arpa, lex = lm
-            if not (dec / "tune" / "summary.json").exists():
-                self.ssl(["decode", "--checkpoint", ck, "--manifest", dev, "--out", dec / "tune", *common,
-                          "--lm", arpa, "--lexicon", lex, "--tune", "--tune-lm-weights=0,0.5,1,2,3",
-                          "--tune-word-scores=-1,0,1,2"], logf)
+            c = self.cfg
+            run_decode(dec / "tune", dev, beam=BeamConfig(lm=str(arpa), lexicon=str(lex), beam=c.lm_beam), tune=True,
+                       tune_lm_weights=list(c.tune_lm_weights), tune_word_scores=list(c.tune_word_scores))
             best = json.loads((dec / "tune" / "summary.json").read_text())["tune"]["best"]
-            if not (dec / "lm" / "summary.json").exists():
-                self.ssl(["decode", "--checkpoint", ck, "--manifest", test, "--out", dec / "lm", *common,
-                          "--lm", arpa, "--lexicon", lex, "--lm-weight", best["lm_weight"], "--word-score",
-                          best["word_score"]], logf)
+            run_decode(dec / "lm", test, beam=BeamConfig(lm=str(arpa), lexicon=str(lex), beam=c.lm_beam,
+                                                         lm_weight=best["lm_weight"], word_score=best["word_score"]))
             res["lm"] = self._scores(dec / "lm", char=True)
             res["lm"].update(lm_weight=best["lm_weight"], word_score=best["word_score"])
         return res
 
     def _scores(self, d: Path, char: bool) -> dict:
+        from speech_ssl.decode.score import score
+
         s = json.loads((d / "summary.json").read_text())
         sc = s["score"]
         out = {sc["metric"].lower(): sc["error_rate"], "rtf": s.get("rtf")}
         if char:
-            js = d / "cer.json"
-            if not js.exists():
-                self.ssl(["score", "--ref", d / "ref.txt", "--hyp", d / "hyp.txt", "--unit", "char", "--json", js],
-                         self.out / "logs" / "score.log")
-            out["cer"] = json.loads(js.read_text())["error_rate"]
+            rows = [json.loads(x) for x in (d / "results.jsonl").read_text().splitlines() if x.strip()]
+            out["cer"] = score([r["ref"] for r in rows], [r["hyp"] for r in rows], unit="char").error_rate
         return out
 
     def code_figure(self, ck: str) -> dict:
@@ -313,7 +330,7 @@ class Demo:
         man.update({lang: self.cv_dir(lang) / "train.tsv" for lang in self.cfg.languages if lang != "en"})
         import numpy as np
 
-        usage = code_usage(ck, man, max_utterances=12 if self.cfg.quick else 30)
+        usage = code_usage(ck, man, max_utterances=self.cfg.code_usage_utterances)
         langs = list(usage)
         xy, explained = pca_2d(np.stack([usage[k] for k in langs]))
         plot_code_usage(xy, langs, explained, self.out / "plots" / "code_usage_pca.png", highlight=self.cfg.left_out,
@@ -323,8 +340,11 @@ class Demo:
 
 def run_demo(cfg: DemoConfig, log=None) -> dict:
     """All stages; returns the results mapping (also written to OUT/results.json)."""
+    import torch
+
     from speech_ssl.demo.results import write_results
 
+    torch.set_num_threads(cfg.threads)
     d = Demo(cfg, log)
     d.out.mkdir(parents=True, exist_ok=True)
     d.log(f"writing into {d.out} ({'quick' if cfg.quick else 'full'} mode, seeds {cfg.seeds}, {cfg.threads} threads)")

@@ -1,0 +1,103 @@
+"""`speech-ssl demo --quick` at minimum size, end to end: every artifact written, every number finite,
+the plots open as PNG images, the table names every condition and the checkpoint it used."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+# The quick preset, shrunk further: 3 languages, ~1 min of English, a few updates per stage.
+TINY = [
+    "languages=[en,de,ky]", "english_minutes=1.6", "minutes_per_language=0.5", "labelled_seconds=30",
+    "pretrain_seconds=14", "pretrain_max_update=3", "finetune_seconds=7", "finetune_left_out_seconds=7",
+    "tune_lm_weights=[0.5,2.0]", "tune_word_scores=[0.0]", "code_usage_utterances=4", "synth_workers=2",
+    "pretrain_overrides=[data.max_tokens=64000,data.max_sample_size=16000,schedule.warmup_updates=1]",
+]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO), SPEECH_SSL_NO_BAR="1")
+    cmd = [sys.executable, "-m", "speech_ssl", "demo", "--quick", "--out", str(out), "--pretrained", "none",
+           "--threads", "1", *TINY]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return out, p.stdout
+
+
+def _numbers(x, path="$"):
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return
+    if isinstance(x, (int, float)):
+        yield path, x
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            yield from _numbers(v, f"{path}.{k}")
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _numbers(v, f"{path}[{i}]")
+
+
+def test_artifacts_written(demo):
+    out, stdout = demo
+    for name in ("results.json", "results.md", "plots/pretraining.png", "plots/finetuning.png",
+                 "plots/code_usage_pca.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert not list(out.glob(".*.tmp"))
+    assert "Fine-tuning started from: demo's own pretraining" in stdout
+    assert "| en | pretrained | 1 |" in stdout
+
+
+def test_every_number_finite_and_every_condition_scored(demo):
+    out, _ = demo
+    r = json.loads((out / "results.json").read_text())
+    bad = [(p, v) for p, v in _numbers(r) if not math.isfinite(v)]
+    assert not bad, bad[:5]
+    conds = {(x["lang"], x["condition"]) for x in r["finetuning"]}
+    assert conds == {(lang, c) for lang in ("en", "ky") for c in ("pretrained", "scratch", "random-frozen")}
+    for x in r["finetuning"]:
+        assert x["updates"] >= 1 and x["wall_seconds"] > 0
+        g = x["scores"]["greedy"]
+        if x["lang"] == "en":
+            assert {"wer", "cer"} <= set(g) and {"wer", "cer", "lm_weight"} <= set(x["scores"]["lm"])
+        else:
+            assert "per" in g
+    assert r["checkpoint"]["path"].endswith(tuple(f"checkpoint_{n:08d}" for n in range(1, 4)))
+    pt = r["pretraining"]
+    assert 1 <= pt["updates"] <= 3 and {"loss", "accuracy", "code_perplexity", "temp"} <= set(pt["last"])
+    assert sorted(r["code_usage"]["languages"]) == ["de", "en", "ky"]
+    assert "| en | pretrained | 1 |" in (out / "results.md").read_text()
+
+
+def test_plots_open_as_png(demo):
+    import matplotlib.image as mpimg
+
+    out, _ = demo
+    for p in sorted((out / "plots").glob("*.png")):
+        assert p.read_bytes()[:8] == PNG
+        img = mpimg.imread(p)
+        assert img.ndim == 3 and min(img.shape[:2]) > 100
+
+
+def test_rerun_is_idempotent(demo):
+    """A second run finds every stage done and only rewrites the results (seconds, not minutes)."""
+    out, _ = demo
+    before = json.loads((out / "results.json").read_text())
+    env = dict(os.environ, PYTHONPATH=str(REPO), SPEECH_SSL_NO_BAR="1")
+    cmd = [sys.executable, "-m", "speech_ssl", "demo", "--quick", "--out", str(out), "--pretrained", "none",
+           "--threads", "1", *TINY]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    after = json.loads((out / "results.json").read_text())
+    assert after["table"] == before["table"]
+    assert after["timings"]["finetune"] < 5
