@@ -177,6 +177,15 @@ def test_non_finite_updates_are_skipped_then_abort(corpus, cfg_file, tmp_path):
         train(cfg_file, tmp_path / "b", ov, task_cls=NaNAt)
 
 
+def test_fp16_overflow_lowers_the_scale_without_aborting(corpus, cfg_file, tmp_path):
+    ov = tiny_overrides(corpus, **{"optim.max_update": 3, "precision.mode": "fp16", "precision.fp16_init_scale": 2.0**40,
+                                   "precision.max_consecutive_nonfinite": 2, "checkpoint.save_interval_updates": 0})
+    tr = train(cfg_file, tmp_path, ov)
+    assert tr.num_updates == 3 and tr.skipped_total >= 3  # several overflows in a row, no abort
+    assert tr.scaler.get_scale() <= 2.0**40 / 2**3
+    assert all(torch.isfinite(v).all() for v in params(tr).values())
+
+
 def test_init_from_takes_weights_only(corpus, cfg_file, tmp_path):
     ov = tiny_overrides(corpus, **{"optim.max_update": 2})
     first = train(cfg_file, tmp_path / "a", ov)
@@ -284,3 +293,14 @@ def test_two_processes_equal_update_freq_2(corpus, cfg_file, tmp_path):
     assert moved > 1e-3  # the runs really trained
     la, lb = train_losses(tmp_path / "ddp"), train_losses(tmp_path / "one")
     assert all(abs(la[n] - lb[n]) < 1e-5 for n in la)
+
+
+def test_multi_corpus_alpha_sampling_is_reported(corpus, cfg_file, tmp_path, capfd):
+    ov = tiny_overrides(corpus, **{"optim.max_update": 2, "checkpoint.save_interval_updates": 0,
+                                   "data.train": f"[{corpus / 'train.tsv'},{corpus / 'valid.tsv'}]",
+                                   "data.alpha": 0.0})
+    tr = train(cfg_file, tmp_path, ov)
+    assert tr.num_updates == 2
+    err = capfd.readouterr().err
+    # alpha 0: both corpora get half the audio whatever their size
+    assert err.count("-> sampled 0.500 (alpha 0.0)") == 2 and "natural share 0.500" not in err

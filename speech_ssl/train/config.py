@@ -31,7 +31,7 @@ class DataSection:
 
     train: list[str] = field(default_factory=list)  # manifest .tsv files; several = multi-corpus
     valid: list[str] = field(default_factory=list)
-    alpha: float = 1.0  # multi-corpus sampling p_l ∝ (n_l/N)^alpha (XLSR: 0.5); 1 = proportional
+    alpha: float = 1.0  # multi-corpus sampling p_l ∝ (n_l/N)^alpha (XLSR: 0.5); 1 = natural, 0 = uniform
     max_tokens: int = 1_400_000  # samples per GPU per micro-batch
     valid_max_tokens: int | None = None  # None -> max_tokens
     max_sample_size: int = 250_000  # crop longer utterances (pretraining)
@@ -43,8 +43,8 @@ class DataSection:
     def __post_init__(self) -> None:
         if self.max_tokens <= 0:
             raise ValueError(f"max_tokens must be > 0, got {self.max_tokens}")
-        if self.alpha <= 0:
-            raise ValueError(f"alpha must be > 0, got {self.alpha}")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0 (0 = uniform over corpora), got {self.alpha}")
 
 
 @dataclass

@@ -503,6 +503,11 @@ class Trainer:
                 self.optimizer.step()
             self.num_updates += 1
             self._nonfinite_streak = 0
+        elif self.scaler.is_enabled() and math.isfinite(vals.get("loss", 0.0)):
+            # fp16 gradient overflow: routine for dynamic loss scaling (the scale halves); like fairseq it
+            # does not count towards the abort, which precision.min_loss_scale guards instead.
+            self.skipped_total += 1
+            self._log(f"update {n}: fp16 gradient overflow at loss scale {self.scaler.get_scale():g}; skipped")
         else:
             self._nonfinite_streak += 1
             self.skipped_total += 1
