@@ -454,7 +454,9 @@ class Trainer:
         self.model.train()
         sums: dict[str, Any] = {}
         for i in range(F):
-            batch = _to_device(self.stream.next(), self.device)
+            cpu_batch = self.stream.next()
+            audio_samples = float(self.task.batch_audio_samples(cpu_batch))  # on the host: no device sync
+            batch = _to_device(cpu_batch, self.device)
             # after fetching: opening a DataLoader iterator draws from the global RNG
             seed_everything(batch_seed(cfg.seed, n, i * W + rank))
             with self._sync(i == F - 1):
@@ -471,7 +473,7 @@ class Trainer:
                 if k not in ("loss", "sample_size"):
                     _add(sums, k, v)
             _add(sums, "n_batches", 1.0)
-            _add(sums, "audio_samples", float(self.task.batch_audio_samples(batch)))
+            _add(sums, "audio_samples", audio_samples)
         keys = sorted(sums)
         stop = 1.0 if self._stop_signal is not None else 0.0
         vec = torch.tensor(
