@@ -250,7 +250,8 @@ def _env():
     return dict(os.environ, OMP_NUM_THREADS="1", SPEECH_SSL_NO_BAR="1", PYTHONPATH=str(REPO))
 
 
-def test_sigterm_saves_and_resumes(corpus, cfg_file, tmp_path, capfd):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
+def test_signal_saves_and_resumes(corpus, cfg_file, tmp_path, capfd, sig):
     run_dir = tmp_path / "run"
     ov = tiny_overrides(corpus, **{"optim.max_update": 100000, "checkpoint.save_interval_updates": 0,
                                    "schedule.warmup_updates": 10})
@@ -260,10 +261,10 @@ def test_sigterm_saves_and_resumes(corpus, cfg_file, tmp_path, capfd):
     deadline = time.time() + 60
     while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "received SIGTERM" in err and "continue with --resume" in err
+    assert f"received {sig.name}" in err and "continue with --resume" in err
     ck = find_latest(run_dir / "checkpoints")
     n = load_train_state(ck)["num_updates"]
     assert n >= 3
