@@ -75,7 +75,10 @@ def test_feature_grad_mult_scales_and_zero_stops_gradients():
         model(x, mask_indices=m, negative_indices=neg).loss.backward()
         grads[mult] = model.wav2vec2.feature_encoder.blocks[0].conv.weight.grad
     assert grads[0.0] is None
-    assert torch.allclose(grads[0.1], grads[1.0] * 0.1, rtol=1e-4, atol=1e-9)
+    # Relative to the gradient's scale: the first conv's weight gradient sums ~L terms with cancellation, and
+    # multi-threaded conv backward sums them in a different order each run.
+    ref = grads[1.0] * 0.1
+    assert (grads[0.1] - ref).abs().max() <= 1e-4 * ref.abs().max()
 
 
 def test_layerdrop_keeps_every_parameter_in_the_graph():
