@@ -87,6 +87,21 @@ def test_exact_resume(corpus, cfg_file, tmp_path):
         assert torch.equal(v["exp_avg_sq"], sb["optimizer"]["state"][k]["exp_avg_sq"])
 
 
+def test_exact_resume_with_loader_workers_across_an_epoch(corpus, cfg_file, tmp_path):
+    import multiprocessing
+
+    ov = tiny_overrides(corpus, **{"optim.max_update": 12, "checkpoint.save_interval_updates": 5,
+                                   "data.num_workers": 2})
+    straight = train(cfg_file, tmp_path / "a", ov)
+    assert straight.stream.epoch == 2
+    assert not multiprocessing.active_children()  # workers stopped (they ignore SIGTERM)
+    train(cfg_file, tmp_path / "b", ov, stop_after=5)
+    resumed = train(cfg_file, tmp_path / "b", ov, resume=True)
+    assert train_losses(tmp_path / "a") == train_losses(tmp_path / "b")
+    pa, pb = params(straight), params(resumed)
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
 def test_train_state_is_weights_only_and_complete(corpus, cfg_file, tmp_path):
     train(cfg_file, tmp_path, tiny_overrides(corpus, **{"optim.max_update": 2, "precision.mode": "fp16"}))
     ck = find_latest(tmp_path / "checkpoints")

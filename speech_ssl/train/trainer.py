@@ -165,6 +165,11 @@ class BatchStream:
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "offset": self.offset}
 
+    def close(self) -> None:
+        """Stop the DataLoader workers now (they ignore SIGTERM, so they must not be left to the
+        interpreter's exit handler); a later ``next()`` reopens the loader at the same position."""
+        self._it = None
+
 
 @dataclass
 class _Interval:
@@ -721,6 +726,7 @@ class Trainer:
                 else:
                     self._log(f"done: {self.num_updates} updates")
         finally:
+            self.stream.close()
             self.monitor.close()
         return self.last_valid or self.last_train or {}
 
