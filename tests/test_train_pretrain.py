@@ -193,11 +193,11 @@ def test_non_finite_updates_are_skipped_then_abort(corpus, cfg_file, tmp_path):
 
 
 def test_fp16_overflow_lowers_the_scale_without_aborting(corpus, cfg_file, tmp_path):
-    ov = tiny_overrides(corpus, **{"optim.max_update": 3, "precision.mode": "fp16", "precision.fp16_init_scale": 2.0**40,
+    ov = tiny_overrides(corpus, **{"optim.max_update": 3, "precision.mode": "fp16", "precision.fp16_init_scale": 2.0**22,
                                    "precision.max_consecutive_nonfinite": 2, "checkpoint.save_interval_updates": 0})
     tr = train(cfg_file, tmp_path, ov)
     assert tr.num_updates == 3 and tr.skipped_total >= 3  # several overflows in a row, no abort
-    assert tr.scaler.get_scale() <= 2.0**40 / 2**3
+    assert tr.scaler.get_scale() <= 2.0**22 / 2**3
     assert all(torch.isfinite(v).all() for v in params(tr).values())
 
 
