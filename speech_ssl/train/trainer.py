@@ -68,13 +68,13 @@ SAMPLE_RATE = 16000
 STATE_VERSION = 1
 
 
-
 def _ignore_stop_signals(worker_id: int) -> None:
     """DataLoader workers ignore SIGTERM/SIGUSR1/SIGINT: a scheduler (or ``timeout``) signals the whole process
     group, and only the main process may react (save a checkpoint, then exit); a worker dying first would
     crash the step instead."""
     for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
         signal.signal(s, signal.SIG_IGN)
+
 
 class TrainingAborted(RuntimeError):
     """The run cannot continue (e.g. too many non-finite updates in a row); the message says why."""
