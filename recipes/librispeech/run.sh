@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# recipes/librispeech: wav2vec 2.0 on LibriSpeech + Libri-light, in numbered, idempotent, resumable stages.
+#
+#   recipes/librispeech/run.sh [--stage N] [--stop-stage M] [--name value ...]
+#
+#   1 prepare: LibriSpeech subsets + Libri-light limited supervision -> manifests, letters, one dictionary
+#     (TINY=1 first generates an embedded corpus in the same layouts with `speech-ssl prepare synth`)
+#   2 pretrained model: --pretrained CK (ours, an HF folder or a fairseq .pt, converted), else pretrain
+#     conf/pretrain_$MODEL.yaml on train-960
+#   3 fine-tune on each of --subsets (10m, 1h, 10h, 100h) with conf/finetune_${MODEL}_<subset>.yaml
+#     (fairseq's numbers); update_freq = ceil(paper GPUs x accumulation / your GPU count)
+#   4 word n-gram LM: --lm ARPA (+ --lexicon, else one made from the ARPA's unigrams), or
+#     `speech-ssl lm build` on the training transcripts
+#   5 decode dev/test clean/other: greedy, and LM beam search with weights tuned on the matching dev set
+#   6 score (WER, CER) -> EXP/results.md
+#
+# Every option is an environment variable or a flag (--ngpu 8 == NGPU=8). A finished step is skipped when
+# its output exists; training stages continue with --resume.
+# Works with the installed `speech-ssl` or, without it, `python3 -m speech_ssl` from this checkout.
+#
+#   LIBRISPEECH=/data/LibriSpeech LIBRILIGHT=/data/librispeech_finetuning \
+#     recipes/librispeech/run.sh --pretrained wav2vec_small.pt --lm 4-gram.arpa
+#   TINY=1 recipes/librispeech/run.sh          # embedded corpus, tiny model, a few updates (CI)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+stage=1
+stop_stage=6
+tiny=${TINY:-0}
+exp=${EXP:-$repo/exp/librispeech}
+librispeech=${LIBRISPEECH:-}                 # the LibriSpeech folder (train-clean-100, dev-clean, ...)
+librilight=${LIBRILIGHT:-}                   # librispeech_finetuning (1h/0..5, 9h); default: next to LIBRISPEECH
+model=${MODEL:-base}                         # base | large: picks conf/pretrain_$MODEL.yaml, conf/finetune_${MODEL}_*.yaml
+subsets=${SUBSETS:-10m,1h,10h,100h}
+pretrained=${PRETRAINED:-}                   # checkpoint to fine-tune (skips pretraining)
+pretrained_format=${PRETRAINED_FORMAT:-auto} # auto | speech_ssl | hf | fairseq
+ngpu=${NGPU:-}                               # default: all visible GPUs (0 = CPU)
+device=${DEVICE:-auto}
+precision=${PRECISION:-}                     # default: fp16 on GPU (fairseq), fp32 on CPU
+nj=${NJ:-$(nproc 2>/dev/null || echo 2)}
+seed=${SEED:-1}
+pretrain_updates=${PRETRAIN_UPDATES:-}       # default: the config's (400k)
+ft_updates=${FT_UPDATES:-}                   # default: each config's (13k/13k/20k/80k)
+lm=${LM:-}                                   # ARPA / KenLM binary (e.g. the official 4-gram.arpa)
+lexicon=${LEXICON:-}                         # WORD W O R D | lines; default: from the LM's unigrams
+lm_text=${LM_TEXT:-}                         # text for our own LM (default: the train transcripts)
+lm_order=${LM_ORDER:-4}
+beam=${BEAM:-500}
+tune_lm_weights=${TUNE_LM_WEIGHTS:-0,0.5,1,1.5,2,2.5,3}
+tune_word_scores=${TUNE_WORD_SCORES:--2,-1,0,1}
+threads=${THREADS:-}
+
+if [ "$tiny" = 1 ]; then
+  exp=${EXP:-$repo/exp/librispeech-tiny}
+  pretrain_updates=${PRETRAIN_UPDATES:-2}
+  ft_updates=${FT_UPDATES:-2}
+  lm_order=${LM_ORDER:-3}
+  beam=${BEAM:-20}
+  tune_lm_weights=${TUNE_LM_WEIGHTS:-0,1}
+  tune_word_scores=${TUNE_WORD_SCORES:-0}
+  device=${DEVICE:-cpu}
+fi
+
+# --name value flags (icefall's parse_options): --stop-stage 3 sets stop_stage=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --*)
+      name=${1#--}; name=${name//-/_}
+      if [ $# -lt 2 ]; then echo "run.sh: $1 needs a value" >&2; exit 2; fi
+      if ! declare -p "$name" >/dev/null 2>&1; then echo "run.sh: unknown option $1" >&2; exit 2; fi
+      printf -v "$name" '%s' "$2"; shift 2 ;;
+    *) echo "run.sh: unexpected argument $1 (options are --name value)" >&2; exit 2 ;;
+  esac
+done
+
+[ -n "$threads" ] && export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+export SPEECH_SSL_NO_BAR=1
+
+if command -v speech-ssl >/dev/null 2>&1 && [ -z "${SPEECH_SSL_PYTHON:-}" ]; then
+  py=$(head -1 "$(command -v speech-ssl)" | sed 's/^#!//')
+  [ -x "$py" ] || py=python3
+else
+  py=${SPEECH_SSL_PYTHON:-python3}
+  export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+fi
+ssl() { "$py" -m speech_ssl "$@"; }
+
+if [ -z "$ngpu" ]; then
+  if [ "$device" = cpu ]; then ngpu=0
+  else ngpu=$("$py" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0); fi
+fi
+if [ "$ngpu" -gt 0 ]; then device=cuda; precision=${precision:-fp16}; else device=cpu; precision=${precision:-fp32}; fi
+
+conf=$here/conf
+data=${DATA:-$exp/data}                      # manifests (shareable between experiments)
+log() { echo "$(date -u +%H:%M:%S) [librispeech stage $1] ${*:2}" >&2; }
+hw() { [ "$ngpu" -gt 0 ] && echo "$ngpu GPU(s)" || echo "CPU (1 process)"; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+IFS=, read -r -a subset_list <<<"$subsets"
+mkdir -p "$exp"
+
+# train: one process on CPU / one GPU, torchrun over NGPU GPUs
+train() {  # pretrain|finetune CONFIG overrides...
+  if [ "$ngpu" -gt 1 ]; then
+    "$py" -m torch.distributed.run --standalone --nproc-per-node "$ngpu" -m speech_ssl "$@"
+  else
+    ssl "$@"
+  fi
+}
+
+# update_freq that gives the config's reference batch (reference_gpus x reference_update_freq) on NGPU GPUs
+update_freq() {  # CONFIG
+  "$py" - "$1" "$ngpu" <<'EOF'
+import math, sys, yaml
+o = yaml.safe_load(open(sys.argv[1]))["optim"]
+ref = int(o.get("reference_gpus", 0)) * int(o.get("reference_update_freq", 1))
+print(max(1, math.ceil(ref / max(int(sys.argv[2]), 1))) if ref else o.get("update_freq", 1))
+EOF
+}
+
+# final = copy of the best (else the last) checkpoint without the training state
+finalize() {  # RUN
+  local src=$1/checkpoints/best
+  [ -f "$src/model.safetensors" ] || src=$(ls -d "$1"/checkpoints/checkpoint_* | sort | tail -1)
+  rm -rf "$1/final.tmp" && cp -r "$src" "$1/final.tmp" && rm -f "$1/final.tmp/train_state.pt"
+  rm -rf "$1/final" && mv "$1/final.tmp" "$1/final"
+}
+
+if run_stage 1; then
+  if [ "$tiny" = 1 ]; then
+    corpus=$exp/corpus
+    if [ -f "$corpus/synth_info.json" ]; then
+      log 1 "embedded corpus exists: $corpus"
+    else
+      log 1 "generating the embedded corpus (LibriSpeech + Libri-light layouts) into $corpus"
+      ssl prepare synth --out "$corpus" --languages en --english-minutes "${TINY_MINUTES:-1}" \
+        --librilight-scale "${TINY_LIBRILIGHT_SCALE:-0.002}" --babel-languages "" --seed "$seed" \
+        --workers "$nj" --no-progress --overwrite
+    fi
+    librispeech=$corpus/LibriSpeech
+    librilight=$corpus/librispeech_finetuning
+  fi
+  [ -n "$librispeech" ] || { log 1 "set LIBRISPEECH=/path/to/LibriSpeech (or TINY=1)"; exit 2; }
+  [ -n "$librilight" ] || librilight=$(dirname "$librispeech")/librispeech_finetuning
+  pw=$(( nj < 8 ? nj : 8 ))
+  if [ -f "$data/librispeech/.done" ]; then log 1 "LibriSpeech manifests exist"; else
+    log 1 "LibriSpeech manifests from $librispeech"
+    ssl prepare librispeech --root "$librispeech" --out "$data/librispeech" --workers "$pw"
+    touch "$data/librispeech/.done"
+  fi
+  if [ -f "$data/librilight/.done" ]; then log 1 "Libri-light manifests exist"
+  elif [ -d "$librilight" ]; then
+    log 1 "Libri-light manifests from $librilight"
+    ssl prepare librilight --root "$librilight" --out "$data/librilight" --workers "$pw"
+    touch "$data/librilight/.done"
+  else
+    log 1 "no Libri-light folder at $librilight: only the 100h subset (train-clean-100) can be fine-tuned"
+  fi
+  if [ ! -f "$data/dict.ltr.txt" ]; then
+    # fairseq's letter dictionary order for every subset (so models and heads are interchangeable), with the
+    # counts of the training letters; a letter never seen keeps count 0.
+    "$py" - "$data" <<'EOF'
+import collections, os, sys
+from pathlib import Path
+data = Path(sys.argv[1])
+order = "| E T A O N I H S R D L U M W C F G Y P B V K ' X J Q Z".split()
+n = collections.Counter()
+for f in sorted(data.glob("librispeech/train-*.ltr")) + sorted(data.glob("librilight/train-10h.ltr")):
+    n.update(f.read_text(encoding="utf-8").split())
+extra = sorted(set(n) - set(order))
+if extra:
+    sys.exit(f"{data}: letters outside LibriSpeech's alphabet in the training labels: {extra}")
+tmp = data / ".dict.ltr.txt.tmp"
+tmp.write_text("".join(f"{s} {n[s]}\n" for s in order), encoding="utf-8")
+os.replace(tmp, data / "dict.ltr.txt")
+EOF
+  fi
+fi
+
+# the fine-tuning sets: 10m/1h/10h from Libri-light, 100h = train-clean-100
+subset_manifest() {
+  case "$1" in
+    100h) echo "$data/librispeech/train-clean-100.tsv" ;;
+    *) echo "$data/librilight/train-$1.tsv" ;;
+  esac
+}
+dev_set() { [ -f "$data/librispeech/dev-other.tsv" ] && echo "$data/librispeech/dev-other.tsv" || echo "$data/librispeech/dev-clean.tsv"; }
+
+# the checkpoint fine-tuning starts from: --pretrained as is (ours) or converted (HF, fairseq), else ours
+if [ -n "$pretrained" ]; then
+  fmt=$pretrained_format
+  [ "$fmt" = auto ] && fmt=$("$py" -c 'import sys; from speech_ssl.interop.auto import detect_format as d; print(d(sys.argv[1]))' "$pretrained")
+  if [ "$fmt" = speech_ssl ]; then start=$pretrained; else start=$exp/pretrained; fi
+else
+  start=$exp/pretrain/final
+fi
+
+if run_stage 2; then
+  if [ -n "$pretrained" ]; then
+    if [ "$fmt" != speech_ssl ] && [ ! -f "$start/model.safetensors" ]; then
+      log 2 "converting $pretrained ($fmt) -> $start"
+      ssl convert --from "$fmt" "$pretrained" --to speech_ssl "$start.tmp"
+      rm -rf "$start" && mv "$start.tmp" "$start"
+    fi
+    log 2 "pretrained model: $start"
+  elif [ -f "$exp/pretrain/final/model.safetensors" ]; then
+    log 2 "pretraining done: $exp/pretrain/final"
+  else
+    cfg=$conf/pretrain_$model.yaml
+    tr=$data/librispeech/train-960.tsv
+    [ -f "$tr" ] || tr=$(ls "$data"/librispeech/train-*.tsv | paste -sd, -)
+    uf=$(update_freq "$cfg"); [ "$tiny" = 1 ] && uf=1
+    log 2 "pretraining $model on $tr: $(hw) x update_freq $uf"
+    cmd=(train pretrain "$cfg" "data.train=[$tr]" "data.valid=[$(dev_set)]" "device=$device" "seed=$seed"
+         "precision.mode=$precision" "optim.update_freq=$uf")
+    [ -n "$pretrain_updates" ] && cmd+=("optim.max_update=$pretrain_updates")
+    if [ "$tiny" = 1 ]; then
+      cmd+=("model.preset=tiny" "data.max_tokens=64000" "data.max_sample_size=16000"
+            "data.min_sample_size=8000" "data.num_workers=0" "schedule.warmup_updates=1" "logging.log_interval=1"
+            "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
+            "logging.tensorboard=false")
+    fi
+    "${cmd[@]}" --run-dir "$exp/pretrain" --resume
+    finalize "$exp/pretrain"
+  fi
+fi
+
+if run_stage 3; then
+  [ -f "$start/model.safetensors" ] || [ -f "$start" ] || {
+    log 3 "no pretrained model at $start (run stage 2 or pass --pretrained)"; exit 1; }
+  for s in "${subset_list[@]}"; do
+    run=$exp/finetune/$model-$s
+    tr=$(subset_manifest "$s")
+    cfg=$conf/finetune_${model}_$s.yaml
+    [ -f "$cfg" ] || { log 3 "no config $cfg (subsets: 10m, 1h, 10h, 100h)"; exit 2; }
+    if [ -f "$run/final/model.safetensors" ]; then log 3 "$model-$s done"; continue; fi
+    [ -f "$tr" ] || { log 3 "no $tr: skipping $s (prepare Libri-light / LibriSpeech first)"; continue; }
+    uf=$(update_freq "$cfg"); [ "$tiny" = 1 ] && uf=1
+    log 3 "fine-tuning $model-$s on $tr: $(hw) x update_freq $uf"
+    cmd=(train finetune "$cfg" "data.train=[$tr]" "data.valid=[$(dev_set)]" "finetune.pretrained=$start"
+         "finetune.dictionary=$data/dict.ltr.txt" "device=$device" "seed=$seed" "precision.mode=$precision"
+         "optim.update_freq=$uf")
+    [ -n "$ft_updates" ] && cmd+=("optim.max_update=$ft_updates")
+    if [ "$tiny" = 1 ]; then
+      cmd+=("finetune.freeze_finetune_updates=1" "finetune.mask_channel_length=8"
+            "finetune.mask_length=4" "data.max_tokens=160000" "data.num_workers=0" "logging.log_interval=1"
+            "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
+            "logging.tensorboard=false" "finetune.all_blank_grace_updates=1000")
+    fi
+    "${cmd[@]}" --run-dir "$run" --resume
+    finalize "$run"
+  done
+fi
+
+if run_stage 4; then
+  mkdir -p "$exp/lm"
+  if [ -n "$lm" ]; then
+    if [ -n "$lexicon" ]; then
+      log 4 "LM $lm with lexicon $lexicon"
+    elif [ -f "$exp/lm/lexicon.txt" ]; then
+      log 4 "LM $lm, lexicon exists: $exp/lm/lexicon.txt"
+    else
+      log 4 "letter lexicon of the unigrams of $lm -> $exp/lm/lexicon.txt"
+      "$py" - "$lm" "$exp/lm/lexicon.txt" "$data/dict.ltr.txt" <<'EOF'
+import gzip, sys
+from speech_ssl.decode.ctc import write_letter_lexicon
+from speech_ssl.data.manifest import Dictionary
+path = sys.argv[1]
+opener = gzip.open if path.endswith(".gz") else open
+words, section = [], None
+with opener(path, "rt", encoding="utf-8") as f:
+    for line in f:
+        line = line.strip()
+        if line.startswith("\\"):
+            if section == 1:
+                break
+            section = 1 if line == "\\1-grams:" else None
+            continue
+        if section == 1 and line:
+            parts = line.split("\t")
+            if len(parts) < 2:
+                sys.exit(f"{path}: malformed 1-gram line: {line[:80]!r}")
+            words.append(parts[1])
+if not words:
+    sys.exit(f"{path}: no \\1-grams: section (an ARPA file is needed to derive the lexicon; pass --lexicon)")
+symbols = Dictionary.load(sys.argv[3]).symbols
+print(f"{write_letter_lexicon(words, sys.argv[2], symbols)} words in {sys.argv[2]}")
+EOF
+    fi
+  elif [ -f "$exp/lm/lm.arpa" ]; then
+    log 4 "LM exists: $exp/lm/lm.arpa"
+  else
+    text=$lm_text
+    if [ -z "$text" ]; then
+      text=$exp/lm/train.txt
+      # the transcripts of every training subset, never dev/test
+      cat $(ls "$data"/librispeech/train-*.wrd | grep -v '/train-960.wrd$') > "$text.tmp" && mv "$text.tmp" "$text"
+    fi
+    log 4 "word $lm_order-gram on $text"
+    ssl lm build --text "$text" --order "$lm_order" --out "$exp/lm/lm.arpa" --lexicon-out "$exp/lm/lexicon.txt" --upper
+  fi
+fi
+if [ -n "$lm" ]; then
+  lexicon=${lexicon:-$exp/lm/lexicon.txt}
+elif [ -f "$exp/lm/lm.arpa" ]; then
+  lm=$exp/lm/lm.arpa; lexicon=$exp/lm/lexicon.txt
+fi
+
+if run_stage 5; then
+  tests=()
+  for t in dev-clean dev-other test-clean test-other; do [ -f "$data/librispeech/$t.tsv" ] && tests+=("$t"); done
+  for s in "${subset_list[@]}"; do
+    name=$model-$s; ck=$exp/finetune/$name/final
+    [ -f "$ck/model.safetensors" ] || { log 5 "no fine-tuned $name"; continue; }
+    for t in "${tests[@]}"; do
+      out=$exp/decode/$name/greedy/$t
+      [ -f "$out/summary.json" ] && continue
+      log 5 "$name greedy $t"
+      ssl decode --checkpoint "$ck" --manifest "$data/librispeech/$t.tsv" --out "$out" --labels wrd \
+        --device "$device" --num-workers 0 >/dev/null
+    done
+    [ -n "$lm" ] || continue
+    for t in "${tests[@]}"; do
+      [ "${t%%-*}" = dev ] || continue
+      out=$exp/decode/$name/lm/$t
+      [ -f "$out/summary.json" ] && continue
+      log 5 "$name LM beam search on $t, tuning lm_weight x word_score"
+      ssl decode --checkpoint "$ck" --manifest "$data/librispeech/$t.tsv" --out "$out" --labels wrd \
+        --device "$device" --num-workers 0 --lm "$lm" --lexicon "$lexicon" --beam "$beam" --tune \
+        --tune-lm-weights="$tune_lm_weights" --tune-word-scores="$tune_word_scores" >/dev/null
+    done
+    for t in "${tests[@]}"; do
+      [ "${t%%-*}" = test ] || continue
+      out=$exp/decode/$name/lm/$t
+      [ -f "$out/summary.json" ] && continue
+      dev=$exp/decode/$name/lm/dev-${t#test-}/summary.json
+      [ -f "$dev" ] || dev=$(ls "$exp"/decode/"$name"/lm/dev-*/summary.json | head -1)
+      read -r lw ws < <("$py" -c 'import json,sys; b=json.load(open(sys.argv[1]))["tune"]["best"]; print(b["lm_weight"], b["word_score"])' "$dev")
+      log 5 "$name LM beam search on $t (lm_weight $lw, word_score $ws from $(basename "$(dirname "$dev")"))"
+      ssl decode --checkpoint "$ck" --manifest "$data/librispeech/$t.tsv" --out "$out" --labels wrd \
+        --device "$device" --num-workers 0 --lm "$lm" --lexicon "$lexicon" --beam "$beam" \
+        --lm-weight "$lw" --word-score "$ws" >/dev/null
+    done
+  done
+fi
+
+if run_stage 6; then
+  log 6 "scoring into $exp/results.md"
+  for d in "$exp"/decode/*/*/*/; do
+    [ -f "$d/hyp.txt" ] && [ -f "$d/ref.txt" ] || continue
+    for unit in word char; do
+      [ -f "$d/score.$unit.json" ] || ssl score --ref "$d/ref.txt" --hyp "$d/hyp.txt" --unit "$unit" \
+        --json "$d/score.$unit.json" >/dev/null
+    done
+  done
+  "$py" - "$exp" <<'EOF'
+import json, math, os, sys
+from pathlib import Path
+exp = Path(sys.argv[1])
+sets = ["dev-clean", "dev-other", "test-clean", "test-other"]
+found = {}
+for p in sorted(exp.glob("decode/*/*/*/score.word.json")):
+    name, dec, t = p.parts[-4], p.parts[-3], p.parts[-2]
+    w = json.loads(p.read_text())["error_rate"]
+    c = json.loads((p.parent / "score.char.json").read_text())["error_rate"]
+    if not (math.isfinite(w) and math.isfinite(c)):
+        sys.exit(f"{p}: non-finite error rate")
+    found.setdefault((name, dec), {})[t] = (w, c)
+present = [s for s in sets if any(s in v for v in found.values())]
+head = "| model | decoder | " + " | ".join(f"{s} WER / CER" for s in present) + " |"
+rows = [head, "|" + "---|" * (2 + len(present))]
+for (name, dec), v in sorted(found.items()):
+    cells = [f"{100 * v[s][0]:.1f} / {100 * v[s][1]:.1f}" if s in v else "-" for s in present]
+    rows.append(f"| {name} | {dec} | " + " | ".join(cells) + " |")
+text = "# recipes/librispeech results (%, WER / CER)\n\n" + "\n".join(rows) + "\n"
+tmp = exp / ".results.md.tmp"
+tmp.write_text(text)
+os.replace(tmp, exp / "results.md")
+print(text)
+EOF
+fi

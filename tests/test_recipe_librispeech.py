@@ -1,0 +1,113 @@
+"""recipes/librispeech/run.sh end to end in tiny mode (embedded corpus in the LibriSpeech / Libri-light layouts,
+tiny model, a few updates): every stage's outputs, finite scores, and a second run that skips finished work."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = REPO / "recipes" / "librispeech" / "run.sh"
+
+
+def _run(args, env_extra, timeout=300):
+    env = dict(os.environ, OMP_NUM_THREADS="1", SPEECH_SSL_NO_BAR="1", SPEECH_SSL_PYTHON=sys.executable,
+               TINY="1", NJ="2", THREADS="1")
+    env.update(env_extra)
+    return subprocess.run(["bash", str(RUN), *args], capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd="/")
+
+
+def _finite_scores(exp: Path, names: list[str], decoders=("greedy", "lm")) -> None:
+    for name in names:
+        for dec in decoders:
+            for t in ("dev-clean", "test-clean"):
+                d = exp / "decode" / name / dec / t
+                assert (d / "hyp.txt").exists() and (d / "ref.txt").exists(), d
+                for unit in ("word", "char"):
+                    s = json.loads((d / f"score.{unit}.json").read_text())
+                    assert math.isfinite(s["error_rate"]) and s["error_rate"] >= 0, (d, unit, s["error_rate"])
+                summary = json.loads((d / "summary.json").read_text())
+                assert summary["score"]["metric"] == "WER"
+
+
+def test_syntax_and_options(tmp_path):
+    assert subprocess.run(["bash", "-n", str(RUN)]).returncode == 0
+    p = _run(["--no-such-knob", "1"], {"EXP": str(tmp_path)})
+    assert p.returncode == 2 and "unknown option --no-such-knob" in p.stderr
+    p = _run(["--stage"], {"EXP": str(tmp_path)})
+    assert p.returncode == 2 and "needs a value" in p.stderr
+    # real-corpus mode without a corpus: a clear message, not a traceback
+    p = _run(["--stop-stage", "1"], {"EXP": str(tmp_path), "TINY": "0", "LIBRISPEECH": ""})
+    assert p.returncode == 2 and "LIBRISPEECH" in p.stderr
+
+
+def test_recipe_tiny_end_to_end_and_idempotent(tmp_path):
+    """Stages 1-6 on the 10m and 100h subsets; a second run finds every step done."""
+    exp = tmp_path / "exp"
+    env = {"EXP": str(exp), "SUBSETS": "10m,100h"}
+    p = _run([], env)
+    assert p.returncode == 0, p.stderr[-4000:]
+    # stage 1: corpus in the real layouts, manifests, one fairseq-ordered letter dictionary
+    assert (exp / "corpus" / "synth_info.json").exists()
+    for tsv in ("librispeech/train-clean-100.tsv", "librispeech/dev-clean.tsv", "librispeech/test-clean.tsv",
+                "librilight/train-10m.tsv", "librilight/train-1h.tsv", "librilight/train-10h.tsv"):
+        assert (exp / "data" / tsv).exists(), tsv
+    symbols = [ln.split()[0] for ln in (exp / "data" / "dict.ltr.txt").read_text().splitlines()]
+    assert symbols[:4] == ["|", "E", "T", "A"] and len(symbols) == 28
+    # stage 2: pretraining; stage 3: one fine-tuned model per subset, best checkpoint copied to final/
+    assert (exp / "pretrain" / "final" / "model.safetensors").exists()
+    assert not (exp / "pretrain" / "final" / "train_state.pt").exists()
+    for name, lr in (("base-10m", 5e-5), ("base-100h", 3e-5)):  # fairseq's lr per subset, tiny budget
+        assert (exp / "finetune" / name / "final" / "model.safetensors").exists()
+        cfg = yaml.safe_load((exp / "finetune" / name / "config.yaml").read_text())
+        assert cfg["optim"]["max_update"] == 2 and float(cfg["optim"]["lr"]) == lr
+    # stage 4: our LM on the train transcripts (never dev/test)
+    assert (exp / "lm" / "lm.arpa").exists() and (exp / "lm" / "lexicon.txt").exists()
+    train_text = (exp / "lm" / "train.txt").read_text().splitlines()
+    test_text = (exp / "data" / "librispeech" / "test-clean.wrd").read_text().splitlines()
+    assert train_text and not set(test_text) <= set(train_text)
+    # stages 5-6: greedy and LM decodes of dev/test, finite scores, a results table
+    _finite_scores(exp, ["base-10m", "base-100h"])
+    tune = json.loads((exp / "decode" / "base-10m" / "lm" / "dev-clean" / "tune.json").read_text())
+    assert "best" in tune
+    table = (exp / "results.md").read_text()
+    assert table.count("| base-") == 4 and "test-clean WER / CER" in table
+    # a second run skips every finished step
+    stamp = (exp / "decode" / "base-10m" / "greedy" / "test-clean" / "summary.json").stat().st_mtime_ns
+    p2 = _run([], env, timeout=120)
+    assert p2.returncode == 0, p2.stderr[-3000:]
+    for msg in ("embedded corpus exists", "pretraining done", "base-10m done", "base-100h done", "LM exists"):
+        assert msg in p2.stderr, msg
+    assert "fine-tuning" not in p2.stderr and "greedy" not in p2.stderr
+    assert (exp / "decode" / "base-10m" / "greedy" / "test-clean" / "summary.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_recipe_tiny_all_subsets_and_converted_checkpoint(tmp_path):
+    """All four subsets; then fine-tuning from an HF-format checkpoint (converted by stage 2) on shared data."""
+    exp = tmp_path / "exp"
+    p = _run([], {"EXP": str(exp)}, timeout=600)
+    assert p.returncode == 0, p.stderr[-4000:]
+    names = [f"base-{s}" for s in ("10m", "1h", "10h", "100h")]
+    _finite_scores(exp, names)
+    hf = tmp_path / "hf"
+    c = subprocess.run([sys.executable, "-m", "speech_ssl", "convert", "--from", "speech_ssl",
+                        str(exp / "pretrain" / "final"), "--to", "hf", str(hf)],
+                       capture_output=True, text=True, cwd=REPO)
+    assert c.returncode == 0, c.stderr
+    exp2 = tmp_path / "exp2"
+    p = _run(["--stage", "2", "--stop-stage", "3", "--pretrained", str(hf)],
+             {"EXP": str(exp2), "DATA": str(exp / "data"), "SUBSETS": "10m", "FT_UPDATES": "1"})
+    assert p.returncode == 0, p.stderr[-4000:]
+    assert "converting" in p.stderr
+    assert (exp2 / "pretrained" / "model.safetensors").exists()
+    assert (exp2 / "finetune" / "base-10m" / "final" / "model.safetensors").exists()
+    assert not (exp2 / "pretrain").exists()
