@@ -1,0 +1,355 @@
+#!/usr/bin/env bash
+# recipes/babel: per-language WER fine-tuning of a multilingual (XLSR-style) model on IARPA BABEL, in
+# numbered, idempotent, resumable stages.
+#
+#   recipes/babel/run.sh [--stage N] [--stop-stage M] [--name value ...]
+#
+#   1 prepare each pack of --packs (`speech-ssl prepare babel`: utterances cut by the transcript timestamps,
+#     8 -> 16 kHz, words, letters) and hold out every 10th training conversation as the validation set
+#     (train-ft / valid); BABEL's dev set is the test set (TINY=1 first generates an embedded corpus in the
+#     LDC BABEL layout with `speech-ssl prepare synth`)
+#   2 multilingual model: --pretrained CK (ours, an HF folder such as XLSR-53, or a fairseq .pt; converted),
+#     else XLSR pretraining (recipes/commonvoice/conf/pretrain_xlsr.yaml) on the training audio of every
+#     pack with alpha sampling
+#   3 fine-tune each language of --ft-languages on letters with conf/finetune_xlsr.yaml (26k updates);
+#     update_freq = ceil(4 x 5 / your GPU count)
+#   4 word n-gram LM per language on its train-ft transcripts (`speech-ssl lm build`), or --lm-dir DIR
+#     holding LANG.arpa (+ LANG.lexicon.txt)
+#   5 decode valid and dev: greedy, and LM beam search with weights tuned on valid
+#   6 score (WER, CER) -> EXP/results.md
+#
+# Every option is an environment variable or a flag (--packs ... == PACKS=...). A finished step is skipped
+# when its output exists; training stages continue with --resume.
+#
+#   PACKS=tr:/data/IARPA-babel105b-v0.5,sw:/data/IARPA-babel202b-v1.0d recipes/babel/run.sh \
+#     --pretrained wav2vec2-large-xlsr-53
+#   TINY=1 recipes/babel/run.sh                # embedded corpus, tiny model, a few updates (CI)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+stage=1
+stop_stage=6
+tiny=${TINY:-0}
+exp=${EXP:-$repo/exp/babel}
+packs=${PACKS:-}                              # LANG:PACK_DIR,... (PACK_DIR holds conversational/{training,dev})
+ft_languages=${FT_LANGUAGES:-}                # default: every language of --packs
+segments=${SEGMENTS:-0}                       # 1: no cut audio, segment rows read from the .sph (prepare --segments)
+valid_every=${VALID_EVERY:-10}                # every Nth training conversation is held out for validation
+pretrained=${PRETRAINED:-}
+pretrained_format=${PRETRAINED_FORMAT:-auto}  # auto | speech_ssl | hf | fairseq
+ngpu=${NGPU:-}                                # default: all visible GPUs (0 = CPU)
+device=${DEVICE:-auto}
+precision=${PRECISION:-}                      # default: fp16 on GPU, fp32 on CPU
+nj=${NJ:-$(nproc 2>/dev/null || echo 2)}
+seed=${SEED:-1}
+pretrain_updates=${PRETRAIN_UPDATES:-}
+ft_updates=${FT_UPDATES:-}                    # default: the config's (26k)
+lm_dir=${LM_DIR:-}                            # LANG.arpa (+ LANG.lexicon.txt) per language instead of our own
+lm_order=${LM_ORDER:-3}
+beam=${BEAM:-500}
+tune_lm_weights=${TUNE_LM_WEIGHTS:-0,0.5,1,1.5,2,2.5,3}
+tune_word_scores=${TUNE_WORD_SCORES:--2,-1,0,1}
+threads=${THREADS:-}
+
+if [ "$tiny" = 1 ]; then
+  exp=${EXP:-$repo/exp/babel-tiny}
+  ft_languages=${FT_LANGUAGES:-tr}
+  pretrain_updates=${PRETRAIN_UPDATES:-2}
+  ft_updates=${FT_UPDATES:-2}
+  beam=${BEAM:-20}
+  tune_lm_weights=${TUNE_LM_WEIGHTS:-0,1}
+  tune_word_scores=${TUNE_WORD_SCORES:-0}
+  device=${DEVICE:-cpu}
+fi
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --*)
+      name=${1#--}; name=${name//-/_}
+      if [ $# -lt 2 ]; then echo "run.sh: $1 needs a value" >&2; exit 2; fi
+      if ! declare -p "$name" >/dev/null 2>&1; then echo "run.sh: unknown option $1" >&2; exit 2; fi
+      printf -v "$name" '%s' "$2"; shift 2 ;;
+    *) echo "run.sh: unexpected argument $1 (options are --name value)" >&2; exit 2 ;;
+  esac
+done
+
+[ -n "$threads" ] && export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+export SPEECH_SSL_NO_BAR=1
+
+if command -v speech-ssl >/dev/null 2>&1 && [ -z "${SPEECH_SSL_PYTHON:-}" ]; then
+  py=$(head -1 "$(command -v speech-ssl)" | sed 's/^#!//')
+  [ -x "$py" ] || py=python3
+else
+  py=${SPEECH_SSL_PYTHON:-python3}
+  export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+fi
+ssl() { "$py" -m speech_ssl "$@"; }
+
+if [ -z "$ngpu" ]; then
+  if [ "$device" = cpu ]; then ngpu=0
+  else ngpu=$("$py" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0); fi
+fi
+if [ "$ngpu" -gt 0 ]; then device=cuda; precision=${precision:-fp16}; else device=cpu; precision=${precision:-fp32}; fi
+
+conf=$here/conf
+data=${DATA:-$exp/data}
+log() { echo "$(date -u +%H:%M:%S) [babel stage $1] ${*:2}" >&2; }
+hw() { [ "$ngpu" -gt 0 ] && echo "$ngpu GPU(s)" || echo "CPU (1 process)"; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+join() { local IFS=,; echo "$*"; }
+mkdir -p "$exp"
+
+train() {  # pretrain|finetune CONFIG overrides...
+  if [ "$ngpu" -gt 1 ]; then
+    "$py" -m torch.distributed.run --standalone --nproc-per-node "$ngpu" -m speech_ssl "$@"
+  else
+    ssl "$@"
+  fi
+}
+
+update_freq() {  # CONFIG -> update_freq giving the config's reference batch on NGPU GPUs
+  "$py" - "$1" "$ngpu" <<'EOF'
+import math, sys, yaml
+o = yaml.safe_load(open(sys.argv[1]))["optim"]
+ref = int(o.get("reference_gpus", 0)) * int(o.get("reference_update_freq", 1))
+print(max(1, math.ceil(ref / max(int(sys.argv[2]), 1))) if ref else o.get("update_freq", 1))
+EOF
+}
+
+finalize() {  # RUN: final/ = the best (else the last) checkpoint without the training state
+  local src=$1/checkpoints/best
+  [ -f "$src/model.safetensors" ] || src=$(ls -d "$1"/checkpoints/checkpoint_* | sort | tail -1)
+  rm -rf "$1/final.tmp" && cp -r "$src" "$1/final.tmp" && rm -f "$1/final.tmp/train_state.pt"
+  rm -rf "$1/final" && mv "$1/final.tmp" "$1/final"
+}
+
+if [ "$tiny" = 1 ]; then
+  corpus=$exp/corpus
+  if run_stage 1 && [ ! -f "$corpus/synth_info.json" ]; then
+    log 1 "generating the embedded corpus (tr, ky in the BABEL layout) into $corpus"
+    ssl prepare synth --out "$corpus" --languages tr,ky --babel-languages tr,ky --minutes-per-language 0.2 \
+      --babel-minutes "${TINY_MINUTES:-0.8}" --librilight-scale 0 --seed "$seed" --workers "$nj" --no-progress \
+      --overwrite
+  fi
+  if [ -z "$packs" ] && [ -f "$corpus/synth_info.json" ]; then
+    packs=$("$py" -c 'import json,sys; c=json.load(open(sys.argv[1]+"/synth_info.json"))["babel_codes"]; print(",".join(f"{l}:{sys.argv[1]}/IARPA-babel{n}b-v0.5" for l,n in sorted(c.items())))' "$corpus")
+  fi
+fi
+[ -n "$packs" ] || { echo "run.sh: set PACKS=LANG:/path/to/IARPA-babelNNN...,... (or TINY=1)" >&2; exit 2; }
+langs=(); declare -A pack_of=()
+IFS=, read -r -a pairs <<<"$packs"
+for p in "${pairs[@]}"; do
+  case "$p" in *:*) ;; *) echo "run.sh: --packs entry '$p' is not LANG:PACK_DIR" >&2; exit 2 ;; esac
+  langs+=("${p%%:*}"); pack_of[${p%%:*}]=${p#*:}
+done
+[ -n "$ft_languages" ] || ft_languages=$(join "${langs[@]}")
+IFS=, read -r -a ft_langs <<<"$ft_languages"
+for l in "${ft_langs[@]}"; do
+  [ -n "${pack_of[$l]:-}" ] || { echo "run.sh: fine-tuning language $l has no pack in --packs" >&2; exit 2; }
+done
+
+if run_stage 1; then
+  pw=$(( nj < 8 ? nj : 8 ))
+  for l in "${langs[@]}"; do
+    d=$data/$l
+    if [ -f "$d/.done" ]; then log 1 "$l prepared"; else
+      log 1 "preparing $l from ${pack_of[$l]}"
+      extra=(); [ "$segments" = 1 ] && extra=(--segments)
+      ssl prepare babel --root "${pack_of[$l]}" --out "$d" --lang "$l" --workers "$pw" "${extra[@]}"
+      touch "$d/.done"
+    fi
+    [ -f "$d/valid.tsv" ] && continue
+    # Hold out every Nth training conversation (both sides of a call together) for validation; with fewer
+    # than N conversations, every Nth utterance.
+    "$py" - "$d" "$valid_every" <<'EOF'
+import re, sys
+from pathlib import Path
+from speech_ssl.data.manifest import read_labels, read_manifest, write_labels, write_manifest
+d, every = Path(sys.argv[1]), int(sys.argv[2])
+m = read_manifest(d / "train.tsv")
+labels = {x: read_labels(d / f"train.{x}", len(m), str(d / "train.tsv")) for x in ("wrd", "ltr")}
+def call(path: str) -> str:
+    stem = Path(path).stem
+    if m.entries[0].start is None:
+        stem = re.sub(r"_\d+$", "", stem)  # cut audio: <conversation side>_<line>
+    return re.sub(r"_(inLine|outLine)$", "", stem)
+calls = sorted({call(e.path) for e in m.entries})
+if len(calls) >= every:
+    held = set(calls[every - 1::every])
+    valid = [i for i, e in enumerate(m.entries) if call(e.path) in held]
+    how = f"{len(held)} of {len(calls)} conversations"
+else:
+    valid = list(range(every - 1, len(m), every)) or [len(m) - 1]
+    how = f"every {every}th utterance ({len(calls)} conversations)"
+rest = [i for i in range(len(m)) if i not in set(valid)]
+for name, rows in (("train-ft", rest), ("valid", valid)):
+    for x, lines in labels.items():
+        write_labels(d / f"{name}.{x}", [lines[i] for i in rows])
+    write_manifest(d / f"{name}.tsv", m.root, [m.entries[i] for i in rows])
+print(f"{d.name}: validation = {how}: {len(valid)} utterances; train-ft {len(rest)}")
+EOF
+  done
+fi
+
+if [ -n "$pretrained" ]; then
+  fmt=$pretrained_format
+  [ "$fmt" = auto ] && fmt=$("$py" -c 'import sys; from speech_ssl.interop.auto import detect_format as d; print(d(sys.argv[1]))' "$pretrained")
+  if [ "$fmt" = speech_ssl ]; then start=$pretrained; else start=$exp/pretrained; fi
+else
+  start=$exp/pretrain/final
+fi
+
+if run_stage 2; then
+  if [ -n "$pretrained" ]; then
+    if [ "$fmt" != speech_ssl ] && [ ! -f "$start/model.safetensors" ]; then
+      log 2 "converting $pretrained ($fmt) -> $start"
+      ssl convert --from "$fmt" "$pretrained" --to speech_ssl "$start.tmp"
+      rm -rf "$start" && mv "$start.tmp" "$start"
+    fi
+    log 2 "multilingual model: $start"
+  elif [ -f "$start/model.safetensors" ]; then
+    log 2 "pretraining done: $start"
+  else
+    cfg=$repo/recipes/commonvoice/conf/pretrain_xlsr.yaml
+    tr=(); va=()
+    for l in "${langs[@]}"; do tr+=("$data/$l/train-ft.tsv"); va+=("$data/$l/valid.tsv"); done
+    uf=$(update_freq "$cfg"); [ "$tiny" = 1 ] && uf=1
+    log 2 "XLSR pretraining on the BABEL audio of ${#langs[@]} languages (alpha sampling): $(hw) x update_freq $uf"
+    cmd=(train pretrain "$cfg" "data.train=[$(join "${tr[@]}")]" "data.valid=[$(join "${va[@]}")]"
+         "device=$device" "seed=$seed" "precision.mode=$precision" "optim.update_freq=$uf")
+    [ -n "$pretrain_updates" ] && cmd+=("optim.max_update=$pretrain_updates")
+    if [ "$tiny" = 1 ]; then
+      cmd+=("model.preset=tiny" "data.max_tokens=64000" "data.max_sample_size=16000" "data.min_sample_size=8000"
+            "data.num_workers=0" "schedule.warmup_updates=1" "logging.log_interval=1"
+            "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
+            "logging.tensorboard=false")
+    fi
+    "${cmd[@]}" --run-dir "$exp/pretrain" --resume
+    finalize "$exp/pretrain"
+  fi
+fi
+
+if run_stage 3; then
+  [ -f "$start/model.safetensors" ] || [ -f "$start" ] || {
+    log 3 "no multilingual model at $start (run stage 2 or pass --pretrained)"; exit 1; }
+  cfg=$conf/finetune_xlsr.yaml
+  for l in "${ft_langs[@]}"; do
+    run=$exp/finetune/$l
+    if [ -f "$run/final/model.safetensors" ]; then log 3 "$l done"; continue; fi
+    uf=$(update_freq "$cfg"); [ "$tiny" = 1 ] && uf=1
+    log 3 "fine-tuning $l on $data/$l/train-ft.tsv: $(hw) x update_freq $uf"
+    cmd=(train finetune "$cfg" "data.train=[$data/$l/train-ft.tsv]" "data.valid=[$data/$l/valid.tsv]"
+         "finetune.dictionary=$data/$l/dict.ltr.txt" "finetune.pretrained=$start" "device=$device" "seed=$seed"
+         "precision.mode=$precision" "optim.update_freq=$uf")
+    [ -n "$ft_updates" ] && cmd+=("optim.max_update=$ft_updates")
+    if [ "$tiny" = 1 ]; then
+      cmd+=("finetune.freeze_finetune_updates=1" "finetune.mask_channel_length=8" "finetune.mask_length=4"
+            "data.max_tokens=160000" "data.num_workers=0" "logging.log_interval=1"
+            "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
+            "logging.tensorboard=false")
+    fi
+    "${cmd[@]}" --run-dir "$run" --resume
+    finalize "$run"
+  done
+fi
+
+lm_of() { if [ -n "$lm_dir" ]; then echo "$lm_dir/$1.arpa"; else echo "$exp/lm/$1.arpa"; fi; }
+lexicon_of() { if [ -n "$lm_dir" ] && [ -f "$lm_dir/$1.lexicon.txt" ]; then echo "$lm_dir/$1.lexicon.txt"; else echo "$exp/lm/$1.lexicon.txt"; fi; }
+
+if run_stage 4; then
+  mkdir -p "$exp/lm"
+  for l in "${ft_langs[@]}"; do
+    lm=$(lm_of "$l"); lex=$(lexicon_of "$l")
+    if [ -n "$lm_dir" ]; then
+      [ -f "$lm" ] || { log 4 "no $lm"; exit 2; }
+      if [ ! -f "$lex" ]; then  # letter lexicon of the training words
+        log 4 "$l: letter lexicon of the train-ft words -> $lex"
+        "$py" - "$data/$l/train-ft.wrd" "$lex" "$data/$l/dict.ltr.txt" <<'EOF'
+import sys
+from speech_ssl.data.manifest import Dictionary
+from speech_ssl.decode.ctc import write_letter_lexicon
+words = {w for line in open(sys.argv[1], encoding="utf-8") for w in line.split()}
+print(write_letter_lexicon(sorted(words), sys.argv[2], Dictionary.load(sys.argv[3]).symbols), "words")
+EOF
+      fi
+    elif [ -f "$lm" ]; then
+      log 4 "$l LM exists: $lm"
+    else
+      log 4 "$l: word $lm_order-gram on $data/$l/train-ft.wrd"
+      ssl lm build --text "$data/$l/train-ft.wrd" --order "$lm_order" --out "$lm" --lexicon-out "$lex"
+    fi
+  done
+fi
+
+if run_stage 5; then
+  for l in "${ft_langs[@]}"; do
+    ck=$exp/finetune/$l/final
+    [ -f "$ck/model.safetensors" ] || { log 5 "no fine-tuned $l"; continue; }
+    for t in valid dev; do
+      out=$exp/decode/$l/greedy/$t
+      [ -f "$out/summary.json" ] && continue
+      log 5 "$l greedy $t"
+      ssl decode --checkpoint "$ck" --manifest "$data/$l/$t.tsv" --out "$out" --labels wrd --device "$device" \
+        --num-workers 0 >/dev/null
+    done
+    lm=$(lm_of "$l"); lex=$(lexicon_of "$l")
+    [ -f "$lm" ] || continue
+    out=$exp/decode/$l/lm/valid
+    if [ ! -f "$out/summary.json" ]; then
+      log 5 "$l LM beam search on valid, tuning lm_weight x word_score"
+      ssl decode --checkpoint "$ck" --manifest "$data/$l/valid.tsv" --out "$out" --labels wrd --device "$device" \
+        --num-workers 0 --lm "$lm" --lexicon "$lex" --beam "$beam" --tune \
+        --tune-lm-weights="$tune_lm_weights" --tune-word-scores="$tune_word_scores" >/dev/null
+    fi
+    out=$exp/decode/$l/lm/dev
+    if [ ! -f "$out/summary.json" ]; then
+      read -r lw ws < <("$py" -c 'import json,sys; b=json.load(open(sys.argv[1]))["tune"]["best"]; print(b["lm_weight"], b["word_score"])' "$exp/decode/$l/lm/valid/summary.json")
+      log 5 "$l LM beam search on dev (lm_weight $lw, word_score $ws)"
+      ssl decode --checkpoint "$ck" --manifest "$data/$l/dev.tsv" --out "$out" --labels wrd --device "$device" \
+        --num-workers 0 --lm "$lm" --lexicon "$lex" --beam "$beam" --lm-weight "$lw" --word-score "$ws" >/dev/null
+    fi
+  done
+fi
+
+if run_stage 6; then
+  log 6 "scoring into $exp/results.md"
+  for d in "$exp"/decode/*/*/*/; do
+    [ -f "$d/hyp.txt" ] && [ -f "$d/ref.txt" ] || continue
+    for unit in word char; do
+      [ -f "$d/score.$unit.json" ] || ssl score --ref "$d/ref.txt" --hyp "$d/hyp.txt" --unit "$unit" \
+        --json "$d/score.$unit.json" >/dev/null
+    done
+  done
+  "$py" - "$exp" <<'EOF'
+import json, math, os, sys
+from pathlib import Path
+exp = Path(sys.argv[1])
+rows = ["| language | decoder | valid WER / CER | dev (test) WER / CER | updates |", "|---|---|---|---|---|"]
+for run in sorted(p for p in exp.glob("decode/*/*") if p.is_dir()):
+    lang, dec = run.parent.name, run.name
+    cells = []
+    for t in ("valid", "dev"):
+        f = run / t / "score.word.json"
+        if not f.exists():
+            cells.append("-")
+            continue
+        w = json.loads(f.read_text())["error_rate"]
+        c = json.loads((run / t / "score.char.json").read_text())["error_rate"]
+        if not (math.isfinite(w) and math.isfinite(c)):
+            sys.exit(f"{run / t}: non-finite error rate")
+        cells.append(f"{100 * w:.1f} / {100 * c:.1f}")
+    ups = ""
+    log = exp / "finetune" / lang / "log.jsonl"
+    if log.exists():
+        tr = [json.loads(x) for x in log.read_text().splitlines() if '"train"' in x]
+        ups = str(tr[-1]["update"]) if tr else ""
+    rows.append(f"| {lang} | {dec} | {cells[0]} | {cells[1]} | {ups} |")
+text = "# recipes/babel results (%, WER / CER; BABEL's dev set is the test set)\n\n" + "\n".join(rows) + "\n"
+tmp = exp / ".results.md.tmp"
+tmp.write_text(text)
+os.replace(tmp, exp / "results.md")
+print(text)
+EOF
+fi
