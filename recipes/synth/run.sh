@@ -38,8 +38,8 @@ ten_min=${TEN_MIN_SECONDS:-600}
 one_hour=${ONE_HOUR_SECONDS:-3600}
 pretrain_updates=${PRETRAIN_UPDATES:-3000}
 pretrain_seconds=${PRETRAIN_SECONDS:-0}      # > 0: SIGTERM after this many seconds (the trainer saves, then stops)
-pretrain_max_tokens=${PRETRAIN_MAX_TOKENS:-} # default: 512000 (16 x 2 s) on CPU, 2048000 (64 x 2 s) on CUDA
-pretrain_lr=${PRETRAIN_LR:-}                 # default: 2e-3 on CPU, 3e-3 with the CUDA batch
+pretrain_max_tokens=${PRETRAIN_MAX_TOKENS:-} # default: 192000 (8 x 1.5 s crops) on CPU, 1536000 (64 x 1.5 s) on CUDA
+pretrain_lr=${PRETRAIN_LR:-2e-3}
 pretrain_workers=${PRETRAIN_WORKERS:-}       # data loader processes (default: 0 on CPU, 6 on CUDA)
 ft_updates=${FT_UPDATES:-1500}
 ft_left_out_updates=${FT_LEFT_OUT_UPDATES:-800}
@@ -77,12 +77,10 @@ if [ "$device" = auto ]; then
   device=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo cpu)
 fi
 if [ "$device" = cuda ]; then
-  pretrain_max_tokens=${pretrain_max_tokens:-2048000}
-  pretrain_lr=${pretrain_lr:-3e-3}
+  pretrain_max_tokens=${pretrain_max_tokens:-1536000}
   pretrain_workers=${pretrain_workers:-6}
 else
-  pretrain_max_tokens=${pretrain_max_tokens:-512000}
-  pretrain_lr=${pretrain_lr:-2e-3}
+  pretrain_max_tokens=${pretrain_max_tokens:-192000}
   pretrain_workers=${pretrain_workers:-0}
 fi
 [ -n "$threads" ] && export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads

@@ -37,12 +37,12 @@ class DemoConfig:
     synth_workers: int = 0  # 0: all cores
     # -- pretraining
     pretrained: str = "auto"  # auto: recipes/synth/pretrained when it exists; none: pretrain here; or a path
-    pretrain_seconds: float = 420.0  # own pretraining (curves; the fine-tuning init when nothing is shipped)
+    pretrain_seconds: float = 300.0  # own pretraining (curves; the fine-tuning init when nothing is shipped)
     pretrain_max_update: int = 1500
     pretrain_overrides: list[str] = field(default_factory=list)
     # -- fine-tuning: every condition of a language gets the same wall time
-    finetune_seconds: float = 150.0
-    finetune_left_out_seconds: float = 90.0
+    finetune_seconds: float = 120.0
+    finetune_left_out_seconds: float = 60.0
     finetune_overrides: list[str] = field(default_factory=list)
     # -- decoding
     lm_order: int = 3
