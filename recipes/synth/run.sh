@@ -45,6 +45,7 @@ ft_updates=${FT_UPDATES:-1500}
 ft_left_out_updates=${FT_LEFT_OUT_UPDATES:-800}
 lm_order=${LM_ORDER:-3}
 publish=${PUBLISH:-0}                        # 1: copy the pretrained model into recipes/synth/pretrained/
+mono=${MONO:-0}                              # 1: also pretrain on English only (-> pretrained_mono/)
 threads=${THREADS:-}                         # OMP threads for CPU training (default: torch's choice)
 
 if [ "$tiny" = 1 ]; then
@@ -145,18 +146,18 @@ pretrain_train() {
   echo "[$tr]"
 }
 
-pretrain_done() {  # the final model exists and has reached pretrain_updates
-  [ -f "$exp/pretrain/final/pretrain_info.json" ] && "$py" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["updates"] < int(sys.argv[2]))' \
-    "$exp/pretrain/final/pretrain_info.json" "$pretrain_updates" 2>/dev/null
-}
-
-if run_stage 3 && pretrain_done; then
-  log 3 "pretraining done: $exp/pretrain/final"
-elif run_stage 3; then
-  run=$exp/pretrain
-  log 3 "multilingual pretraining (all but $left_out) on $device: $pretrain_updates updates, max_tokens $pretrain_max_tokens"
+pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (skipped when it is done)
+  local name=$1 train=$2 dest=$3
+  local run=$exp/$name
+  if [ -f "$run/final/pretrain_info.json" ] && "$py" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["updates"] < int(sys.argv[2]))' \
+       "$run/final/pretrain_info.json" "$pretrain_updates" 2>/dev/null; then
+    log 3 "$name done: $run/final"
+    return 0
+  fi
+  log 3 "$name on $device: $pretrain_updates updates, max_tokens $pretrain_max_tokens, train $train"
+  local start cmd pid timer rc wall last
   start=$(date +%s)
-  cmd=(ssl pretrain "$conf/pretrain.yaml" "data.train=$(pretrain_train)"
+  cmd=(ssl pretrain "$conf/pretrain.yaml" "data.train=$train"
        "data.valid=[$data/librispeech/dev-clean.tsv]" "device=$device" "seed=$seed"
        "optim.max_update=$pretrain_updates" "optim.lr=$pretrain_lr" "data.max_tokens=$pretrain_max_tokens"
        "data.num_workers=$pretrain_workers")
@@ -175,11 +176,11 @@ elif run_stage 3; then
     "${cmd[@]}"; rc=$?
   fi
   set -e
-  [ "$rc" = 0 ] || { log 3 "pretraining failed (exit $rc)"; exit "$rc"; }
+  [ "$rc" = 0 ] || { log 3 "$name failed (exit $rc)"; exit "$rc"; }
   wall=$(( $(date +%s) - start ))
   last=$(ls -d "$run"/checkpoints/checkpoint_* | sort | tail -1)
   rm -rf "$run/final" && cp -r "$last" "$run/final" && rm -f "$run/final/train_state.pt"
-  "$py" - "$run" "$wall" "$device" "$orig_args (TINY=$tiny NJ=$nj PRETRAIN_UPDATES=$pretrain_updates PRETRAIN_MAX_TOKENS=$pretrain_max_tokens)" <<'EOF'
+  "$py" - "$run" "$wall" "$device" "$orig_args (TINY=$tiny NJ=$nj PRETRAIN_UPDATES=$pretrain_updates PRETRAIN_MAX_TOKENS=$pretrain_max_tokens PRETRAIN_SECONDS=$pretrain_seconds)" "$train" <<'EOF'
 import json, os, platform, sys
 from pathlib import Path
 run, wall, device = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
@@ -194,6 +195,7 @@ keep = ("update", "loss", "accuracy", "code_perplexity", "prob_perplexity", "tem
 info = {
     "updates": tr[-1]["update"] if tr else 0, "wall_seconds_last_invocation": wall, "command": sys.argv[4],
     "machine": f"{gpu or platform.processor() or 'cpu'}, {os.cpu_count()} CPU cores ({device})",
+    "train_manifests": sys.argv[5].strip("[]").split(","),
     "train_last": {k: tr[-1][k] for k in keep if tr and k in tr[-1]},
     "valid_last": {k: va[-1][k] for k in keep if va and k in va[-1]},
 }
@@ -201,10 +203,19 @@ info = {
 print(json.dumps(info, indent=1))
 EOF
   if [ "$publish" = 1 ]; then
-    rm -rf "$here/pretrained.tmp" && cp -r "$run/final" "$here/pretrained.tmp"
-    cp "$run/log.jsonl" "$here/pretrained.tmp/pretrain_log.jsonl"
-    rm -rf "$here/pretrained" && mv "$here/pretrained.tmp" "$here/pretrained"
-    log 3 "published $here/pretrained (fill in recipes/synth/README.md's table from pretrain_info.json)"
+    rm -rf "$dest.tmp" && cp -r "$run/final" "$dest.tmp"
+    cp "$run/log.jsonl" "$dest.tmp/pretrain_log.jsonl"
+    rm -rf "$dest" && mv "$dest.tmp" "$dest"
+    log 3 "published $dest (fill in recipes/synth/README.md's table from pretrain_info.json)"
+  fi
+}
+
+if run_stage 3; then
+  pretrain_model pretrain "$(pretrain_train)" "$here/pretrained"
+  if [ "$mono" = 1 ]; then  # the same budget on English only: the demo's monolingual comparison for $left_out
+    en_train="$data/librispeech/train-clean-100.tsv"
+    [ -f "$data/librilight/train-10h.tsv" ] && en_train="$en_train,$data/librilight/train-10h.tsv"
+    pretrain_model pretrain_mono "[$en_train]" "$here/pretrained_mono"
   fi
 fi
 
