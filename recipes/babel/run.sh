@@ -52,6 +52,8 @@ beam=${BEAM:-500}
 tune_lm_weights=${TUNE_LM_WEIGHTS:-0,0.5,1,1.5,2,2.5,3}
 tune_word_scores=${TUNE_WORD_SCORES:--2,-1,0,1}
 threads=${THREADS:-}
+pretrain_overrides=${PRETRAIN_OVERRIDES:-}   # extra key=value overrides for pretraining (space-separated)
+ft_overrides=${FT_OVERRIDES:-}               # ... for fine-tuning, e.g. "finetune.new_head=true data.max_tokens=1600000"
 
 if [ "$tiny" = 1 ]; then
   exp=${EXP:-$repo/exp/babel-tiny}
@@ -226,6 +228,7 @@ if run_stage 2; then
             "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
             "logging.tensorboard=false")
     fi
+    read -r -a more <<<"$pretrain_overrides"; cmd+=("${more[@]}")
     "${cmd[@]}" --run-dir "$exp/pretrain" --resume
     finalize "$exp/pretrain"
   fi
@@ -250,6 +253,7 @@ if run_stage 3; then
             "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
             "logging.tensorboard=false")
     fi
+    read -r -a more <<<"$ft_overrides"; cmd+=("${more[@]}")
     "${cmd[@]}" --run-dir "$run" --resume
     finalize "$run"
   done

@@ -44,6 +44,8 @@ seed=${SEED:-1}
 pretrain_updates=${PRETRAIN_UPDATES:-}        # default: the config's
 ft_updates=${FT_UPDATES:-}                    # default: the config's (13k)
 threads=${THREADS:-}
+pretrain_overrides=${PRETRAIN_OVERRIDES:-}   # extra key=value overrides for pretraining (space-separated)
+ft_overrides=${FT_OVERRIDES:-}               # ... for fine-tuning, e.g. "finetune.new_head=true data.max_tokens=1600000"
 
 if [ "$tiny" = 1 ]; then
   exp=${EXP:-$repo/exp/commonvoice-tiny}
@@ -188,6 +190,7 @@ if run_stage 2; then
             "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
             "logging.tensorboard=false")
     fi
+    read -r -a more <<<"$pretrain_overrides"; cmd+=("${more[@]}")
     "${cmd[@]}" --run-dir "$exp/pretrain" --resume
     finalize "$exp/pretrain"
   fi
@@ -214,6 +217,7 @@ if run_stage 3; then
               "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
               "logging.tensorboard=false")
       fi
+      read -r -a more <<<"$ft_overrides"; cmd+=("${more[@]}")
       "${cmd[@]}" --run-dir "$run" --resume
       finalize "$run"
     done
