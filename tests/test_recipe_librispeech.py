@@ -80,6 +80,12 @@ def test_recipe_tiny_end_to_end_and_idempotent(tmp_path):
     assert "best" in tune
     table = (exp / "results.md").read_text()
     assert table.count("| base-") == 4 and "test-clean WER / CER" in table
+    # --lm ARPA without --lexicon: a letter lexicon of its unigrams (here: the same words as ours)
+    exp_lm = tmp_path / "exp_lm"
+    p3 = _run(["--stage", "4", "--stop-stage", "4", "--lm", str(exp / "lm" / "lm.arpa")],
+              {"EXP": str(exp_lm), "DATA": str(exp / "data")}, timeout=60)
+    assert p3.returncode == 0, p3.stderr[-2000:]
+    assert (exp_lm / "lm" / "lexicon.txt").read_text() == (exp / "lm" / "lexicon.txt").read_text()
     # a second run skips every finished step
     stamp = (exp / "decode" / "base-10m" / "greedy" / "test-clean" / "summary.json").stat().st_mtime_ns
     p2 = _run([], env, timeout=120)

@@ -274,19 +274,22 @@ from speech_ssl.data.manifest import Dictionary
 path = sys.argv[1]
 opener = gzip.open if path.endswith(".gz") else open
 words, section = [], None
-with opener(path, "rt", encoding="utf-8") as f:
-    for line in f:
-        line = line.strip()
-        if line.startswith("\\"):
-            if section == 1:
-                break
-            section = 1 if line == "\\1-grams:" else None
-            continue
-        if section == 1 and line:
-            parts = line.split("\t")
-            if len(parts) < 2:
-                sys.exit(f"{path}: malformed 1-gram line: {line[:80]!r}")
-            words.append(parts[1])
+try:
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("\\"):
+                if section == 1:
+                    break
+                section = 1 if line == "\\1-grams:" else None
+                continue
+            if section == 1 and line:
+                parts = line.split("\t")
+                if len(parts) < 2:
+                    sys.exit(f"{path}: malformed 1-gram line: {line[:80]!r}")
+                words.append(parts[1])
+except UnicodeDecodeError:
+    sys.exit(f"{path}: not an ARPA text file (a KenLM binary?): pass --lexicon with it")
 if not words:
     sys.exit(f"{path}: no \\1-grams: section (an ARPA file is needed to derive the lexicon; pass --lexicon)")
 symbols = Dictionary.load(sys.argv[3]).symbols
