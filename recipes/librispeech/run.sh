@@ -169,7 +169,8 @@ from pathlib import Path
 data = Path(sys.argv[1])
 order = "| E T A O N I H S R D L U M W C F G Y P B V K ' X J Q Z".split()
 n = collections.Counter()
-for f in sorted(data.glob("librispeech/train-*.ltr")) + sorted(data.glob("librilight/train-10h.ltr")):
+parts = [f for f in sorted(data.glob("librispeech/train-*.ltr")) if f.name != "train-960.ltr"]
+for f in parts + sorted(data.glob("librilight/train-10h.ltr")):
     n.update(f.read_text(encoding="utf-8").split())
 extra = sorted(set(n) - set(order))
 if extra:
