@@ -5,6 +5,8 @@
 #
 #   recipes/synth/pretrain_gpu.sh WORK OUT SECONDS ENGLISH_MIN MIN_PER_LANG WORKERS [overrides...]
 #
+# CONFIG=... picks the run config (default recipes/synth/conf/pretrain.yaml; the shipped checkpoint used
+# recipes/synth/pretrained/run_config.yaml, the resolved config of that run).
 # Runs with the installed package or with PYTHON=python3 and PYTHONPATH=<repo>. The newest checkpoint's
 # weights are copied to OUT/ck every 15 s, so a run cut short still leaves one.
 set -euo pipefail
@@ -40,7 +42,7 @@ copy_latest() {
 ( while sleep 15; do copy_latest; done ) &
 loop=$!
 set +e
-timeout -s TERM "$SECS" $PY -m speech_ssl pretrain recipes/synth/conf/pretrain.yaml "data.train=[$TRAIN]" \
+timeout -s TERM "$SECS" $PY -m speech_ssl pretrain "${CONFIG:-recipes/synth/conf/pretrain.yaml}" "data.train=[$TRAIN]" \
   "data.valid=[$VALID]" "$@" --run-dir "$WORK/run" > "$OUT/pretrain.log" 2>&1
 rc=$?
 set -e
