@@ -35,8 +35,11 @@ demo: install
 demo-quick: install
 	$(BIN)/speech-ssl demo --quick --out demo_out
 
+# Benchmarks are not tests: each prints its figures with the thread count; see README "Benchmarks".
 bench: install
-	$(BIN)/python bench/run_all.py
+	OMP_NUM_THREADS=1 $(BIN)/python bench/bench_data_loading.py --minutes 10 --workers 0 1
+	OMP_NUM_THREADS=1 $(BIN)/python bench/bench_synth.py --minutes 2 --workers 1
+	$(BIN)/python bench/bench_pretrain.py --presets tiny,base --threads 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache
