@@ -41,7 +41,7 @@ pretrained=${PRETRAINED:-}
 pretrained_format=${PRETRAINED_FORMAT:-auto}  # auto | speech_ssl | hf | fairseq
 ngpu=${NGPU:-}                                # default: all visible GPUs (0 = CPU)
 device=${DEVICE:-auto}
-precision=${PRECISION:-}                      # default: fp16 on GPU, fp32 on CPU
+precision=${PRECISION:-}                      # default: the config's on GPU, fp32 on CPU
 nj=${NJ:-$(nproc 2>/dev/null || echo 2)}
 seed=${SEED:-1}
 pretrain_updates=${PRETRAIN_UPDATES:-}
@@ -93,7 +93,7 @@ if [ -z "$ngpu" ]; then
   if [ "$device" = cpu ]; then ngpu=0
   else ngpu=$("$py" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0); fi
 fi
-if [ "$ngpu" -gt 0 ]; then device=cuda; precision=${precision:-fp16}; else device=cpu; precision=${precision:-fp32}; fi
+if [ "$ngpu" -gt 0 ]; then device=cuda; else device=cpu; precision=${precision:-fp32}; fi
 
 conf=$here/conf
 data=${DATA:-$exp/data}
@@ -220,7 +220,8 @@ if run_stage 2; then
     uf=$(update_freq "$cfg"); [ "$tiny" = 1 ] && uf=1
     log 2 "XLSR pretraining on the BABEL audio of ${#langs[@]} languages (alpha sampling): $(hw) x update_freq $uf"
     cmd=(train pretrain "$cfg" "data.train=[$(join "${tr[@]}")]" "data.valid=[$(join "${va[@]}")]"
-         "device=$device" "seed=$seed" "precision.mode=$precision" "optim.update_freq=$uf")
+         "device=$device" "seed=$seed" "optim.update_freq=$uf")
+    [ -n "$precision" ] && cmd+=("precision.mode=$precision")
     [ -n "$pretrain_updates" ] && cmd+=("optim.max_update=$pretrain_updates")
     if [ "$tiny" = 1 ]; then
       cmd+=("model.preset=tiny" "data.max_tokens=64000" "data.max_sample_size=16000" "data.min_sample_size=8000"
@@ -245,7 +246,8 @@ if run_stage 3; then
     log 3 "fine-tuning $l on $data/$l/train-ft.tsv: $(hw) x update_freq $uf"
     cmd=(train finetune "$cfg" "data.train=[$data/$l/train-ft.tsv]" "data.valid=[$data/$l/valid.tsv]"
          "finetune.dictionary=$data/$l/dict.ltr.txt" "finetune.pretrained=$start" "device=$device" "seed=$seed"
-         "precision.mode=$precision" "optim.update_freq=$uf")
+         "optim.update_freq=$uf")
+    [ -n "$precision" ] && cmd+=("precision.mode=$precision")
     [ -n "$ft_updates" ] && cmd+=("optim.max_update=$ft_updates")
     if [ "$tiny" = 1 ]; then
       cmd+=("finetune.freeze_finetune_updates=1" "finetune.mask_channel_length=8" "finetune.mask_length=4"

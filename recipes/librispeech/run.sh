@@ -38,7 +38,7 @@ pretrained=${PRETRAINED:-}                   # checkpoint to fine-tune (skips pr
 pretrained_format=${PRETRAINED_FORMAT:-auto} # auto | speech_ssl | hf | fairseq
 ngpu=${NGPU:-}                               # default: all visible GPUs (0 = CPU)
 device=${DEVICE:-auto}
-precision=${PRECISION:-}                     # default: fp16 on GPU (fairseq), fp32 on CPU
+precision=${PRECISION:-}                     # default: the config's on GPU (fp16 as fairseq; bf16 for XLSR pretraining), fp32 on CPU
 nj=${NJ:-$(nproc 2>/dev/null || echo 2)}
 seed=${SEED:-1}
 pretrain_updates=${PRETRAIN_UPDATES:-}       # default: the config's (400k)
@@ -93,7 +93,7 @@ if [ -z "$ngpu" ]; then
   if [ "$device" = cpu ]; then ngpu=0
   else ngpu=$("$py" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0); fi
 fi
-if [ "$ngpu" -gt 0 ]; then device=cuda; precision=${precision:-fp16}; else device=cpu; precision=${precision:-fp32}; fi
+if [ "$ngpu" -gt 0 ]; then device=cuda; else device=cpu; precision=${precision:-fp32}; fi
 
 conf=$here/conf
 data=${DATA:-$exp/data}                      # manifests (shareable between experiments)
@@ -217,7 +217,8 @@ if run_stage 2; then
     uf=$(update_freq "$cfg"); [ "$tiny" = 1 ] && uf=1
     log 2 "pretraining $model on $tr: $(hw) x update_freq $uf"
     cmd=(train pretrain "$cfg" "data.train=[$tr]" "data.valid=[$(dev_set)]" "device=$device" "seed=$seed"
-         "precision.mode=$precision" "optim.update_freq=$uf")
+         "optim.update_freq=$uf")
+    [ -n "$precision" ] && cmd+=("precision.mode=$precision")
     [ -n "$pretrain_updates" ] && cmd+=("optim.max_update=$pretrain_updates")
     if [ "$tiny" = 1 ]; then
       cmd+=("model.preset=tiny" "data.max_tokens=64000" "data.max_sample_size=16000"
@@ -244,8 +245,9 @@ if run_stage 3; then
     uf=$(update_freq "$cfg"); [ "$tiny" = 1 ] && uf=1
     log 3 "fine-tuning $model-$s on $tr: $(hw) x update_freq $uf"
     cmd=(train finetune "$cfg" "data.train=[$tr]" "data.valid=[$(dev_set)]" "finetune.pretrained=$start"
-         "finetune.dictionary=$data/dict.ltr.txt" "device=$device" "seed=$seed" "precision.mode=$precision"
+         "finetune.dictionary=$data/dict.ltr.txt" "device=$device" "seed=$seed"
          "optim.update_freq=$uf")
+    [ -n "$precision" ] && cmd+=("precision.mode=$precision")
     [ -n "$ft_updates" ] && cmd+=("optim.max_update=$ft_updates")
     if [ "$tiny" = 1 ]; then
       cmd+=("finetune.freeze_finetune_updates=1" "finetune.mask_channel_length=8"
