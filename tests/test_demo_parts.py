@@ -126,3 +126,10 @@ def test_results_table_means_and_markdown():
     assert "| en | pretrained | mean |" in t and "| ky | scratch | 1 | 7 | 5 | - | - | 80.0 |" in t
     md = markdown(res)
     assert "Fine-tuning started from: d" in md and t in md
+
+
+def test_smooth_is_a_trailing_mean():
+    from speech_ssl.demo.plots import _smooth
+
+    assert _smooth([1, 2, 3, 4], 2) == pytest.approx([1.0, 1.5, 2.5, 3.5])
+    assert _smooth([5.0], 10) == pytest.approx([5.0])

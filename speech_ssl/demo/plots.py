@@ -59,6 +59,24 @@ def _series(events: list[dict], key: str) -> tuple[list[int], list[float]]:
     return xs, ys
 
 
+def _smooth(ys: list[float], window: int) -> np.ndarray:
+    """Trailing moving average (the first points average what exists so far)."""
+    y = np.asarray(ys, dtype=np.float64)
+    c = np.cumsum(np.insert(y, 0, 0.0))
+    n = np.arange(1, len(y) + 1)
+    lo = np.maximum(n - window, 0)
+    return (c[n] - c[lo]) / (n - lo)
+
+
+def _plot_series(ax, xs, ys, label, style="-"):
+    """Raw values faint and a moving average on top when there are many noisy points (one per update)."""
+    if len(xs) > 40 and style == "-":
+        line = ax.plot(xs, ys, "-", alpha=0.25, linewidth=0.8)[0]
+        ax.plot(xs, _smooth(ys, max(5, len(xs) // 25)), "-", color=line.get_color(), label=label)
+    else:
+        ax.plot(xs, ys, style, label=label, markersize=3)
+
+
 def plot_pretraining(log_path: str | Path, out: str | Path, title: str = "pretraining", chance_bits: float | None = None,
                      num_codes: int | None = None) -> Path:
     plt = _plt()
@@ -75,7 +93,7 @@ def plot_pretraining(log_path: str | Path, out: str | Path, title: str = "pretra
             for key in keys:
                 xs, ys = _series(log.get(split, []), key)
                 if xs:
-                    ax.plot(xs, ys, style, label=f"{split} {key}" if len(keys) > 1 else split, markersize=3)
+                    _plot_series(ax, xs, ys, f"{split} {key}" if len(keys) > 1 else split, style)
         ax.set_xlabel("update")
         ax.set_title(label)
         ax.grid(alpha=0.3)
@@ -104,7 +122,7 @@ def plot_finetuning(runs: dict[str, dict[str, str | Path]], out: str | Path) -> 
             for i, key in enumerate(("nll_loss", "blank_frac")):
                 xs, ys = _series(log.get("train", []), key)
                 if xs:
-                    axes[i][j].plot(xs, ys, "-", label=cond)
+                    _plot_series(axes[i][j], xs, ys, cond)
         axes[0][j].set_title(f"{lang}: CTC loss (bits per label, train)")
         axes[1][j].set_title(f"{lang}: fraction of blank frames (train)")
         for i in range(2):
