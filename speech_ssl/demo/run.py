@@ -415,11 +415,23 @@ def _newest_checkpoint(folder: Path) -> Path | None:
 
 
 def _shipped_note(folder: Path) -> str:
+    """One line on how a shipped checkpoint was made: updates and held-out accuracy from its log."""
+    parts = []
     info = folder / "pretrain_info.json"
-    if info.exists():
-        try:
+    log = folder / "pretrain_log.jsonl"
+    try:
+        if info.exists():
             i = json.loads(info.read_text())
-            return f"{i.get('updates', '?')} updates, {i.get('machine', 'unknown machine')}"
-        except (ValueError, OSError):
-            pass
-    return "see recipes/synth/README.md"
+            parts.append(f"{i.get('updates', '?')} updates on {i.get('machine', 'an unknown machine')}")
+        elif log.exists():
+            ev = _read_events(log)
+            tr = [e for e in ev if e.get("split") == "train"]
+            va = [e for e in ev if e.get("split") == "valid" and "accuracy" in e]
+            if tr:
+                parts.append(f"{tr[-1]['update']} updates")
+            if va:
+                parts.append(f"held-out contrastive accuracy {va[-1]['accuracy']:.3f} at update {va[-1]['update']}")
+    except (ValueError, OSError, KeyError):
+        pass
+    where = "PROVENANCE.md" if (folder / "PROVENANCE.md").exists() else "recipes/synth/README.md"
+    return ", ".join(parts + [f"see {where}"])
