@@ -52,10 +52,12 @@ beam=${BEAM:-500}
 tune_lm_weights=${TUNE_LM_WEIGHTS:-0,0.5,1,1.5,2,2.5,3}
 tune_word_scores=${TUNE_WORD_SCORES:--2,-1,0,1}
 threads=${THREADS:-}
+decode_workers=${DECODE_WORKERS:-2}          # audio-loading processes per decode
 pretrain_overrides=${PRETRAIN_OVERRIDES:-}   # extra key=value overrides for pretraining (space-separated)
 ft_overrides=${FT_OVERRIDES:-}               # ... for fine-tuning, e.g. "finetune.new_head=true data.max_tokens=1600000"
 
 if [ "$tiny" = 1 ]; then
+  decode_workers=${DECODE_WORKERS:-0}
   exp=${EXP:-$repo/exp/babel-tiny}
   ft_languages=${FT_LANGUAGES:-tr}
   pretrain_updates=${PRETRAIN_UPDATES:-2}
@@ -298,7 +300,7 @@ if run_stage 5; then
       [ -f "$out/summary.json" ] && continue
       log 5 "$l greedy $t"
       ssl decode --checkpoint "$ck" --manifest "$data/$l/$t.tsv" --out "$out" --labels wrd --device "$device" \
-        --num-workers 0 >/dev/null
+        --num-workers "$decode_workers" >/dev/null
     done
     lm=$(lm_of "$l"); lex=$(lexicon_of "$l")
     [ -f "$lm" ] || continue
@@ -306,7 +308,7 @@ if run_stage 5; then
     if [ ! -f "$out/summary.json" ]; then
       log 5 "$l LM beam search on valid, tuning lm_weight x word_score"
       ssl decode --checkpoint "$ck" --manifest "$data/$l/valid.tsv" --out "$out" --labels wrd --device "$device" \
-        --num-workers 0 --lm "$lm" --lexicon "$lex" --beam "$beam" --tune \
+        --num-workers "$decode_workers" --lm "$lm" --lexicon "$lex" --beam "$beam" --tune \
         --tune-lm-weights="$tune_lm_weights" --tune-word-scores="$tune_word_scores" >/dev/null
     fi
     out=$exp/decode/$l/lm/dev
@@ -314,7 +316,7 @@ if run_stage 5; then
       read -r lw ws < <("$py" -c 'import json,sys; b=json.load(open(sys.argv[1]))["tune"]["best"]; print(b["lm_weight"], b["word_score"])' "$exp/decode/$l/lm/valid/summary.json")
       log 5 "$l LM beam search on dev (lm_weight $lw, word_score $ws)"
       ssl decode --checkpoint "$ck" --manifest "$data/$l/dev.tsv" --out "$out" --labels wrd --device "$device" \
-        --num-workers 0 --lm "$lm" --lexicon "$lex" --beam "$beam" --lm-weight "$lw" --word-score "$ws" >/dev/null
+        --num-workers "$decode_workers" --lm "$lm" --lexicon "$lex" --beam "$beam" --lm-weight "$lw" --word-score "$ws" >/dev/null
     fi
   done
 fi

@@ -44,10 +44,12 @@ seed=${SEED:-1}
 pretrain_updates=${PRETRAIN_UPDATES:-}        # default: the config's
 ft_updates=${FT_UPDATES:-}                    # default: the config's (13k)
 threads=${THREADS:-}
+decode_workers=${DECODE_WORKERS:-2}          # audio-loading processes per decode
 pretrain_overrides=${PRETRAIN_OVERRIDES:-}   # extra key=value overrides for pretraining (space-separated)
 ft_overrides=${FT_OVERRIDES:-}               # ... for fine-tuning, e.g. "finetune.new_head=true data.max_tokens=1600000"
 
 if [ "$tiny" = 1 ]; then
+  decode_workers=${DECODE_WORKERS:-0}
   exp=${EXP:-$repo/exp/commonvoice-tiny}
   languages=${LANGUAGES:-de,tr}
   ft_languages=${FT_LANGUAGES:-tr}
@@ -237,7 +239,7 @@ if run_stage 4; then
         [ -f "$out/summary.json" ] && continue
         log 4 "$l-$u greedy $t"
         ssl decode --checkpoint "$ck" --manifest "$data/$l/$t.tsv" --out "$out" --labels "$labels" \
-          --device "$device" --num-workers 0 >/dev/null
+          --device "$device" --num-workers "$decode_workers" >/dev/null
       done
     done
   done

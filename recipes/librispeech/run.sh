@@ -51,10 +51,12 @@ beam=${BEAM:-500}
 tune_lm_weights=${TUNE_LM_WEIGHTS:-0,0.5,1,1.5,2,2.5,3}
 tune_word_scores=${TUNE_WORD_SCORES:--2,-1,0,1}
 threads=${THREADS:-}
+decode_workers=${DECODE_WORKERS:-2}          # audio-loading processes per decode
 pretrain_overrides=${PRETRAIN_OVERRIDES:-}   # extra key=value overrides for pretraining (space-separated)
 ft_overrides=${FT_OVERRIDES:-}               # ... for fine-tuning, e.g. "finetune.new_head=true data.max_tokens=1600000"
 
 if [ "$tiny" = 1 ]; then
+  decode_workers=${DECODE_WORKERS:-0}
   exp=${EXP:-$repo/exp/librispeech-tiny}
   pretrain_updates=${PRETRAIN_UPDATES:-2}
   ft_updates=${FT_UPDATES:-2}
@@ -329,7 +331,7 @@ if run_stage 5; then
       [ -f "$out/summary.json" ] && continue
       log 5 "$name greedy $t"
       ssl decode --checkpoint "$ck" --manifest "$data/librispeech/$t.tsv" --out "$out" --labels wrd \
-        --device "$device" --num-workers 0 >/dev/null
+        --device "$device" --num-workers "$decode_workers" >/dev/null
     done
     [ -n "$lm" ] || continue
     for t in "${tests[@]}"; do
@@ -338,7 +340,7 @@ if run_stage 5; then
       [ -f "$out/summary.json" ] && continue
       log 5 "$name LM beam search on $t, tuning lm_weight x word_score"
       ssl decode --checkpoint "$ck" --manifest "$data/librispeech/$t.tsv" --out "$out" --labels wrd \
-        --device "$device" --num-workers 0 --lm "$lm" --lexicon "$lexicon" --beam "$beam" --tune \
+        --device "$device" --num-workers "$decode_workers" --lm "$lm" --lexicon "$lexicon" --beam "$beam" --tune \
         --tune-lm-weights="$tune_lm_weights" --tune-word-scores="$tune_word_scores" >/dev/null
     done
     for t in "${tests[@]}"; do
@@ -350,7 +352,7 @@ if run_stage 5; then
       read -r lw ws < <("$py" -c 'import json,sys; b=json.load(open(sys.argv[1]))["tune"]["best"]; print(b["lm_weight"], b["word_score"])' "$dev")
       log 5 "$name LM beam search on $t (lm_weight $lw, word_score $ws from $(basename "$(dirname "$dev")"))"
       ssl decode --checkpoint "$ck" --manifest "$data/librispeech/$t.tsv" --out "$out" --labels wrd \
-        --device "$device" --num-workers 0 --lm "$lm" --lexicon "$lexicon" --beam "$beam" \
+        --device "$device" --num-workers "$decode_workers" --lm "$lm" --lexicon "$lexicon" --beam "$beam" \
         --lm-weight "$lw" --word-score "$ws" >/dev/null
     done
   done
