@@ -24,6 +24,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+recipe=commonvoice
+# parse_options, setup_env (py, ssl, ngpu, device), log, run_stage, train_run, decode_set, score_dir, ...
+. "$here/../lib.sh"
 
 stage=1
 stop_stage=5
@@ -59,71 +62,19 @@ if [ "$tiny" = 1 ]; then
   device=${DEVICE:-cpu}
 fi
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --*)
-      name=${1#--}; name=${name//-/_}
-      if [ $# -lt 2 ]; then echo "run.sh: $1 needs a value" >&2; exit 2; fi
-      if ! declare -p "$name" >/dev/null 2>&1; then echo "run.sh: unknown option $1" >&2; exit 2; fi
-      printf -v "$name" '%s' "$2"; shift 2 ;;
-    *) echo "run.sh: unexpected argument $1 (options are --name value)" >&2; exit 2 ;;
-  esac
-done
+parse_options "$@"
 ft_languages=${ft_languages:-$languages}
 
-[ -n "$threads" ] && export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
-export SPEECH_SSL_NO_BAR=1
-
-if command -v speech-ssl >/dev/null 2>&1 && [ -z "${SPEECH_SSL_PYTHON:-}" ]; then
-  py=$(head -1 "$(command -v speech-ssl)" | sed 's/^#!//')
-  [ -x "$py" ] || py=python3
-else
-  py=${SPEECH_SSL_PYTHON:-python3}
-  export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-fi
-ssl() { "$py" -m speech_ssl "$@"; }
-
-if [ -z "$ngpu" ]; then
-  if [ "$device" = cpu ]; then ngpu=0
-  else ngpu=$("$py" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0); fi
-fi
-if [ "$ngpu" -gt 0 ]; then device=cuda; else device=cpu; precision=${precision:-fp32}; fi
+setup_env
 
 conf=$here/conf
 data=${DATA:-$exp/data}
-log() { echo "$(date -u +%H:%M:%S) [commonvoice stage $1] ${*:2}" >&2; }
-hw() { [ "$ngpu" -gt 0 ] && echo "$ngpu GPU(s)" || echo "CPU (1 process)"; }
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 IFS=, read -r -a pt_langs <<<"$languages"
 IFS=, read -r -a ft_langs <<<"$ft_languages"
 IFS=, read -r -a unit_list <<<"$units"
 all_langs=$(printf '%s\n' "${pt_langs[@]}" "${ft_langs[@]}" | awk '!seen[$0]++' | paste -sd, -)
 IFS=, read -r -a all_list <<<"$all_langs"
 mkdir -p "$exp"
-
-train() {  # pretrain|finetune CONFIG overrides...
-  if [ "$ngpu" -gt 1 ]; then
-    "$py" -m torch.distributed.run --standalone --nproc-per-node "$ngpu" -m speech_ssl "$@"
-  else
-    ssl "$@"
-  fi
-}
-
-update_freq() {  # CONFIG -> update_freq giving the config's reference batch on NGPU GPUs
-  "$py" - "$1" "$ngpu" <<'EOF'
-import math, sys, yaml
-o = yaml.safe_load(open(sys.argv[1]))["optim"]
-ref = int(o.get("reference_gpus", 0)) * int(o.get("reference_update_freq", 1))
-print(max(1, math.ceil(ref / max(int(sys.argv[2]), 1))) if ref else o.get("update_freq", 1))
-EOF
-}
-
-finalize() {  # RUN: final/ = the best (else the last) checkpoint without the training state
-  local src=$1/checkpoints/best
-  [ -f "$src/model.safetensors" ] || src=$(ls -d "$1"/checkpoints/checkpoint_* | sort | tail -1)
-  rm -rf "$1/final.tmp" && cp -r "$src" "$1/final.tmp" && rm -f "$1/final.tmp/train_state.pt"
-  rm -rf "$1/final" && mv "$1/final.tmp" "$1/final"
-}
 
 if run_stage 1; then
   if [ "$tiny" = 1 ]; then
@@ -157,23 +108,11 @@ if run_stage 1; then
   done
 fi
 
-join() { local IFS=,; echo "$*"; }
-
-if [ -n "$pretrained" ]; then
-  fmt=$pretrained_format
-  [ "$fmt" = auto ] && fmt=$("$py" -c 'import sys; from speech_ssl.interop.auto import detect_format as d; print(d(sys.argv[1]))' "$pretrained")
-  if [ "$fmt" = speech_ssl ]; then start=$pretrained; else start=$exp/pretrained; fi
-else
-  start=$exp/pretrain/final
-fi
+resolve_start
 
 if run_stage 2; then
   if [ -n "$pretrained" ]; then
-    if [ "$fmt" != speech_ssl ] && [ ! -f "$start/model.safetensors" ]; then
-      log 2 "converting $pretrained ($fmt) -> $start"
-      ssl convert --from "$fmt" "$pretrained" --to speech_ssl "$start.tmp"
-      rm -rf "$start" && mv "$start.tmp" "$start"
-    fi
+    convert_pretrained
     log 2 "multilingual model: $start"
   elif [ -f "$start/model.safetensors" ]; then
     log 2 "pretraining done: $start"
@@ -181,21 +120,9 @@ if run_stage 2; then
     cfg=$conf/pretrain_xlsr.yaml
     tr=(); va=()
     for l in "${pt_langs[@]}"; do tr+=("$data/$l/train.tsv"); va+=("$data/$l/dev.tsv"); done
-    uf=$(update_freq "$cfg"); [ "$tiny" = 1 ] && uf=1
+    uf=$(update_freq "$cfg")
     log 2 "XLSR pretraining on ${#pt_langs[@]} languages ($languages, alpha sampling): $(hw) x update_freq $uf"
-    cmd=(train pretrain "$cfg" "data.train=[$(join "${tr[@]}")]" "data.valid=[$(join "${va[@]}")]"
-         "device=$device" "seed=$seed" "optim.update_freq=$uf")
-    [ -n "$precision" ] && cmd+=("precision.mode=$precision")
-    [ -n "$pretrain_updates" ] && cmd+=("optim.max_update=$pretrain_updates")
-    if [ "$tiny" = 1 ]; then
-      cmd+=("model.preset=tiny" "data.max_tokens=64000" "data.max_sample_size=16000" "data.min_sample_size=8000"
-            "data.num_workers=0" "schedule.warmup_updates=1" "logging.log_interval=1"
-            "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
-            "logging.tensorboard=false")
-    fi
-    read -r -a more <<<"$pretrain_overrides"; cmd+=("${more[@]}")
-    "${cmd[@]}" --run-dir "$exp/pretrain" --resume
-    finalize "$exp/pretrain"
+    train_run pretrain "$exp/pretrain" "$uf" "$cfg" "data.train=[$(join "${tr[@]}")]" "data.valid=[$(join "${va[@]}")]"
   fi
 fi
 
@@ -208,22 +135,10 @@ if run_stage 3; then
       cfg=$conf/finetune_xlsr_$u.yaml
       [ -f "$cfg" ] || { log 3 "no config $cfg (units: phn, ltr)"; exit 2; }
       if [ -f "$run/final/model.safetensors" ]; then log 3 "$l-$u done"; continue; fi
-      uf=$(update_freq "$cfg"); [ "$tiny" = 1 ] && uf=1
+      uf=$(update_freq "$cfg")
       log 3 "fine-tuning $l-$u on $data/$l/train-ft.tsv: $(hw) x update_freq $uf"
-      cmd=(train finetune "$cfg" "data.train=[$data/$l/train-ft.tsv]" "data.valid=[$data/$l/dev.tsv]"
-           "finetune.pretrained=$start" "device=$device" "seed=$seed"
-           "optim.update_freq=$uf")
-      [ -n "$precision" ] && cmd+=("precision.mode=$precision")
-      [ -n "$ft_updates" ] && cmd+=("optim.max_update=$ft_updates")
-      if [ "$tiny" = 1 ]; then
-        cmd+=("finetune.freeze_finetune_updates=1" "finetune.mask_channel_length=8" "finetune.mask_length=4"
-              "data.max_tokens=160000" "data.num_workers=0" "logging.log_interval=1"
-              "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
-              "logging.tensorboard=false")
-      fi
-      read -r -a more <<<"$ft_overrides"; cmd+=("${more[@]}")
-      "${cmd[@]}" --run-dir "$run" --resume
-      finalize "$run"
+      train_run finetune "$run" "$uf" "$cfg" "data.train=[$data/$l/train-ft.tsv]" "data.valid=[$data/$l/dev.tsv]" \
+        "finetune.pretrained=$start"
     done
   done
 fi
@@ -238,8 +153,7 @@ if run_stage 4; then
         out=$exp/decode/$l-$u/$t
         [ -f "$out/summary.json" ] && continue
         log 4 "$l-$u greedy $t"
-        ssl decode --checkpoint "$ck" --manifest "$data/$l/$t.tsv" --out "$out" --labels "$labels" \
-          --device "$device" --num-workers "$decode_workers" >/dev/null
+        decode_set "$ck" "$data/$l/$t.tsv" "$out" "$labels"
       done
     done
   done
@@ -248,12 +162,7 @@ fi
 if run_stage 5; then
   log 5 "scoring into $exp/results.md"
   for d in "$exp"/decode/*/*/; do
-    [ -f "$d/hyp.txt" ] && [ -f "$d/ref.txt" ] || continue
-    case "$d" in */*-phn/*) us="phone" ;; *) us="word char" ;; esac
-    for unit in $us; do
-      [ -f "$d/score.$unit.json" ] || ssl score --ref "$d/ref.txt" --hyp "$d/hyp.txt" --unit "$unit" \
-        --json "$d/score.$unit.json" >/dev/null
-    done
+    case "$d" in */*-phn/*) score_dir "$d" phone ;; *) score_dir "$d" word char ;; esac
   done
   "$py" - "$exp" <<'EOF'
 import json, math, os, sys

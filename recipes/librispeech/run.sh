@@ -25,6 +25,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+recipe=librispeech
+# parse_options, setup_env (py, ssl, ngpu, device), log, run_stage, train_run, decode_set, score_dir, ...
+. "$here/../lib.sh"
 
 stage=1
 stop_stage=6
@@ -67,70 +70,14 @@ if [ "$tiny" = 1 ]; then
   device=${DEVICE:-cpu}
 fi
 
-# --name value flags (icefall's parse_options): --stop-stage 3 sets stop_stage=3
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --*)
-      name=${1#--}; name=${name//-/_}
-      if [ $# -lt 2 ]; then echo "run.sh: $1 needs a value" >&2; exit 2; fi
-      if ! declare -p "$name" >/dev/null 2>&1; then echo "run.sh: unknown option $1" >&2; exit 2; fi
-      printf -v "$name" '%s' "$2"; shift 2 ;;
-    *) echo "run.sh: unexpected argument $1 (options are --name value)" >&2; exit 2 ;;
-  esac
-done
+parse_options "$@"
 
-[ -n "$threads" ] && export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
-export SPEECH_SSL_NO_BAR=1
-
-if command -v speech-ssl >/dev/null 2>&1 && [ -z "${SPEECH_SSL_PYTHON:-}" ]; then
-  py=$(head -1 "$(command -v speech-ssl)" | sed 's/^#!//')
-  [ -x "$py" ] || py=python3
-else
-  py=${SPEECH_SSL_PYTHON:-python3}
-  export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-fi
-ssl() { "$py" -m speech_ssl "$@"; }
-
-if [ -z "$ngpu" ]; then
-  if [ "$device" = cpu ]; then ngpu=0
-  else ngpu=$("$py" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0); fi
-fi
-if [ "$ngpu" -gt 0 ]; then device=cuda; else device=cpu; precision=${precision:-fp32}; fi
+setup_env
 
 conf=$here/conf
 data=${DATA:-$exp/data}                      # manifests (shareable between experiments)
-log() { echo "$(date -u +%H:%M:%S) [librispeech stage $1] ${*:2}" >&2; }
-hw() { [ "$ngpu" -gt 0 ] && echo "$ngpu GPU(s)" || echo "CPU (1 process)"; }
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 IFS=, read -r -a subset_list <<<"$subsets"
 mkdir -p "$exp"
-
-# train: one process on CPU / one GPU, torchrun over NGPU GPUs
-train() {  # pretrain|finetune CONFIG overrides...
-  if [ "$ngpu" -gt 1 ]; then
-    "$py" -m torch.distributed.run --standalone --nproc-per-node "$ngpu" -m speech_ssl "$@"
-  else
-    ssl "$@"
-  fi
-}
-
-# update_freq that gives the config's reference batch (reference_gpus x reference_update_freq) on NGPU GPUs
-update_freq() {  # CONFIG
-  "$py" - "$1" "$ngpu" <<'EOF'
-import math, sys, yaml
-o = yaml.safe_load(open(sys.argv[1]))["optim"]
-ref = int(o.get("reference_gpus", 0)) * int(o.get("reference_update_freq", 1))
-print(max(1, math.ceil(ref / max(int(sys.argv[2]), 1))) if ref else o.get("update_freq", 1))
-EOF
-}
-
-# final = copy of the best (else the last) checkpoint without the training state
-finalize() {  # RUN
-  local src=$1/checkpoints/best
-  [ -f "$src/model.safetensors" ] || src=$(ls -d "$1"/checkpoints/checkpoint_* | sort | tail -1)
-  rm -rf "$1/final.tmp" && cp -r "$src" "$1/final.tmp" && rm -f "$1/final.tmp/train_state.pt"
-  rm -rf "$1/final" && mv "$1/final.tmp" "$1/final"
-}
 
 if run_stage 1; then
   if [ "$tiny" = 1 ]; then
@@ -194,21 +141,11 @@ subset_manifest() {
 dev_set() { [ -f "$data/librispeech/dev-other.tsv" ] && echo "$data/librispeech/dev-other.tsv" || echo "$data/librispeech/dev-clean.tsv"; }
 
 # the checkpoint fine-tuning starts from: --pretrained as is (ours) or converted (HF, fairseq), else ours
-if [ -n "$pretrained" ]; then
-  fmt=$pretrained_format
-  [ "$fmt" = auto ] && fmt=$("$py" -c 'import sys; from speech_ssl.interop.auto import detect_format as d; print(d(sys.argv[1]))' "$pretrained")
-  if [ "$fmt" = speech_ssl ]; then start=$pretrained; else start=$exp/pretrained; fi
-else
-  start=$exp/pretrain/final
-fi
+resolve_start
 
 if run_stage 2; then
   if [ -n "$pretrained" ]; then
-    if [ "$fmt" != speech_ssl ] && [ ! -f "$start/model.safetensors" ]; then
-      log 2 "converting $pretrained ($fmt) -> $start"
-      ssl convert --from "$fmt" "$pretrained" --to speech_ssl "$start.tmp"
-      rm -rf "$start" && mv "$start.tmp" "$start"
-    fi
+    convert_pretrained
     log 2 "pretrained model: $start"
   elif [ -f "$exp/pretrain/final/model.safetensors" ]; then
     log 2 "pretraining done: $exp/pretrain/final"
@@ -216,21 +153,9 @@ if run_stage 2; then
     cfg=$conf/pretrain_$model.yaml
     tr=$data/librispeech/train-960.tsv
     [ -f "$tr" ] || tr=$(ls "$data"/librispeech/train-*.tsv | paste -sd, -)
-    uf=$(update_freq "$cfg"); [ "$tiny" = 1 ] && uf=1
+    uf=$(update_freq "$cfg")
     log 2 "pretraining $model on $tr: $(hw) x update_freq $uf"
-    cmd=(train pretrain "$cfg" "data.train=[$tr]" "data.valid=[$(dev_set)]" "device=$device" "seed=$seed"
-         "optim.update_freq=$uf")
-    [ -n "$precision" ] && cmd+=("precision.mode=$precision")
-    [ -n "$pretrain_updates" ] && cmd+=("optim.max_update=$pretrain_updates")
-    if [ "$tiny" = 1 ]; then
-      cmd+=("model.preset=tiny" "data.max_tokens=64000" "data.max_sample_size=16000"
-            "data.min_sample_size=8000" "data.num_workers=0" "schedule.warmup_updates=1" "logging.log_interval=1"
-            "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
-            "logging.tensorboard=false")
-    fi
-    read -r -a more <<<"$pretrain_overrides"; cmd+=("${more[@]}")
-    "${cmd[@]}" --run-dir "$exp/pretrain" --resume
-    finalize "$exp/pretrain"
+    train_run pretrain "$exp/pretrain" "$uf" "$cfg" "data.train=[$tr]" "data.valid=[$(dev_set)]"
   fi
 fi
 
@@ -244,22 +169,11 @@ if run_stage 3; then
     [ -f "$cfg" ] || { log 3 "no config $cfg (subsets: 10m, 1h, 10h, 100h)"; exit 2; }
     if [ -f "$run/final/model.safetensors" ]; then log 3 "$model-$s done"; continue; fi
     [ -f "$tr" ] || { log 3 "no $tr: skipping $s (prepare Libri-light / LibriSpeech first)"; continue; }
-    uf=$(update_freq "$cfg"); [ "$tiny" = 1 ] && uf=1
+    uf=$(update_freq "$cfg")
     log 3 "fine-tuning $model-$s on $tr: $(hw) x update_freq $uf"
-    cmd=(train finetune "$cfg" "data.train=[$tr]" "data.valid=[$(dev_set)]" "finetune.pretrained=$start"
-         "finetune.dictionary=$data/dict.ltr.txt" "device=$device" "seed=$seed"
-         "optim.update_freq=$uf")
-    [ -n "$precision" ] && cmd+=("precision.mode=$precision")
-    [ -n "$ft_updates" ] && cmd+=("optim.max_update=$ft_updates")
-    if [ "$tiny" = 1 ]; then
-      cmd+=("finetune.freeze_finetune_updates=1" "finetune.mask_channel_length=8"
-            "finetune.mask_length=4" "data.max_tokens=160000" "data.num_workers=0" "logging.log_interval=1"
-            "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0" "logging.progress_bar=false"
-            "logging.tensorboard=false" "finetune.all_blank_grace_updates=1000")
-    fi
-    read -r -a more <<<"$ft_overrides"; cmd+=("${more[@]}")
-    "${cmd[@]}" --run-dir "$run" --resume
-    finalize "$run"
+    tiny_ft=(); [ "$tiny" = 1 ] && tiny_ft=("finetune.all_blank_grace_updates=1000")
+    train_run finetune "$run" "$uf" "$cfg" "data.train=[$tr]" "data.valid=[$(dev_set)]" "finetune.pretrained=$start" \
+      "finetune.dictionary=$data/dict.ltr.txt" "${tiny_ft[@]}"
   done
 fi
 
@@ -330,8 +244,7 @@ if run_stage 5; then
       out=$exp/decode/$name/greedy/$t
       [ -f "$out/summary.json" ] && continue
       log 5 "$name greedy $t"
-      ssl decode --checkpoint "$ck" --manifest "$data/librispeech/$t.tsv" --out "$out" --labels wrd \
-        --device "$device" --num-workers "$decode_workers" >/dev/null
+      decode_set "$ck" "$data/librispeech/$t.tsv" "$out" wrd
     done
     [ -n "$lm" ] || continue
     for t in "${tests[@]}"; do
@@ -339,9 +252,8 @@ if run_stage 5; then
       out=$exp/decode/$name/lm/$t
       [ -f "$out/summary.json" ] && continue
       log 5 "$name LM beam search on $t, tuning lm_weight x word_score"
-      ssl decode --checkpoint "$ck" --manifest "$data/librispeech/$t.tsv" --out "$out" --labels wrd \
-        --device "$device" --num-workers "$decode_workers" --lm "$lm" --lexicon "$lexicon" --beam "$beam" --tune \
-        --tune-lm-weights="$tune_lm_weights" --tune-word-scores="$tune_word_scores" >/dev/null
+      decode_set "$ck" "$data/librispeech/$t.tsv" "$out" wrd --lm "$lm" --lexicon "$lexicon" --beam "$beam" --tune \
+        --tune-lm-weights="$tune_lm_weights" --tune-word-scores="$tune_word_scores"
     done
     for t in "${tests[@]}"; do
       [ "${t%%-*}" = test ] || continue
@@ -349,24 +261,17 @@ if run_stage 5; then
       [ -f "$out/summary.json" ] && continue
       dev=$exp/decode/$name/lm/dev-${t#test-}/summary.json
       [ -f "$dev" ] || dev=$(ls "$exp"/decode/"$name"/lm/dev-*/summary.json | head -1)
-      read -r lw ws < <("$py" -c 'import json,sys; b=json.load(open(sys.argv[1]))["tune"]["best"]; print(b["lm_weight"], b["word_score"])' "$dev")
+      read -r lw ws < <(tuned_weights "$dev")
       log 5 "$name LM beam search on $t (lm_weight $lw, word_score $ws from $(basename "$(dirname "$dev")"))"
-      ssl decode --checkpoint "$ck" --manifest "$data/librispeech/$t.tsv" --out "$out" --labels wrd \
-        --device "$device" --num-workers "$decode_workers" --lm "$lm" --lexicon "$lexicon" --beam "$beam" \
-        --lm-weight "$lw" --word-score "$ws" >/dev/null
+      decode_set "$ck" "$data/librispeech/$t.tsv" "$out" wrd --lm "$lm" --lexicon "$lexicon" --beam "$beam" \
+        --lm-weight "$lw" --word-score "$ws"
     done
   done
 fi
 
 if run_stage 6; then
   log 6 "scoring into $exp/results.md"
-  for d in "$exp"/decode/*/*/*/; do
-    [ -f "$d/hyp.txt" ] && [ -f "$d/ref.txt" ] || continue
-    for unit in word char; do
-      [ -f "$d/score.$unit.json" ] || ssl score --ref "$d/ref.txt" --hyp "$d/hyp.txt" --unit "$unit" \
-        --json "$d/score.$unit.json" >/dev/null
-    done
-  done
+  for d in "$exp"/decode/*/*/*/; do score_dir "$d" word char; done
   "$py" - "$exp" <<'EOF'
 import json, math, os, sys
 from pathlib import Path

@@ -1,0 +1,151 @@
+# recipes/lib.sh: the functions the librispeech, commonvoice and babel run.sh share. Sourced (not run) by
+# each run.sh after it has set its knobs; the functions read the run.sh's variables (recipe, repo, exp,
+# stage, stop_stage, tiny, ngpu, device, precision, seed, decode_workers, pretrained, pretrained_format,
+# pretrain_updates, ft_updates, pretrain_overrides, ft_overrides).
+
+# --name value flags (icefall's parse_options): --stop-stage 3 sets stop_stage=3; only names the run.sh set
+parse_options() {  # "$@"
+  local _opt
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --*)
+        _opt=${1#--}; _opt=${_opt//-/_}
+        if [ $# -lt 2 ]; then echo "run.sh: $1 needs a value" >&2; exit 2; fi
+        if [ "$_opt" = _opt ] || ! declare -p "$_opt" >/dev/null 2>&1; then
+          echo "run.sh: unknown option $1" >&2; exit 2
+        fi
+        printf -v "$_opt" '%s' "$2"; shift 2 ;;
+      *) echo "run.sh: unexpected argument $1 (options are --name value)" >&2; exit 2 ;;
+    esac
+  done
+}
+
+# py / ssl: the installed speech-ssl's Python, else SPEECH_SSL_PYTHON or python3 with this checkout on
+# PYTHONPATH; threads; ngpu (default: the visible GPUs, 0 with DEVICE=cpu) -> device (cuda | cpu, fp32 on CPU)
+setup_env() {
+  if [ -n "$threads" ]; then export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads; fi
+  export SPEECH_SSL_NO_BAR=1
+  if command -v speech-ssl >/dev/null 2>&1 && [ -z "${SPEECH_SSL_PYTHON:-}" ]; then
+    py=$(head -1 "$(command -v speech-ssl)" | sed 's/^#!//')
+    [ -x "$py" ] || py=python3
+  else
+    py=${SPEECH_SSL_PYTHON:-python3}
+    export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  if [ -z "$ngpu" ]; then
+    if [ "$device" = cpu ]; then ngpu=0
+    else ngpu=$("$py" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0); fi
+  fi
+  if [ "$ngpu" -gt 0 ]; then device=cuda; else device=cpu; precision=${precision:-fp32}; fi
+}
+ssl() { "$py" -m speech_ssl "$@"; }
+
+log() { echo "$(date -u +%H:%M:%S) [$recipe stage $1] ${*:2}" >&2; }
+hw() { if [ "$ngpu" -gt 0 ]; then echo "$ngpu GPU(s)"; else echo "CPU (1 process)"; fi; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+join() { local IFS=,; echo "$*"; }
+
+# train: one process on CPU / one GPU, torchrun over NGPU GPUs
+train() {  # pretrain|finetune CONFIG overrides...
+  if [ "$ngpu" -gt 1 ]; then
+    "$py" -m torch.distributed.run --standalone --nproc-per-node "$ngpu" -m speech_ssl "$@"
+  else
+    ssl "$@"
+  fi
+}
+
+# update_freq that gives the config's reference batch (reference_gpus x reference_update_freq) on NGPU GPUs;
+# 1 in tiny mode
+update_freq() {  # CONFIG
+  if [ "$tiny" = 1 ]; then echo 1; return; fi
+  "$py" - "$1" "$ngpu" <<'EOF'
+import math, sys, yaml
+o = yaml.safe_load(open(sys.argv[1]))["optim"]
+ref = int(o.get("reference_gpus", 0)) * int(o.get("reference_update_freq", 1))
+print(max(1, math.ceil(ref / max(int(sys.argv[2]), 1))) if ref else o.get("update_freq", 1))
+EOF
+}
+
+# final = copy of the best (else the last) checkpoint without the training state
+finalize() {  # RUN
+  local src=$1/checkpoints/best
+  [ -f "$src/model.safetensors" ] || src=$(ls -d "$1"/checkpoints/checkpoint_* | sort | tail -1)
+  rm -rf "$1/final.tmp" && cp -r "$src" "$1/final.tmp" && rm -f "$1/final.tmp/train_state.pt"
+  rm -rf "$1/final" && mv "$1/final.tmp" "$1/final"
+}
+
+# train_run: `train KIND CONFIG OVERRIDES...` plus device, seed, update_freq, PRECISION, the updates knob
+# (PRETRAIN_UPDATES / FT_UPDATES), the tiny-mode sizes and the user's PRETRAIN_OVERRIDES / FT_OVERRIDES (last,
+# so they win), resumed in RUN_DIR; then RUN_DIR/final
+train_run() {  # pretrain|finetune RUN_DIR UPDATE_FREQ CONFIG OVERRIDES...
+  local kind=$1 run=$2 uf=$3 updates more
+  shift 3
+  local cmd=(train "$kind" "$@" "device=$device" "seed=$seed" "optim.update_freq=$uf")
+  if [ "$kind" = pretrain ]; then updates=$pretrain_updates; more=$pretrain_overrides
+  else updates=$ft_updates; more=$ft_overrides; fi
+  if [ -n "$precision" ]; then cmd+=("precision.mode=$precision"); fi
+  if [ -n "$updates" ]; then cmd+=("optim.max_update=$updates"); fi
+  if [ "$tiny" = 1 ]; then
+    if [ "$kind" = pretrain ]; then
+      cmd+=("model.preset=tiny" "data.max_tokens=64000" "data.max_sample_size=16000" "data.min_sample_size=8000"
+            "schedule.warmup_updates=1")
+    else
+      cmd+=("finetune.freeze_finetune_updates=1" "finetune.mask_channel_length=8" "finetune.mask_length=4"
+            "data.max_tokens=160000")
+    fi
+    cmd+=("data.num_workers=0" "logging.log_interval=1" "logging.valid_interval_updates=0"
+          "checkpoint.save_interval_updates=0" "logging.progress_bar=false" "logging.tensorboard=false")
+  fi
+  local extra
+  read -r -a extra <<<"$more"
+  cmd+=("${extra[@]}")
+  "${cmd[@]}" --run-dir "$run" --resume
+  finalize "$run"
+}
+
+# fmt / start: the checkpoint fine-tuning starts from: --pretrained as is (ours) or converted into
+# EXP/pretrained (HF, fairseq), else our pretraining's EXP/pretrain/final
+resolve_start() {
+  if [ -n "$pretrained" ]; then
+    fmt=$pretrained_format
+    if [ "$fmt" = auto ]; then
+      fmt=$("$py" -c 'import sys; from speech_ssl.interop.auto import detect_format as d; print(d(sys.argv[1]))' "$pretrained")
+    fi
+    if [ "$fmt" = speech_ssl ]; then start=$pretrained; else start=$exp/pretrained; fi
+  else
+    start=$exp/pretrain/final
+  fi
+}
+
+# stage 2 with --pretrained: convert it into $start unless it is ours or converted already
+convert_pretrained() {
+  if [ "$fmt" != speech_ssl ] && [ ! -f "$start/model.safetensors" ]; then
+    log 2 "converting $pretrained ($fmt) -> $start"
+    ssl convert --from "$fmt" "$pretrained" --to speech_ssl "$start.tmp"
+    rm -rf "$start" && mv "$start.tmp" "$start"
+  fi
+}
+
+# decode_set: `speech-ssl decode` of MANIFEST into OUT on DEVICE with DECODE_WORKERS audio loaders
+decode_set() {  # CHECKPOINT MANIFEST OUT LABELS [decode options...]
+  local ck=$1 manifest=$2 out=$3 labels=$4
+  shift 4
+  ssl decode --checkpoint "$ck" --manifest "$manifest" --out "$out" --labels "$labels" --device "$device" \
+    --num-workers "$decode_workers" "$@" >/dev/null
+}
+
+# tuned_weights: "LM_WEIGHT WORD_SCORE", the best of a --tune decode's summary.json
+tuned_weights() {  # SUMMARY_JSON
+  "$py" -c 'import json,sys; b=json.load(open(sys.argv[1]))["tune"]["best"]; print(b["lm_weight"], b["word_score"])' "$1"
+}
+
+# score_dir: score.UNIT.json for each UNIT in a decode folder holding hyp.txt and ref.txt (kept when present)
+score_dir() {  # DIR UNIT...
+  local d=$1 unit
+  shift
+  [ -f "$d/hyp.txt" ] && [ -f "$d/ref.txt" ] || return 0
+  for unit in "$@"; do
+    [ -f "$d/score.$unit.json" ] || ssl score --ref "$d/ref.txt" --hyp "$d/hyp.txt" --unit "$unit" \
+      --json "$d/score.$unit.json" >/dev/null
+  done
+}
