@@ -6,29 +6,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import yaml
+from recipe_helpers import REPO, check_syntax_and_unknown_option, run_recipe
 
-REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "recipes" / "commonvoice" / "run.sh"
 
 
 def _run(args, env_extra, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS="1", SPEECH_SSL_NO_BAR="1", SPEECH_SSL_PYTHON=sys.executable,
-               TINY="1", NJ="2", THREADS="1")
-    env.update(env_extra)
-    return subprocess.run(["bash", str(RUN), *args], capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd="/")
+    return run_recipe(RUN, args, env_extra, timeout)
 
 
 def test_syntax_and_options(tmp_path):
-    assert subprocess.run(["bash", "-n", str(RUN)]).returncode == 0
-    p = _run(["--no-such-knob", "1"], {"EXP": str(tmp_path)})
-    assert p.returncode == 2 and "unknown option --no-such-knob" in p.stderr
+    check_syntax_and_unknown_option(RUN, tmp_path)
     p = _run(["--stop-stage", "1"], {"EXP": str(tmp_path), "TINY": "0", "CV_ROOT": ""})
     assert p.returncode == 2 and "CV_ROOT" in p.stderr
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from speech_ssl.config import ConfigError
 from speech_ssl.train.schedules import (
@@ -60,6 +61,30 @@ def make_corpus(root: Path, n: int = 24, seed: int = 0, min_s: float = 0.6, max_
             lines.append(f"{name}\t{len(x)}")
         (root / f"{split}.tsv").write_text("\n".join(lines) + "\n")
     return root / "train.tsv"
+
+
+# Fixtures of the trainer test modules (registered by importing them; the names are what tests ask for).
+@pytest.fixture(name="one_thread")
+def one_thread_fixture():
+    """These tests train small models: one intra-op thread is faster than two on a shared 2-core box."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module", name="corpus")
+def corpus_fixture(tmp_path_factory) -> Path:
+    """A ``make_corpus`` folder of 24 training utterances, shared by a module's tests."""
+    root = tmp_path_factory.mktemp("corpus")
+    make_corpus(root, n=24)
+    return root
+
+
+@pytest.fixture(scope="module", name="cfg_file")
+def cfg_file_fixture(tmp_path_factory) -> Path:
+    """A minimal ``task: pretrain`` YAML config (the tests pass everything else as overrides)."""
+    return write_config(tmp_path_factory.mktemp("cfg") / "pretrain.yaml")
 
 
 def tiny_overrides(corpus: Path, **extra) -> list[str]:

@@ -12,35 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_train_common import REPO, make_corpus, tiny_overrides
+from test_train_common import REPO, cfg_file_fixture, corpus_fixture, one_thread_fixture, tiny_overrides  # noqa: F401
 
 from speech_ssl.train.checkpoint import find_latest
 from speech_ssl.train.config import load_train_config
 from speech_ssl.train.tasks import PretrainTask
 from speech_ssl.train.trainer import Trainer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests train small models: one intra-op thread is faster than two on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    make_corpus(root, n=24)
-    return root
-
-
-@pytest.fixture(scope="module")
-def cfg_file(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("cfg") / "pretrain.yaml"
-    p.write_text("task: pretrain\n")
-    return p
+# every test here trains: one intra-op thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _env():

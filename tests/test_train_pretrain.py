@@ -13,35 +13,22 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_train_common import REPO, make_corpus, run_cli, tiny_overrides
+from test_train_common import (  # noqa: F401 (the fixtures: one_thread, corpus, cfg_file)
+    REPO,
+    cfg_file_fixture,
+    corpus_fixture,
+    one_thread_fixture,
+    run_cli,
+    tiny_overrides,
+)
 
 from speech_ssl.train.checkpoint import CheckpointError, find_latest, list_checkpoints, load_train_state
 from speech_ssl.train.config import load_train_config
 from speech_ssl.train.tasks import PretrainTask
 from speech_ssl.train.trainer import Trainer, TrainingAborted
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests train small models: one intra-op thread is faster than two on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    make_corpus(root, n=24)
-    return root
-
-
-@pytest.fixture(scope="module")
-def cfg_file(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("cfg") / "pretrain.yaml"
-    p.write_text("task: pretrain\n")
-    return p
+# every test here trains: one intra-op thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train(cfg_file, run_dir, overrides, resume=None, stop_after=None, task_cls=PretrainTask) -> Trainer:
