@@ -184,3 +184,26 @@ def test_bad_model_override_names_key_and_line(tmp_path):
     cfg.write_text("data:\n  train: [a.tsv]\nmodel:\n  preset: tinyy\n")
     with pytest.raises(ConfigError, match="unknown preset 'tinyy'"):
         build_task(load_train_config(cfg), str(cfg))
+
+
+def test_load_checkpoint_weights_names_file_model_and_hint(tmp_path):
+    """Strict loading refuses a checkpoint of another shape, naming the weights file, the model and what to
+    check; non-strict loading takes the matching keys."""
+    from speech_ssl.models.checkpoint import save_model
+    from speech_ssl.models.config import get_preset
+    from speech_ssl.models.wav2vec2 import Wav2Vec2ForPretraining
+    from speech_ssl.train.tasks import load_checkpoint_weights
+
+    cfg = get_preset("tiny")
+    src = Wav2Vec2ForPretraining(cfg)
+    save_model(src, tmp_path / "ck")
+    same = Wav2Vec2ForPretraining(cfg)
+    load_checkpoint_weights(same, tmp_path / "ck", True, "the model", "nothing")
+    assert all(torch.equal(v, same.state_dict()[k]) for k, v in src.state_dict().items())
+    other = Wav2Vec2ForPretraining(cfg.replace(encoder_layers=cfg.encoder_layers + 1))
+    with pytest.raises(ConfigError, match=r"model.safetensors: weights do not match the CTC model \(missing .*; "
+                       r"check finetune.pretrained and the dictionary"):
+        load_checkpoint_weights(other, tmp_path / "ck", True, "the CTC model", "finetune.pretrained and the dictionary")
+    load_checkpoint_weights(other, tmp_path / "ck", False, "the model", "nothing")
+    key = "wav2vec2.encoder.layers.0.attn.q_proj.weight"
+    assert torch.equal(other.state_dict()[key], src.state_dict()[key])

@@ -43,7 +43,14 @@ from speech_ssl.errors import DataError
 from speech_ssl.train.config import DataSection, OptimConfig, TrainConfig
 from speech_ssl.train.monitor import Alarm, AlarmChecker
 from speech_ssl.train.schedules import ScheduleConfig
-from speech_ssl.train.tasks import LN2, DataSplit, StepOutput, Task, build_model_config
+from speech_ssl.train.tasks import (
+    LN2,
+    DataSplit,
+    StepOutput,
+    Task,
+    build_model_config,
+    load_checkpoint_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -291,21 +298,7 @@ class CTCTask(Task):
         self.dictionary.save(Path(folder) / "dict.txt")
 
     def load_weights(self, model: nn.Module, folder: Path, strict: bool = True) -> None:
-        from speech_ssl.models.checkpoint import checkpoint_paths, load_state_dict, read_checkpoint_config
-
-        read_checkpoint_config(folder)  # a clear error when the folder is not one of our checkpoints
-        weights, _ = checkpoint_paths(folder)
-        state = load_state_dict(weights)
-        own = model.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
-        if strict and (missing or unexpected or shapes):
-            raise ConfigError(
-                f"{weights}: weights do not match the CTC model (missing {missing[:4]}, unexpected "
-                f"{unexpected[:4]}, shape mismatches {shapes[:4]}); check finetune.pretrained and the dictionary"
-            )
-        model.load_state_dict(state, strict=strict)
+        load_checkpoint_weights(model, folder, strict, "the CTC model", "finetune.pretrained and the dictionary")
 
     def ddp_find_unused_parameters(self) -> bool:
         # The frozen-backbone phase runs the backbone under no_grad; mask_emb is unused without masking.

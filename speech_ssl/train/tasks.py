@@ -122,6 +122,29 @@ class Task:
         return []
 
 
+def load_checkpoint_weights(model: nn.Module, folder: Path, strict: bool, what: str, hint: str) -> None:
+    """Load the ``model.safetensors`` of our checkpoint ``folder`` into ``model``.
+
+    With ``strict``, any missing / unexpected key or shape mismatch raises a ConfigError naming the weights
+    file, ``what`` the model is and the settings to ``check`` (``hint``); without it the matching keys load.
+    """
+    from speech_ssl.models.checkpoint import checkpoint_paths, load_state_dict, read_checkpoint_config
+
+    read_checkpoint_config(folder)  # a clear error when the folder is not one of our checkpoints
+    weights, _ = checkpoint_paths(folder)
+    state = load_state_dict(weights)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if strict and (missing or unexpected or shapes):
+        raise ConfigError(
+            f"{weights}: weights do not match {what} (missing {missing[:4]}, unexpected "
+            f"{unexpected[:4]}, shape mismatches {shapes[:4]}); check {hint}"
+        )
+    model.load_state_dict(state, strict=strict)
+
+
 def build_model_config(cfg: TrainConfig, source: str | None = None):
     """The run's ``Wav2Vec2Config``: ``model.preset`` with ``model.overrides``, types checked.
 
@@ -165,21 +188,7 @@ class PretrainTask(Task):
         save_model(model, folder)
 
     def load_weights(self, model: nn.Module, folder: Path, strict: bool = True) -> None:
-        from speech_ssl.models.checkpoint import checkpoint_paths, load_state_dict, read_checkpoint_config
-
-        read_checkpoint_config(folder)  # a clear error when the folder is not one of our checkpoints
-        weights, _ = checkpoint_paths(folder)
-        state = load_state_dict(weights)
-        own = model.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
-        if strict and (missing or unexpected or shapes):
-            raise ConfigError(
-                f"{weights}: weights do not match the configured model (missing {missing[:4]}, unexpected "
-                f"{unexpected[:4]}, shape mismatches {shapes[:4]}); check model.preset and model.overrides"
-            )
-        model.load_state_dict(state, strict=strict)
+        load_checkpoint_weights(model, folder, strict, "the configured model", "model.preset and model.overrides")
 
     # -- data -----------------------------------------------------------------------------------------
     def _dataset(self, name: str):
