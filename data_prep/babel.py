@@ -45,6 +45,7 @@ from data_prep.common import (
     file_signature,
     hours,
     is_done,
+    letters_dictionary,
     mark_done,
     parallel_map,
     run_sentencepiece,
@@ -54,7 +55,6 @@ from data_prep.common import (
 from data_prep.commonvoice import normalize_text
 from speech_ssl.data.audio import TARGET_SR, audio_info, read_audio, resampled_length, write_audio
 from speech_ssl.data.manifest import atomic_write_text
-from speech_ssl.data.vocab import build_dictionary
 from speech_ssl.errors import DataError
 
 SPLITS = {"training": "train", "dev": "dev"}
@@ -199,9 +199,7 @@ def prepare(
         sig = file_signature(list(audio.values()) + list(trans.values()), {"lang": lang, "segments": segments, "v": 1})
         done = None if force else is_done(out, split, sig, [out / f"{split}.{k}" for k in ("tsv",) + LABELS])
         if done is not None:
-            for x in map(tuple, done.get("bad", [])):
-                if x not in log.items:
-                    log.items.append(x)
+            log.restore(done)
             info[split] = {k: done[k] for k in ("utterances", "hours", "excluded", "non-speech")}
             info[split]["skipped_done"] = True
             sizes[split] = done["sizes"]
@@ -249,10 +247,7 @@ def prepare(
         split_info = {"utterances": len(utts), "hours": round(hours(utts), 4), **totals}
         mark_done(out, split, sig, {**split_info, "sizes": sizes[split], "bad": log.items[first_bad:]})
         info[split] = split_info
-    lines: list[str] = []
-    for _, split in present:
-        lines.extend((out / f"{split}.ltr").read_text(encoding="utf-8").splitlines())
-    build_dictionary(lines).save(out / "dict.ltr.txt")
+    letters_dictionary(out, [out / f"{split}.ltr" for _, split in present])
     atomic_write_text(out / "sizes.json", json.dumps({"lang": lang or root.name, "splits": sizes}, indent=1) + "\n")
     text = summarize("babel", info, log, out)
     extra = [f"  {s}: dropped by the tag rules: {i.get('excluded', 0)} excluded, {i.get('non-speech', 0)} non-speech"

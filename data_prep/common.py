@@ -65,6 +65,12 @@ class BadInputLog:
     def bad(self, reason: str, path: Any, line: int | None = None) -> None:
         self.add(DataError(reason, path, line))
 
+    def restore(self, done: dict) -> None:
+        """Record again the bad inputs listed in a finished split's stamp (``done["bad"]``), each once."""
+        for x in map(tuple, done.get("bad", [])):
+            if x not in self.items:
+                self.items.append(x)
+
     def counts(self) -> Counter:
         return Counter(_category(r) for _, r in self.items)
 
@@ -272,9 +278,54 @@ def tree_signature(directory: Path, extra: Any = None) -> str:
     return file_signature((p for p in directory.rglob("*") if p.is_file()), extra)
 
 
+def prepare_tree_splits(
+    corpus: str,
+    splits: dict[str, list[str]],
+    root: Path,
+    out: Path,
+    workers: int,
+    log: BadInputLog,
+    force: bool,
+    verify: bool = False,
+    labels: tuple[str, ...] = ("wrd", "ltr"),
+) -> dict[str, dict]:
+    """Write each split (``name -> folders below root``, LibriSpeech layout) as ``<name>.tsv`` + labels;
+    returns per-split info. A folder shared by several splits is scanned once; a split whose stamp matches
+    its folders' signatures is skipped (its bad inputs are recorded again)."""
+    sigs: dict[str, str] = {}
+    scanned: dict[str, tuple[list[Utterance], list]] = {}  # folder -> (utterances, its bad inputs)
+    info: dict[str, dict] = {}
+    for name, units in splits.items():
+        for u in units:
+            if u not in sigs:
+                sigs[u] = tree_signature(root / u, {"rel": u, "verify": verify})
+        sig = "+".join(sigs[u] for u in units)
+        done = None if force else is_done(out, name, sig, [out / f"{name}.{k}" for k in ("tsv",) + labels])
+        if done is not None:
+            log.restore(done)
+            info[name] = {"utterances": done["utterances"], "hours": done["hours"], "skipped_done": True}
+            continue
+        utts, bad = [], []
+        for u in units:
+            if u not in scanned:
+                first_bad = len(log.items)
+                found = scan_librispeech_tree(root / u, root, workers, log, f"{corpus} {u}", verify)
+                scanned[u] = (found, log.items[first_bad:])
+            utts.extend(scanned[u][0])
+            bad.extend(scanned[u][1])
+        if not utts:
+            raise DataError(f"no usable utterances in split {name}", root / units[0])
+        write_split(out, name, root, utts, labels)
+        split_info = {"utterances": len(utts), "hours": round(hours(utts), 4)}
+        mark_done(out, name, sig, {**split_info, "bad": bad})
+        info[name] = split_info
+    return info
+
+
 # -- text ------------------------------------------------------------------------------------------------
 def letters_dictionary(out: Path, ltr_files: Sequence[Path], name: str = "dict.ltr.txt") -> Path:
-    """``dict.ltr.txt`` (fairseq format, by count) from letter label files."""
+    """``name`` (fairseq format, symbols by count; ``dict.ltr.txt`` by default) from label files (letters,
+    phones, ...): the symbols of their lines."""
     from speech_ssl.data.vocab import build_dictionary
 
     lines: list[str] = []

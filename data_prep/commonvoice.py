@@ -38,6 +38,7 @@ from data_prep.common import (
     file_signature,
     hours,
     is_done,
+    letters_dictionary,
     mark_done,
     parallel_map,
     run_sentencepiece,
@@ -46,7 +47,6 @@ from data_prep.common import (
 )
 from speech_ssl.data.audio import audio_info, read_audio, write_audio
 from speech_ssl.data.manifest import atomic_write_text
-from speech_ssl.data.vocab import build_dictionary
 from speech_ssl.errors import DataError
 
 SPLITS = ("train", "dev", "test")
@@ -178,9 +178,7 @@ def prepare(
         done = None if force else is_done(out, split, sig, [out / f"{split}.{k}" for k in ("tsv",) + kinds])
         rows = read_cv_tsv(tsv, log) if done is None else []
         if done is not None:
-            for x in map(tuple, done.get("bad", [])):
-                if x not in log.items:
-                    log.items.append(x)
+            log.restore(done)
             info[split] = {"utterances": done["utterances"], "hours": done["hours"], "skipped_done": True}
             sizes[split] = done["sizes"]
             continue
@@ -214,10 +212,7 @@ def prepare(
         mark_done(out, split, sig, {**split_info, "sizes": sizes[split], "bad": log.items[first_bad:]})
         info[split] = split_info
     for kind in kinds[1:]:
-        lines: list[str] = []
-        for s in present:
-            lines.extend((out / f"{s}.{kind}").read_text(encoding="utf-8").splitlines())
-        build_dictionary(lines).save(out / f"dict.{kind}.txt")
+        letters_dictionary(out, [out / f"{s}.{kind}" for s in present], f"dict.{kind}.txt")
     atomic_write_text(out / "sizes.json", json.dumps({"lang": lang, "splits": sizes}, indent=1) + "\n")
     return summarize("commonvoice", info, log, out)
 

@@ -24,15 +24,10 @@ from data_prep.common import (
     BadInputLog,
     add_common_arguments,
     add_verify_argument,
-    hours,
-    is_done,
     letters_dictionary,
-    mark_done,
+    prepare_tree_splits,
     run_sentencepiece,
-    scan_librispeech_tree,
     summarize,
-    tree_signature,
-    write_split,
 )
 from speech_ssl.errors import DataError
 
@@ -53,32 +48,7 @@ def prepare(
     splits = {k: v for k, v in SPLITS.items() if all((root / u).is_dir() for u in v)}
     out.mkdir(parents=True, exist_ok=True)
     log = BadInputLog(skip_bad, out / "librilight.bad.tsv")
-    sigs = {u: tree_signature(root / u, {"rel": u, "verify": verify}) for u in FOLDS + ["9h"] if (root / u).is_dir()}
-    scanned: dict[str, tuple[list, list]] = {}  # unit -> (utterances, its bad inputs)
-    info: dict[str, dict] = {}
-    for name, units in splits.items():
-        sig = "+".join(sigs[u] for u in units)
-        done = None if force else is_done(out, name, sig, [out / f"{name}.{k}" for k in ("tsv",) + LABELS])
-        if done is not None:
-            info[name] = {"utterances": done["utterances"], "hours": done["hours"], "skipped_done": True}
-            for x in map(tuple, done.get("bad", [])):
-                if x not in log.items:
-                    log.items.append(x)
-            continue
-        utts, bad = [], []
-        for u in units:
-            if u not in scanned:
-                first_bad = len(log.items)
-                found = scan_librispeech_tree(root / u, root, workers, log, f"librilight {u}", verify)
-                scanned[u] = (found, log.items[first_bad:])
-            utts.extend(scanned[u][0])
-            bad.extend(scanned[u][1])
-        if not utts:
-            raise DataError(f"no usable utterances in {name}", root)
-        write_split(out, name, root, utts, LABELS)
-        split_info = {"utterances": len(utts), "hours": round(hours(utts), 4)}
-        mark_done(out, name, sig, {**split_info, "bad": bad})
-        info[name] = split_info
+    info = prepare_tree_splits("librilight", splits, root, out, workers, log, force, verify, LABELS)
     largest = list(splits)[-1]
     letters_dictionary(out, [out / f"{largest}.ltr"])
     return summarize("librilight", info, log, out)

@@ -25,15 +25,10 @@ from data_prep.common import (
     BadInputLog,
     add_common_arguments,
     add_verify_argument,
-    hours,
-    is_done,
     letters_dictionary,
-    mark_done,
+    prepare_tree_splits,
     run_sentencepiece,
-    scan_librispeech_tree,
     summarize,
-    tree_signature,
-    write_split,
 )
 from speech_ssl.data.manifest import atomic_write_text
 from speech_ssl.errors import DataError
@@ -41,39 +36,6 @@ from speech_ssl.errors import DataError
 TRAIN_960 = ("train-clean-100", "train-clean-360", "train-other-500")
 SUBSET_RE = re.compile(r"^(train|dev|test)-[a-z0-9-]+$")
 LABELS = ("wrd", "ltr")
-
-
-def prepare_tree_splits(
-    corpus: str,
-    splits: dict[str, list[Path]],
-    root: Path,
-    out: Path,
-    workers: int,
-    log: BadInputLog,
-    force: bool,
-    verify: bool = False,
-) -> dict[str, dict]:
-    """Prepare each split from one or more LibriSpeech-layout directories; returns per-split info."""
-    info: dict[str, dict] = {}
-    for name, dirs in splits.items():
-        sig = "+".join(tree_signature(d, {"rel": str(d.relative_to(root)), "verify": verify}) for d in dirs)
-        outputs = [out / f"{name}.{k}" for k in ("tsv",) + LABELS]
-        done = None if force else is_done(out, name, sig, outputs)
-        if done is not None:
-            log.items.extend(tuple(x) for x in done.get("bad", []))
-            info[name] = {"utterances": done["utterances"], "hours": done["hours"], "skipped_done": True}
-            continue
-        first_bad = len(log.items)
-        utts = []
-        for d in dirs:
-            utts.extend(scan_librispeech_tree(d, root, workers, log, f"{corpus} {name}", verify))
-        if not utts:
-            raise DataError(f"no usable utterances in split {name}", dirs[0])
-        write_split(out, name, root, utts, LABELS)
-        split_info = {"utterances": len(utts), "hours": round(hours(utts), 4)}
-        mark_done(out, name, sig, {**split_info, "bad": log.items[first_bad:]})
-        info[name] = split_info
-    return info
 
 
 def concat_splits(out: Path, name: str, parts: list[str], kinds=("tsv",) + LABELS) -> None:
@@ -101,9 +63,7 @@ def prepare(
         raise DataError("no LibriSpeech subsets (train-*/dev-*/test-*) found", root)
     out.mkdir(parents=True, exist_ok=True)
     log = BadInputLog(skip_bad, out / "librispeech.bad.tsv")
-    info = prepare_tree_splits(
-        "librispeech", {s: [root / s] for s in subsets}, root, out, workers, log, force, verify
-    )
+    info = prepare_tree_splits("librispeech", {s: [s] for s in subsets}, root, out, workers, log, force, verify)
     if all(s in subsets for s in TRAIN_960):
         concat_splits(out, "train-960", list(TRAIN_960))
         info["train-960"] = {
