@@ -31,6 +31,7 @@ from torch import nn
 
 from speech_ssl.config import ConfigError, from_dict
 from speech_ssl.errors import DataError
+from speech_ssl.models.checkpoint import mismatch_report
 from speech_ssl.models.config import Wav2Vec2Config
 from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC, Wav2Vec2ForPretraining
 
@@ -352,13 +353,7 @@ def load_fairseq(path: str | Path, dict_path: str | Path | None = None) -> nn.Mo
                  "w2v_encoder.w2v_model.final_proj.", "_float_tensor")
     unexpected = sorted(k for k in set(state) - used if not any(s in k for s in ignorable))
     if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing: {missing}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected: {unexpected}")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches: {shapes}")
-        raise DataError("fairseq weights do not match the key table: " + "; ".join(parts), path)
+        raise DataError("fairseq weights do not match the key table: " + mismatch_report(missing, unexpected, shapes),
+                        path)
     model.load_state_dict(new, strict=True)
     return model

@@ -27,7 +27,12 @@ from torch import nn
 
 from speech_ssl.config import from_dict, to_dict
 from speech_ssl.errors import DataError
-from speech_ssl.models.checkpoint import _atomic_write_bytes, load_state_dict, save_state_dict
+from speech_ssl.models.checkpoint import (
+    _atomic_write_bytes,
+    load_state_dict,
+    mismatch_report,
+    save_state_dict,
+)
 from speech_ssl.models.config import Wav2Vec2Config
 from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC, Wav2Vec2ForPretraining, Wav2Vec2Model
 
@@ -268,17 +273,6 @@ def _read_vocab(folder: Path, vocab_size: int) -> list[str] | None:
     return names
 
 
-def _problems(missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing: {missing}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected: {unexpected}")
-    if shapes:
-        parts.append(f"{len(shapes)} shape mismatches: {shapes}")
-    return "; ".join(parts)
-
-
 def load_hf(folder: str | Path) -> nn.Module:
     """Our model (Wav2Vec2Model / ForPretraining / ForCTC) with the weights of an HF Wav2Vec2 folder."""
     folder = Path(folder)
@@ -343,7 +337,7 @@ def load_hf(folder: str | Path) -> nn.Module:
     unexpected = sorted(set(state) - used)
     if missing or unexpected or shapes:
         raise DataError(f"HF {hf_arch} weights do not match the key table: "
-                        + _problems(missing, unexpected, shapes), folder)
+                        + mismatch_report(missing, unexpected, shapes), folder)
     model.load_state_dict(new_state, strict=False)
     return model
 

@@ -128,6 +128,19 @@ def build_model(meta: dict, source: str | None = None) -> nn.Module:
                           int(meta.get("freeze_finetune_updates", 0)))
 
 
+def mismatch_report(missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
+    """``"N missing: [...]; N unexpected: [...]; N shape mismatches: [...]"`` (the non-empty parts), for the
+    errors of the key-table loaders (interop.hf, interop.fairseq)."""
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing: {missing}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected: {unexpected}")
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatches: {shapes}")
+    return "; ".join(parts)
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the saved model and load its weights (strict: every key and shape must match)."""
     weights, cfg_path = checkpoint_paths(path)
