@@ -39,7 +39,7 @@ from pathlib import Path
 
 from speech_ssl.demo.config import RECIPE, REPO, SHIPPED, SHIPPED_MONO, DemoConfig
 
-CALIBRATION_UPDATES = 4
+CALIBRATION_UPDATES = 6
 STARTUP_SECONDS = 6.0  # process start + model/data setup, subtracted from a run's budget
 
 
@@ -401,7 +401,9 @@ def _seconds_per_update(path: Path) -> float:
     if not vals:
         return float("nan")
     vals.sort()
-    return vals[len(vals) // 2]
+    # the lower quartile: the first updates run slower than the rest (allocator, caches), and the median
+    # left runs ending 15-25% before their budget on the demo machine
+    return vals[len(vals) // 4]
 
 
 def _last_update(path: Path) -> int:
