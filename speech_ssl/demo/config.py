@@ -41,7 +41,7 @@ class DemoConfig:
     pretrain_max_update: int = 1500
     pretrain_overrides: list[str] = field(default_factory=list)
     # -- fine-tuning: every condition of a language gets the same wall time
-    finetune_seconds: float = 120.0
+    finetune_seconds: float = 150.0
     finetune_left_out_seconds: float = 60.0
     finetune_overrides: list[str] = field(default_factory=list)
     # -- decoding
@@ -63,8 +63,8 @@ QUICK = dict(
     pretrain_seconds=45.0,
     pretrain_max_update=60,
     pretrain_overrides=["data.max_tokens=128000", "data.max_sample_size=16000", "schedule.warmup_updates=10"],
-    finetune_seconds=25.0,
-    finetune_left_out_seconds=20.0,
+    finetune_seconds=40.0,
+    finetune_left_out_seconds=25.0,
     tune_lm_weights=[0.5, 1.0, 2.0],
     tune_word_scores=[-1.0, 0.0, 1.0],
     code_usage_utterances=12,
