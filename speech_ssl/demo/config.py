@@ -61,7 +61,7 @@ QUICK = dict(
     minutes_per_language=1.0,
     labelled_seconds=120.0,
     pretrain_seconds=45.0,
-    pretrain_max_update=60,
+    pretrain_max_update=120,
     pretrain_overrides=["data.max_tokens=128000", "data.max_sample_size=16000", "schedule.warmup_updates=10"],
     finetune_seconds=40.0,
     finetune_left_out_seconds=25.0,

@@ -56,7 +56,7 @@ def table_rows(results: dict) -> list[dict]:
 
 def format_table(results: dict) -> str:
     head = ["lang", "condition", "seed", "updates", "seconds", "WER greedy", "CER greedy", "PER greedy",
-            "WER +LM", "CER +LM", "blank frac"]
+            "WER +LM", "CER +LM", "blank frac (last update)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table_rows(results):
         cells = [r["lang"], r["condition"], r["seed"], "" if r["updates"] is None else str(r["updates"]),

@@ -263,7 +263,7 @@ class Demo:
         if not self.cfg.lm:
             return None
         lm_dir = self.out / "lm"
-        arpa, lex = lm_dir / "en.3gram.arpa", lm_dir / "en.lexicon.txt"
+        arpa, lex = lm_dir / f"en.{self.cfg.lm_order}gram.arpa", lm_dir / "en.lexicon.txt"
         if not arpa.exists():
             self.log("LM: word n-gram on the English train transcripts")
             self.ssl(["lm", "build", "--text", self.data / "librispeech" / "train-clean-100.wrd", "--order",
