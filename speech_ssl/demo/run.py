@@ -26,6 +26,7 @@ fits the remaining time, and SIGTERM at the deadline as a hard stop (the trainer
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -151,10 +152,15 @@ class Demo:
                        max_update_cap: int | None = None) -> dict:
         """Train for ``seconds`` of wall time (see the module docstring); returns updates and wall time."""
         done = run_dir / "done.json"
+        args = [str(kind), str(config), *map(str, overrides), f"seconds={seconds}"]
         if done.exists():
-            return json.loads(done.read_text())
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # an interrupted budgeted run cannot be continued fairly: redo it
+            info = json.loads(done.read_text())
+            if info.get("args") == args:
+                return info
+            self.log(f"{run_dir}: its settings changed (e.g. another init checkpoint); training it again")
+        for stale in (run_dir, self.out / "decode" / run_dir.parent.name / run_dir.name):
+            if stale.exists():
+                shutil.rmtree(stale)  # an interrupted budgeted run cannot be continued fairly: redo it
         log_file = run_dir.parent / f"{run_dir.name}.log"
         if log_file.exists():
             log_file.unlink()
@@ -178,7 +184,7 @@ class Demo:
         wall = time.time() - t0
         ck = _newest_checkpoint(run_dir / "checkpoints")
         info = {"updates": _last_update(run_dir / "log.jsonl"), "planned_updates": planned, "wall_seconds": round(wall, 1),
-                "seconds_per_update": round(sec_per_update, 3), "checkpoint": str(ck) if ck else None}
+                "seconds_per_update": round(sec_per_update, 3), "checkpoint": str(ck) if ck else None, "args": args}
         if ck is None:
             raise DemoError(f"{run_dir}: training wrote no checkpoint; see {log_file}")
         done.write_text(json.dumps(info, indent=1) + "\n")
@@ -293,8 +299,9 @@ class Demo:
             if (out / "summary.json").exists():
                 return
             log(f"== {out}")
-            decode_manifest(DecodeOptions(checkpoint=str(ck), manifest=str(manifest), out=str(out), labels=labels,
-                                          device=self.cfg.device, num_workers=0, **kw), log=log)
+            with _fd_to_file(logf):  # flashlight/KenLM print progress bars from C straight to fd 1
+                decode_manifest(DecodeOptions(checkpoint=str(ck), manifest=str(manifest), out=str(out),
+                                              labels=labels, device=self.cfg.device, num_workers=0, **kw), log=log)
 
         res: dict = {}
         run_decode(dec / "greedy", test)
@@ -379,6 +386,26 @@ def run_demo(cfg: DemoConfig, log=None) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _fd_to_file(path: Path):
+    """Send file descriptors 1 and 2 (C-level output too) to ``path`` for the duration."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "a") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 def _read_events(path: Path) -> list[dict]:
     if not path.is_file():
         return []
