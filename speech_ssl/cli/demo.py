@@ -4,8 +4,8 @@ The miniature wav2vec 2.0 / XLSR experiment on the embedded eSpeak corpus, on CP
 the corpus, pretrain briefly from scratch (curves), fine-tune on 10 minutes of English letters and on a
 language left out of pretraining (phones) from the pretrained checkpoint, from scratch and from random
 frozen weights for the same wall time, decode greedy and with an n-gram LM, score, and write
-DIR/results.md, DIR/results.json and DIR/plots/*.png. ``make demo`` runs it into demo_out/ (~30 min on
-2 cores; ``--quick`` ~5 min). The checkpoint is ``recipes/synth/pretrained`` when it exists, else the
+DIR/results.md, DIR/results.json and DIR/plots/*.png. ``make demo`` runs it into demo_out/ (28 min on a
+busy 2-core box; ``--quick`` 4 min). The checkpoint is ``recipes/synth/pretrained`` when it exists, else the
 demo's own short pretraining; the report says which. Re-running continues an interrupted demo.
 Overrides are fields of ``speech_ssl.demo.config.DemoConfig`` (e.g. finetune_seconds=300).
 """
@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
                    help="checkpoint to fine-tune from: auto (default: recipes/synth/pretrained when it exists), "
                         "none (this run's own pretraining) or a checkpoint folder")
     p.add_argument("--seeds", default=None, help="comma-separated fine-tuning seeds (default 1,2; quick: 1)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per process (default 2)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process (default 1)")
     p.add_argument("--config", default=None, help="YAML file of DemoConfig fields")
     p.set_defaults(func=run)
 
