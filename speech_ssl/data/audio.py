@@ -37,15 +37,21 @@ def resampled_length(num_frames: int, source_sr: int, target_sr: int = TARGET_SR
     return (2 * int(num_frames) * target_sr + source_sr) // (2 * source_sr)
 
 
-def audio_info(path: str | Path) -> tuple[int, int, int]:
-    """(num_frames, sample_rate, channels) from the header, without decoding; DataError if unreadable."""
-    import soundfile as sf
-
+def _existing_file(path: str | Path) -> Path:
+    """``path`` as a Path; DataError when it is missing or empty."""
     path = Path(path)
     if not path.is_file():
         raise DataError("audio file not found", path)
     if path.stat().st_size == 0:
         raise DataError("zero-length audio (empty file)", path)
+    return path
+
+
+def audio_info(path: str | Path) -> tuple[int, int, int]:
+    """(num_frames, sample_rate, channels) from the header, without decoding; DataError if unreadable."""
+    import soundfile as sf
+
+    path = _existing_file(path)
     try:
         info = sf.info(str(path))
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError
@@ -91,11 +97,7 @@ def read_audio(
     """
     import soundfile as sf
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("audio file not found", path)
-    if path.stat().st_size == 0:
-        raise DataError("zero-length audio (empty file)", path)
+    path = _existing_file(path)
     try:
         with sf.SoundFile(str(path)) as f:
             sr = int(f.samplerate)
