@@ -292,3 +292,33 @@ def test_continue_from_ctc_checkpoint_same_or_new_head(tmp_path):
     cfg = load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "ctc2"), ["finetune.new_head=true"])
     model = CTCTask(cfg, "ft.yaml").build_model()
     assert model.head.weight.shape[0] == len(syms) and model.vocab == syms
+
+
+def test_head_lr_scale_gives_the_head_its_own_lr_and_resumes(tmp_path, one_thread):
+    """finetune.head_lr_scale: a second AdamW group for the CTC head at scale x the scheduled lr; the
+    optimizer state is keyed by name, so a run with two groups resumes exactly."""
+    from speech_ssl.train.trainer import Trainer
+
+    make_corpus(tmp_path)
+    cfg_file = write_config(tmp_path, pretrained=_pretrained(tmp_path))
+    ov = ["finetune.head_lr_scale=10", "optim.max_update=6", "logging.valid_interval_updates=0",
+          "checkpoint.save_interval_updates=3", "finetune.freeze_finetune_updates=0"]
+
+    def run(run_dir, stop=None, resume=None):
+        cfg = load_finetune_config(cfg_file, ov)
+        tr = Trainer(cfg, CTCTask(cfg, "ft.yaml"), run_dir, stop_after_updates=stop)
+        tr.setup(resume=resume)
+        tr.train()
+        return tr
+
+    full = run(tmp_path / "a")
+    body, head = full.optimizer.param_groups
+    assert len(head["params"]) == 2 and head["params"][0] is full.raw_model.head.weight
+    assert head["lr"] == pytest.approx(10 * body["lr"]) and body["lr"] > 0
+    run(tmp_path / "b", stop=3)
+    resumed = run(tmp_path / "b", resume=True)
+    assert resumed.num_updates == 6
+    for (n, p), q in zip(full.raw_model.named_parameters(), resumed.raw_model.parameters()):
+        assert torch.equal(p, q), n
+    with pytest.raises(ConfigError, match="head_lr_scale"):
+        load_finetune_config(cfg_file, ["finetune.head_lr_scale=0"])

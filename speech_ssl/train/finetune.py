@@ -68,6 +68,7 @@ class FinetuneSection:
     new_head: bool = False  # continuing from a CTC checkpoint: keep its head (same vocab) or start a new one
     freeze_finetune_updates: int = 0
     feature_grad_mult: float = 0.0  # 0 = conv encoder frozen (fairseq fine-tuning)
+    head_lr_scale: float = 1.0  # the CTC output layer's lr = this x the scheduled lr (fairseq: one lr for all)
     # Backbone overrides applied on top of the pretrained config (fairseq arg_overrides).
     dropout: float = 0.0
     attention_dropout: float = 0.0
@@ -93,6 +94,8 @@ class FinetuneSection:
     def __post_init__(self) -> None:
         if self.freeze_finetune_updates < 0:
             raise ValueError("freeze_finetune_updates must be >= 0")
+        if self.head_lr_scale <= 0:
+            raise ValueError("head_lr_scale must be > 0")
         if not 0 < self.all_blank_threshold <= 1:
             raise ValueError("all_blank_threshold must be in (0, 1]")
 
@@ -416,6 +419,9 @@ class CTCTask(Task):
             "blank_frames": float(blank_frames),
         }
         return loss, lprobs, out_lengths, logs
+
+    def lr_scale(self, param_name: str) -> float:
+        return self.ft.head_lr_scale if param_name.startswith("head.") else 1.0
 
     def train_step(self, model: nn.Module, batch: dict[str, torch.Tensor], num_updates: int) -> StepOutput:
         loss, _, _, logs = self._forward_loss(model, batch)

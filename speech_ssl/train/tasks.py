@@ -80,6 +80,11 @@ class Task:
     def ddp_find_unused_parameters(self) -> bool:
         return False
 
+    def lr_scale(self, param_name: str) -> float:
+        """The factor on the scheduled lr for one parameter (its name in the unwrapped model). The trainer puts
+        parameters with the same factor into one optimizer group; 1.0 everywhere gives fairseq's single group."""
+        return 1.0
+
     # -- data -----------------------------------------------------------------------------------------
     def split(self, name: str, epoch: int, rank: int, world_size: int) -> DataSplit:
         raise NotImplementedError

@@ -284,7 +284,7 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(
-            self.params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+            self._param_groups(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
         )
         p = cfg.precision
         self.scaler = torch.amp.GradScaler(
@@ -355,8 +355,23 @@ class Trainer:
 
         return get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """One AdamW group per distinct ``task.lr_scale`` (a single group unless the task asks for more).
+
+        DDP wraps ``raw_model`` and FSDP2 shards it in place, so its parameters are the optimizer's."""
+        groups: dict[float, list[tuple[str, nn.Parameter]]] = {}
+        for name, p in self.raw_model.named_parameters():
+            if p.requires_grad:
+                groups.setdefault(float(self.task.lr_scale(name)), []).append((name, p))
+        self._opt_names = [n for g in groups.values() for n, _ in g]
+        self._lr_scales = list(groups)  # by group index: a resumed optimizer state cannot override them
+        if len(groups) > 1:
+            self._log("learning-rate groups: " + ", ".join(f"lr x {s:g}: {len(g)} tensors" for s, g in groups.items()))
+        return [{"params": [p for _, p in g], "lr_scale": s} for s, g in groups.items()]
+
     def _param_names(self) -> list[str]:
-        return [n for n, p in self.raw_model.named_parameters() if p.requires_grad]
+        """Parameter names in the optimizer's order (state dicts are keyed by name)."""
+        return self._opt_names
 
     def _full_optim_state(self) -> dict[str, Any]:
         """The optimizer state keyed by parameter name (the same layout with DDP and FSDP)."""
@@ -431,8 +446,8 @@ class Trainer:
 
     def _set_lr(self, n: int) -> float:
         lr = lr_at(self.cfg.schedule, n, self.cfg.optim.lr, self.cfg.optim.max_update)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
+        for g, scale in zip(self.optimizer.param_groups, self._lr_scales):
+            g["lr"] = lr * scale
         return lr
 
     def _grad_norm(self) -> float:
