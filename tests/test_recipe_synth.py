@@ -39,10 +39,20 @@ def test_installed_cli_is_used_and_empty_scoring_stage(tmp_path):
     assert (tmp_path / "results.md").read_text().startswith("# recipes/synth results")
 
 
+def test_conditions_pick_stage_4_runs_and_a_missing_mono_model_is_an_error(tmp_path):
+    """CONDITIONS=ky-pretrained-mono without a monolingual model stops with a message, before any training."""
+    shipped = REPO / "recipes" / "synth" / "pretrained"
+    p = _run(["--stage", "4", "--stop-stage", "4"], {"EXP": str(tmp_path), "PRETRAINED": str(shipped),
+                                                      "CONDITIONS": "ky-pretrained-mono",
+                                                      "SPEECH_SSL_PYTHON": sys.executable})
+    assert p.returncode == 1 and "no monolingual model at" in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "finetune").exists()
+
+
 @pytest.mark.slow
 def test_recipe_end_to_end_tiny(tmp_path):
     """Stages 1-7 as `python3 -m speech_ssl` (no installed CLI), then a re-run that finds everything done."""
-    env = {"TINY": "1", "EXP": str(tmp_path / "exp"), "THREADS": "1", "NJ": "2",
+    env = {"TINY": "1", "EXP": str(tmp_path / "exp"), "THREADS": "1", "NJ": "2", "MONO": "1",
            "SPEECH_SSL_PYTHON": sys.executable}
     p = _run([], env, timeout=900)
     assert p.returncode == 0, p.stderr[-4000:]
@@ -55,9 +65,12 @@ def test_recipe_end_to_end_tiny(tmp_path):
     assert info["updates"] == 3
     names = sorted(d.name for d in (exp / "finetune").iterdir() if (d / "final" / "model.safetensors").exists())
     assert names == ["en-10m-pretrained", "en-10m-random-frozen", "en-10m-scratch", "en-1h-scratch",
-                     "ky-pretrained", "ky-scratch"]
+                     "ky-pretrained", "ky-pretrained-mono", "ky-random-frozen", "ky-scratch"]
+    mono = json.loads((exp / "pretrain_mono" / "final" / "pretrain_info.json").read_text())
+    assert mono["train_manifests"] == [str(exp / "data" / "librispeech" / "train-clean-100.tsv"),
+                                       str(exp / "data" / "librilight" / "train-10h.tsv")]
     table = (exp / "results.md").read_text()
-    assert table.count("| en-") == 8 and table.count("| ky-") == 2  # greedy + LM for English, greedy for ky
+    assert table.count("| en-") == 8 and table.count("| ky-") == 4  # greedy + LM for English, greedy for ky
     # everything exists: a second run skips every step
     p2 = _run([], env, timeout=300)
     assert p2.returncode == 0, p2.stderr[-3000:]

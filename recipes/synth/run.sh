@@ -8,7 +8,8 @@
 #     the 10-minute / 1-hour English labelled subsets            with weights tuned on dev
 #   3 multilingual pretraining (all languages but LEFT_OUT)     7 score (WER/CER, PER) -> EXP/results.md
 #   4 fine-tuning: English letters on 10 min (pretrained, scratch, random-frozen control) and 1 h (scratch);
-#     LEFT_OUT on phones (pretrained, scratch)
+#     LEFT_OUT on phones (pretrained, scratch, random-frozen; + pretrained-mono after MONO=1)
+#     CONDITIONS=en-1h-scratch,ky-pretrained runs only those
 #
 # Every option is an environment variable or a flag (--pretrain-updates 3000 == PRETRAIN_UPDATES=3000).
 # A finished step is skipped when its output exists; training stages continue with --resume.
@@ -47,6 +48,7 @@ lm_order=${LM_ORDER:-3}
 publish=${PUBLISH:-0}                        # 1: copy the pretrained model into recipes/synth/pretrained/
 mono=${MONO:-0}                              # 1: also pretrain on English only (-> pretrained_mono/)
 threads=${THREADS:-}                         # OMP threads for CPU training (default: torch's choice)
+conditions=${CONDITIONS:-all}                # stage 4: all, or a comma list of run names (en-10m-pretrained,...)
 
 if [ "$tiny" = 1 ]; then
   languages=${LANGUAGES:-en,de,ky}
@@ -220,6 +222,7 @@ if run_stage 3; then
 fi
 
 pretrained=${PRETRAINED:-$exp/pretrain/final}
+pretrained_mono=${PRETRAINED_MONO:-$exp/pretrain_mono/final}
 
 finetune() {  # name train_tsv labels updates extra-overrides...
   local name=$1 tr=$2 labels=$3 updates=$4; shift 4
@@ -242,12 +245,23 @@ if run_stage 4; then
   rnd=$exp/random_init/s$seed
   "$py" -m speech_ssl.demo.init "$pretrained" "$rnd" --seed "$seed" >/dev/null
   scratch=("finetune.pretrained=$rnd" "finetune.feature_grad_mult=1.0" "finetune.freeze_finetune_updates=0")
-  finetune en-10m-pretrained "$data/en/train-10m.tsv" ltr "$ft_updates" "finetune.pretrained=$pretrained"
-  finetune en-10m-scratch "$data/en/train-10m.tsv" ltr "$ft_updates" "${scratch[@]}"
-  finetune en-10m-random-frozen "$data/en/train-10m.tsv" ltr "$ft_updates" "finetune.pretrained=$rnd"
-  [ -f "$data/en/train-1h.tsv" ] && finetune en-1h-scratch "$data/en/train-1h.tsv" ltr "$ft_updates" "${scratch[@]}"
-  finetune "$left_out-pretrained" "$data/cv/$left_out/train.tsv" phn "$ft_left_out_updates" "finetune.pretrained=$pretrained"
-  finetune "$left_out-scratch" "$data/cv/$left_out/train.tsv" phn "$ft_left_out_updates" "${scratch[@]}"
+  want() { [ "$conditions" = all ] || [[ ",$conditions," == *",$1,"* ]]; }
+  en10=$data/en/train-10m.tsv; en1h=$data/en/train-1h.tsv; lo=$data/cv/$left_out/train.tsv
+  want en-10m-pretrained && finetune en-10m-pretrained "$en10" ltr "$ft_updates" "finetune.pretrained=$pretrained"
+  want en-10m-scratch && finetune en-10m-scratch "$en10" ltr "$ft_updates" "${scratch[@]}"
+  want en-10m-random-frozen && finetune en-10m-random-frozen "$en10" ltr "$ft_updates" "finetune.pretrained=$rnd"
+  if want en-1h-scratch; then
+    if [ -f "$en1h" ]; then finetune en-1h-scratch "$en1h" ltr "$ft_updates" "${scratch[@]}"
+    else log 4 "no $en1h: en-1h-scratch skipped (raise ENGLISH_MINUTES)"; fi
+  fi
+  want "$left_out-pretrained" && finetune "$left_out-pretrained" "$lo" phn "$ft_left_out_updates" "finetune.pretrained=$pretrained"
+  want "$left_out-scratch" && finetune "$left_out-scratch" "$lo" phn "$ft_left_out_updates" "${scratch[@]}"
+  want "$left_out-random-frozen" && finetune "$left_out-random-frozen" "$lo" phn "$ft_left_out_updates" "finetune.pretrained=$rnd"
+  if want "$left_out-pretrained-mono"; then  # English-only pretraining with the same budget (MONO=1 in stage 3)
+    if [ -f "$pretrained_mono/model.safetensors" ]; then
+      finetune "$left_out-pretrained-mono" "$lo" phn "$ft_left_out_updates" "finetune.pretrained=$pretrained_mono"
+    elif [ "$conditions" != all ]; then log 4 "no monolingual model at $pretrained_mono (MONO=1 in stage 3)"; exit 1; fi
+  fi
 fi
 
 if run_stage 5; then
