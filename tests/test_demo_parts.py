@@ -105,6 +105,13 @@ def test_plots_are_png(tmp_path):
     for p in paths:
         _is_png(p)
     assert not list((tmp_path / "p").glob(".*tmp*"))  # written atomically, no leftovers
+    # runs that validated get a third row: the valid unit error rate
+    lines.append({"split": "valid", "update": 10, "uer": 40.0, "wer": 80.0})
+    log.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    three = plot_finetuning({"en": {"a": log.parent}}, tmp_path / "p" / "ft3.png")
+    import matplotlib.image as mpimg
+
+    assert mpimg.imread(three).shape[0] > 1.3 * mpimg.imread(paths[1]).shape[0]
 
 
 def test_results_table_means_and_markdown():

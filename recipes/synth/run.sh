@@ -332,5 +332,15 @@ tmp = exp / ".results.md.tmp"
 tmp.write_text(text)
 tmp.replace(exp / "results.md")
 print(text)
+runs = {}
+for d in sorted(exp.glob("finetune/*/log.jsonl")):
+    lang, _, cond = d.parent.name.partition("-")
+    runs.setdefault(lang, {})[cond] = d.parent
+try:
+    from speech_ssl.demo.plots import plot_finetuning
+    if runs:
+        print("fine-tuning curves:", plot_finetuning(runs, exp / "finetune_curves.png"))
+except ImportError as e:  # matplotlib is the optional [plot] extra
+    print(f"no fine-tuning curves ({e})")
 EOF
 fi

@@ -112,24 +112,30 @@ def plot_pretraining(log_path: str | Path, out: str | Path, title: str = "pretra
 
 
 def plot_finetuning(runs: dict[str, dict[str, str | Path]], out: str | Path) -> Path:
-    """``runs = {language: {condition: run_dir}}``; two rows (CTC loss, blank fraction), one column each."""
+    """``runs = {language: {condition: run_dir}}``; one column per language, rows: CTC loss and blank fraction
+    (train), and the validation set's greedy unit error rate (letters or phones) when the runs validated."""
     plt = _plt()
     langs = list(runs)
-    fig, axes = plt.subplots(2, max(1, len(langs)), figsize=(6 * max(1, len(langs)), 6.4), squeeze=False)
+    logs = {lang: {c: read_log(Path(d) / "log.jsonl") for c, d in runs[lang].items()} for lang in langs}
+    rows = [("train", "nll_loss", "CTC loss (bits per label, train)"),
+            ("train", "blank_frac", "fraction of blank frames (train)")]
+    if any(_series(lg.get("valid", []), "uer")[0] for by in logs.values() for lg in by.values()):
+        rows.append(("valid", "uer", "unit error rate, greedy (valid, %)"))
+    ncol = max(1, len(langs))
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(6 * ncol, 3.2 * len(rows)), squeeze=False)
     for j, lang in enumerate(langs):
-        for cond, run_dir in runs[lang].items():
-            log = read_log(Path(run_dir) / "log.jsonl")
-            for i, key in enumerate(("nll_loss", "blank_frac")):
-                xs, ys = _series(log.get("train", []), key)
+        for cond, log in logs[lang].items():
+            for i, (split, key, _) in enumerate(rows):
+                xs, ys = _series(log.get(split, []), key)
                 if xs:
-                    _plot_series(axes[i][j], xs, ys, cond)
-        axes[0][j].set_title(f"{lang}: CTC loss (bits per label, train)")
-        axes[1][j].set_title(f"{lang}: fraction of blank frames (train)")
-        for i in range(2):
+                    _plot_series(axes[i][j], xs, ys, cond, style="-o" if split == "valid" else "-")
+        for i, (_, _, title) in enumerate(rows):
+            axes[i][j].set_title(f"{lang}: {title}")
             axes[i][j].set_xlabel("update")
             axes[i][j].grid(alpha=0.3)
             if axes[i][j].get_legend_handles_labels()[0]:
                 axes[i][j].legend(fontsize=7)
+    fig.tight_layout()
     path = _save(fig, out)
     plt.close(fig)
     return path
