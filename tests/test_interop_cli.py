@@ -70,3 +70,58 @@ def test_embed_matches_hf_hidden_states(tmp_path):
                  str(tmp_path / "a.wav")]) == 1
     assert main(["embed", "--checkpoint", str(tmp_path / "hf"), "--out", str(tmp_path / "z.npy"),
                  str(tmp_path / "missing.wav")]) == 1
+
+
+def _tiny_checkpoint(root):
+    from speech_ssl.models.checkpoint import save_model
+    from speech_ssl.models.config import get_preset
+    from speech_ssl.models.wav2vec2 import Wav2Vec2ForPretraining
+
+    torch.manual_seed(2)
+    cfg = get_preset("tiny")
+    assert cfg.extractor_mode == "layer_norm"  # frame-local conv features: chunking can be exact at layer 0
+    save_model(Wav2Vec2ForPretraining(cfg), root / "ck")
+    return root / "ck"
+
+
+def test_embed_chunked_long_audio_keeps_every_frame(tmp_path):
+    """--chunk-seconds: same frame count as one pass; layer 0 (conv + positional conv, both local) is
+    identical when the context covers their reach; deeper layers differ only through the attention context."""
+    ck = _tiny_checkpoint(tmp_path)
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "long.wav", (rng.standard_normal(16000 * 7 + 123) * 0.1).astype(np.float32), 16000)
+    outs = {}
+    for name, extra in [("whole", []), ("chunked", ["--chunk-seconds", "2", "--chunk-context-seconds", "0.5"])]:
+        for layer in ("0", "last"):
+            out = tmp_path / f"{name}{layer}.npy"
+            assert main(["embed", "--checkpoint", str(ck), "--layer", layer, "--out", str(out), *extra,
+                         str(tmp_path / "long.wav")]) == 0
+            outs[name, layer] = np.load(out)
+    assert outs["whole", "0"].shape == outs["chunked", "0"].shape == (350, 64)
+    assert np.abs(outs["whole", "0"] - outs["chunked", "0"]).max() <= 1e-5
+    diff = np.abs(outs["whole", "last"] - outs["chunked", "last"])
+    assert outs["whole", "last"].shape == outs["chunked", "last"].shape and 0 < diff.max()
+
+
+def test_embed_manifest_writes_one_file_per_row_and_resumes(tmp_path, capsys):
+    ck = _tiny_checkpoint(tmp_path)
+    rng = np.random.default_rng(1)
+    (tmp_path / "a" / "s1").mkdir(parents=True)
+    lens = [8000, 12000]
+    for i, n in enumerate(lens):
+        sf.write(tmp_path / "a" / "s1" / f"u{i}.flac", (rng.standard_normal(n) * 0.1).astype(np.float32), 16000)
+    man = tmp_path / "m.tsv"
+    man.write_text(f"{tmp_path / 'a'}\ns1/u0.flac\t8000\ns1/u1.flac\t12000\n")
+    out = tmp_path / "feats"
+    args = ["embed", "--checkpoint", str(ck), "--layer", "1", "--manifest", str(man), "--out", str(out)]
+    assert main(args) == 0
+    a0 = np.load(out / "s1__u0.npy")
+    assert a0.shape == (24, 64) and np.load(out / "s1__u1.npy").shape == (37, 64)
+    index = (out / "index.tsv").read_text().splitlines()
+    assert index[0] == "id\tframes\tsource" and index[1] == f"s1__u0\t24\t{man}:2"
+    (out / "s1__u1.npy").unlink()
+    assert main(args) == 0 and "1 utterances embedded, 1 already there" in capsys.readouterr().out
+    # a row whose audio is missing names the manifest line
+    man.write_text(f"{tmp_path / 'a'}\ns1/u0.flac\t8000\ns1/gone.flac\t12000\n")
+    assert main(args) == 1 and f"{man}:3" in capsys.readouterr().err
+    assert main(["embed", "--checkpoint", str(ck), "--out", str(out)]) == 2

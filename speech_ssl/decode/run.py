@@ -180,14 +180,15 @@ def length_batches(sizes: list[int], max_tokens: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def chunked_log_probs(
+def chunked_frames(
     model: Callable, wav: torch.Tensor, conv_layers: list[tuple[int, int, int]], chunk: int, context: int,
     max_tokens: int,
 ) -> torch.Tensor:
-    """CTC log-probs ``(T, V)`` of one long waveform ``wav (L,)`` computed chunk by chunk.
+    """Frame outputs ``(T, D)`` of one long waveform ``wav (L,)`` computed chunk by chunk.
 
-    ``chunk`` and ``context`` are in samples (rounded down to multiples of the encoder stride); chunk
-    ``[s, e)`` is run on ``[s - context, e + context)`` and keeps its own frames.
+    ``model(x (B, L'), lengths (B,)) -> (frames (B, T', D), frame_lengths (B,))``. ``chunk`` and ``context``
+    are in samples (rounded down to multiples of the encoder stride); chunk ``[s, e)`` is run on
+    ``[s - context, e + context)`` and keeps its own frames, so ``T`` is the whole-utterance frame count.
     """
     stride = 1
     for _, _, s in conv_layers:
@@ -213,13 +214,25 @@ def chunked_log_probs(
         for r, j in enumerate(batch):
             w0, w1 = windows[j]
             x[r, : w1 - w0] = wav[w0:w1]
-        logits, out_lens = model(x, lens.to(wav.device))
-        lp = logits.float().log_softmax(-1)
+        frames, out_lens = model(x, lens.to(wav.device))
         for r, j in enumerate(batch):
             a, n = keeps[j]
             n = min(n, int(out_lens[r]) - a)
-            pieces[j] = lp[r, a : a + n]
+            pieces[j] = frames[r, a : a + n]
     return torch.cat([p for p in pieces if p is not None], 0)
+
+
+def chunked_log_probs(
+    model: Callable, wav: torch.Tensor, conv_layers: list[tuple[int, int, int]], chunk: int, context: int,
+    max_tokens: int,
+) -> torch.Tensor:
+    """CTC log-probs ``(T, V)`` of one long waveform, chunk by chunk (:func:`chunked_frames`)."""
+
+    def log_probs(x, lens):
+        logits, out_lens = model(x, lens)
+        return logits.float().log_softmax(-1), out_lens
+
+    return chunked_frames(log_probs, wav, conv_layers, chunk, context, max_tokens)
 
 
 # ----------------------------------------------------------------------------------------------
