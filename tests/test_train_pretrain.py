@@ -307,3 +307,21 @@ def test_multi_corpus_alpha_sampling_is_reported(corpus, cfg_file, tmp_path, cap
     err = capfd.readouterr().err
     # alpha 0: both corpora get half the audio whatever their size
     assert err.count("-> sampled 0.500 (alpha 0.0)") == 2 and "natural share 0.500" not in err
+
+
+def test_validate_only_reports_the_logged_validation_of_a_checkpoint(corpus, cfg_file, tmp_path):
+    """`pretrain --init-from CK --validate-only` prints the validation metrics as JSON (same masks as the
+    trainer's own validation: the same numbers as the log at that checkpoint) and trains nothing."""
+    ov = tiny_overrides(corpus, **{"optim.max_update": 4, "logging.valid_interval_updates": 4})
+    train(cfg_file, tmp_path / "a", ov)
+    logged = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    logged = [e for e in logged if e.get("split") == "valid" and e["update"] == 4][-1]
+    ck = find_latest(tmp_path / "a" / "checkpoints")
+    r = run_cli(["pretrain", str(cfg_file), *ov, "--init-from", str(ck), "--validate-only",
+                 "--run-dir", str(tmp_path / "v")])
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["split"] == "valid" and got["update"] == 0
+    assert got["accuracy"] == pytest.approx(logged["accuracy"], abs=1e-9)
+    assert got["loss_contrastive"] == pytest.approx(logged["loss_contrastive"], rel=1e-5)
+    assert not list_checkpoints(tmp_path / "v" / "checkpoints")

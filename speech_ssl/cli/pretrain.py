@@ -8,6 +8,7 @@ Works as a plain process (one CPU/GPU) or under ``torchrun --nproc-per-node N -m
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="save and exit after N updates in this invocation (time-limited cluster jobs)",
     )
+    p.add_argument(
+        "--validate-only",
+        action="store_true",
+        help="no training: print the validation metrics of the model (with --init-from CK or --resume) as JSON",
+    )
 
 
 def run(args: argparse.Namespace, config_cls=None) -> int:
@@ -60,6 +66,15 @@ def run(args: argparse.Namespace, config_cls=None) -> int:
         task = build_task(cfg, args.config)
         trainer = Trainer(cfg, task, run_dir, info, stop_after_updates=args.stop_after_updates)
         trainer.setup(resume=args.resume, init_from=args.init_from)
+        if args.validate_only:
+            if not task.has_valid():
+                raise ConfigError(f"{args.config}: --validate-only needs data.valid")
+            if info.is_main:
+                metrics = trainer.validate()
+                print(json.dumps({"split": "valid", "update": trainer.num_updates, **metrics}))
+            else:
+                trainer.validate()
+            return 0
         trainer.train()
     except TrainingAborted as e:
         print(f"speech-ssl {args.command}: training aborted (rank {info.rank}): {e}", file=sys.stderr)
