@@ -13,7 +13,7 @@ from speech_ssl.config import load_config
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "synth"
 SHIPPED = RECIPE / "pretrained"  # the checkpoint recipes/synth stage 3 writes and the repo ships
-SHIPPED_MONO = RECIPE / "pretrained_mono"  # optional: the same budget on English only
+SHIPPED_MONO = RECIPE / "pretrained_mono"  # optional: English-only pretraining (its PROVENANCE.md has the budget)
 
 
 @dataclass
@@ -37,7 +37,7 @@ class DemoConfig:
     synth_workers: int = 0  # 0: all cores
     # -- pretraining
     pretrained: str = "auto"  # auto: recipes/synth/pretrained when it exists; none: pretrain here; or a path
-    pretrain_seconds: float = 300.0  # own pretraining (curves; the fine-tuning init when nothing is shipped)
+    pretrain_seconds: float = 240.0  # own pretraining (curves; the fine-tuning init when nothing is shipped)
     pretrain_max_update: int = 1500
     pretrain_overrides: list[str] = field(default_factory=list)
     # -- fine-tuning: every condition of a language gets the same wall time

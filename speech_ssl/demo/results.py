@@ -85,6 +85,9 @@ def markdown(results: dict) -> str:
         "",
         f"**Fine-tuning started from: {results['checkpoint']['description']}** (`{results['checkpoint']['path']}`).",
         "",
+        *([f"`{cfg['left_out']}` is also fine-tuned from the {results['checkpoint_mono']['description']} "
+           f"(`pretrained-mono-en`; see its PROVENANCE.md for its budget).", ""]
+          if results.get("checkpoint_mono") else []),
         "## Pretraining from scratch in this run",
         "",
         f"{pt.get('updates', 0)} updates in {pt.get('wall_seconds', 0):.0f} s on every language but "

@@ -361,6 +361,11 @@ def run_demo(cfg: DemoConfig, log=None) -> dict:
     d._stage("pretrain", lambda: own.update(d.pretrain()))
     ck, ck_desc = d.choose_checkpoint(own)
     d.log(f"fine-tuning starts from the {ck_desc}")
+    mono = None
+    if (SHIPPED_MONO / "model.safetensors").exists():
+        mono = {"path": str(SHIPPED_MONO), "description": f"shipped English-only checkpoint "
+                f"{SHIPPED_MONO.relative_to(REPO)} ({_shipped_note(SHIPPED_MONO)})"}
+        d.log(f"{cfg.left_out} is also fine-tuned from the {mono['description']}")
     runs: list[dict] = []
     d._stage("finetune", lambda: runs.extend(d.finetune_all(ck)))
     lm: list = []
@@ -374,6 +379,7 @@ def run_demo(cfg: DemoConfig, log=None) -> dict:
     results = {
         "config": asdict(cfg),
         "checkpoint": {"path": ck, "description": ck_desc},
+        "checkpoint_mono": mono,
         "pretraining": own,
         "finetuning": runs,
         "code_usage": codes,
