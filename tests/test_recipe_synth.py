@@ -64,13 +64,13 @@ def test_recipe_end_to_end_tiny(tmp_path):
     info = json.loads((exp / "pretrain" / "final" / "pretrain_info.json").read_text())
     assert info["updates"] == 3
     names = sorted(d.name for d in (exp / "finetune").iterdir() if (d / "final" / "model.safetensors").exists())
-    assert names == ["en-10m-pretrained", "en-10m-random-frozen", "en-10m-scratch", "en-1h-scratch",
-                     "ky-pretrained", "ky-pretrained-mono", "ky-random-frozen", "ky-scratch"]
+    assert names == ["en-10m-pretrained", "en-10m-pretrained-convtrain", "en-10m-random-frozen", "en-10m-scratch",
+                     "en-1h-scratch", "ky-pretrained", "ky-pretrained-mono", "ky-random-frozen", "ky-scratch"]
     mono = json.loads((exp / "pretrain_mono" / "final" / "pretrain_info.json").read_text())
     assert mono["train_manifests"] == [str(exp / "data" / "librispeech" / "train-clean-100.tsv"),
                                        str(exp / "data" / "librilight" / "train-10h.tsv")]
     table = (exp / "results.md").read_text()
-    assert table.count("| en-") == 8 and table.count("| ky-") == 4  # greedy + LM for English, greedy for ky
+    assert table.count("| en-") == 10 and table.count("| ky-") == 4  # greedy + LM for English, greedy for ky
     # everything exists: a second run skips every step
     p2 = _run([], env, timeout=300)
     assert p2.returncode == 0, p2.stderr[-3000:]
