@@ -3,10 +3,11 @@
 The miniature wav2vec 2.0 / XLSR experiment on the embedded eSpeak corpus, on CPU, no downloads: generate
 the corpus, pretrain briefly from scratch (curves), fine-tune on 10 minutes of English letters and on a
 language left out of pretraining (phones) from the pretrained checkpoint, from scratch and from random
-frozen weights for the same wall time, decode greedy and with an n-gram LM, score, and write
-DIR/results.md, DIR/results.json and DIR/plots/*.png. ``make demo`` runs it into demo_out/ (28 min on a
-busy 2-core box; ``--quick`` 4 min). The checkpoint is ``recipes/synth/pretrained`` when it exists, else the
-demo's own short pretraining; the report says which. Re-running continues an interrupted demo.
+frozen weights for the same wall time (the left-out language also from ``recipes/synth/pretrained_mono``,
+English-only, when it exists), decode greedy and with an n-gram LM, score, and write DIR/results.md,
+DIR/results.json and DIR/plots/*.png. ``make demo`` runs it into demo_out/ (29 min on an idle 2-core box;
+``--quick`` under 5 min). The checkpoint is ``recipes/synth/pretrained`` when it exists, else the demo's
+own short pretraining; the report says which. Re-running continues an interrupted demo.
 Overrides are fields of ``speech_ssl.demo.config.DemoConfig`` (e.g. finetune_seconds=300).
 """
 
