@@ -322,3 +322,30 @@ def test_head_lr_scale_gives_the_head_its_own_lr_and_resumes(tmp_path, one_threa
         assert torch.equal(p, q), n
     with pytest.raises(ConfigError, match="head_lr_scale"):
         load_finetune_config(cfg_file, ["finetune.head_lr_scale=0"])
+
+
+def test_reinit_layers_gives_the_top_layers_fresh_weights(tmp_path):
+    """finetune.reinit_layers=N: the top N Transformer layers (and the pre-LN final LayerNorm) start fresh,
+    everything below keeps the pretrained weights; more layers than the model has is a config error."""
+    from speech_ssl.models.checkpoint import load_model
+
+    make_corpus(tmp_path)
+    pt = _pretrained(tmp_path)
+    src = load_model(pt).wav2vec2.state_dict()
+    L = len(load_model(pt).wav2vec2.encoder.layers)
+    torch.manual_seed(0)
+    cfg = load_finetune_config(write_config(tmp_path, pretrained=pt), ["finetune.reinit_layers=1"])
+    got = CTCTask(cfg, "ft.yaml").build_model().wav2vec2.state_dict()
+    top = f"encoder.layers.{L - 1}."
+    for k, v in src.items():
+        changed = not torch.equal(v, got[k])
+        fresh = k.startswith(top) and k.endswith("weight") and v.ndim == 2
+        if fresh:
+            assert changed, k
+        elif not k.startswith(top) and k != "encoder.layer_norm.weight" and k != "encoder.layer_norm.bias":
+            assert not changed, k
+    with pytest.raises(ConfigError, match="reinit_layers"):
+        CTCTask(load_finetune_config(write_config(tmp_path, pretrained=pt), [f"finetune.reinit_layers={L + 1}"]),
+                "ft.yaml").build_model()
+    with pytest.raises(ConfigError, match="needs finetune.pretrained"):
+        CTCTask(load_finetune_config(write_config(tmp_path), ["finetune.reinit_layers=1"]), "ft.yaml").build_model()

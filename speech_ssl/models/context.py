@@ -140,6 +140,22 @@ class TransformerEncoder(nn.Module):
                 nn.init.normal_(m.weight, mean=0.0, std=0.02)
                 nn.init.zeros_(m.bias)
 
+    def reinit_top_layers(self, n: int) -> None:
+        """Fresh weights for the top ``n`` layers (BERT init, LayerNorms reset) and, in pre-LN, the final
+        LayerNorm: the last layers of a contrastively pretrained model are specialised to that objective
+        (Pasad et al. 2021, "Layer-wise analysis of a self-supervised speech representation model")."""
+        if not 0 <= n <= len(self.layers):
+            raise ValueError(f"cannot re-initialise {n} of {len(self.layers)} Transformer layers")
+        for layer in list(self.layers)[len(self.layers) - n:]:
+            for m in layer.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, mean=0.0, std=0.02)
+                    nn.init.zeros_(m.bias)
+                elif isinstance(m, nn.LayerNorm):
+                    m.reset_parameters()
+        if n and self.layer_norm_first:
+            self.layer_norm.reset_parameters()
+
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         B, T, D = x.shape

@@ -69,6 +69,7 @@ class FinetuneSection:
     freeze_finetune_updates: int = 0
     feature_grad_mult: float = 0.0  # 0 = conv encoder frozen (fairseq fine-tuning)
     head_lr_scale: float = 1.0  # the CTC output layer's lr = this x the scheduled lr (fairseq: one lr for all)
+    reinit_layers: int = 0  # fresh weights for the top N Transformer layers of the pretrained model (fairseq: 0)
     # Backbone overrides applied on top of the pretrained config (fairseq arg_overrides).
     dropout: float = 0.0
     attention_dropout: float = 0.0
@@ -94,6 +95,8 @@ class FinetuneSection:
     def __post_init__(self) -> None:
         if self.freeze_finetune_updates < 0:
             raise ValueError("freeze_finetune_updates must be >= 0")
+        if self.reinit_layers < 0:
+            raise ValueError("reinit_layers must be >= 0")
         if self.head_lr_scale <= 0:
             raise ValueError("head_lr_scale must be > 0")
         if not 0 < self.all_blank_threshold <= 1:
@@ -276,6 +279,14 @@ class CTCTask(Task):
             cfg = build_model_config(self.cfg, self.source).replace(**ft.backbone_overrides())
             cfg = cfg.replace(**self.cfg.model.overrides)
             model = Wav2Vec2ForCTC(cfg, V, self.symbols, ft.freeze_finetune_updates)
+        if ft.reinit_layers:
+            if not ft.pretrained:
+                raise ConfigError(f"{self.source or 'config'}: finetune.reinit_layers needs finetune.pretrained")
+            try:
+                model.wav2vec2.encoder.reinit_top_layers(ft.reinit_layers)
+            except ValueError as e:
+                raise ConfigError(f"{self.source or 'config'}: finetune.reinit_layers: {e}") from None
+            logger.info("re-initialised the top %d Transformer layers of %s", ft.reinit_layers, ft.pretrained)
         if ft.feature_grad_mult == 0:
             model.freeze_feature_encoder()
         self.model_cfg = model.cfg
