@@ -118,8 +118,8 @@ def test_label_symbol_not_in_dictionary_names_file_and_line(tmp_path):
     lines[2] = "A X |"
     (tmp_path / "train.ltr").write_text("\n".join(lines) + "\n")
     task = CTCTask(load_finetune_config(write_config(tmp_path)), "ft.yaml")
-    task.build_model()
-    with pytest.raises(DataError, match=r"train.ltr:3: .*'X'"):
+    with pytest.raises(DataError, match=r"train.ltr:3: .*'X'"):  # the new head's prior reads the labels at build time
+        task.build_model()
         task.split("train", 1, 0, 1)
 
 
@@ -129,8 +129,8 @@ def test_blank_used_as_label_is_rejected(tmp_path):
     lines[1] = "A <s> |"
     (tmp_path / "train.ltr").write_text("\n".join(lines) + "\n")
     task = CTCTask(load_finetune_config(write_config(tmp_path)), "ft.yaml")
-    task.build_model()
-    with pytest.raises(DataError, match=r"train.ltr:2: .*blank"):
+    with pytest.raises(DataError, match=r"train.ltr:2: .*blank"):  # the new head's prior reads the labels at build time
+        task.build_model()
         task.split("train", 1, 0, 1)
 
 
@@ -349,3 +349,100 @@ def test_reinit_layers_gives_the_top_layers_fresh_weights(tmp_path):
                 "ft.yaml").build_model()
     with pytest.raises(ConfigError, match="needs finetune.pretrained"):
         CTCTask(load_finetune_config(write_config(tmp_path), ["finetune.reinit_layers=1"]), "ft.yaml").build_model()
+
+
+def test_new_head_bias_starts_at_the_frame_level_unit_prior(tmp_path):
+    """head_bias_init=prior: softmax(bias) = blank 1 - labels/frames, labels by their (smoothed) counts."""
+    from speech_ssl.decode.run import conv_out_length
+
+    make_corpus(tmp_path)
+    ck = _pretrained(tmp_path)
+    task = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=ck)), "ft.yaml")
+    model = task.build_model()
+    layers = [tuple(x) for x in model.cfg.conv_feature_layers]
+    rows = (tmp_path / "train.tsv").read_text().splitlines()[1:]
+    frames = sum(conv_out_length(int(r.split("\t")[1]), layers) for r in rows)
+    labels = [s for line in (tmp_path / "train.ltr").read_text().splitlines() for s in line.split()]
+    q = model.head.bias.detach().double().softmax(-1)
+    assert float(q[0]) == pytest.approx(1 - len(labels) / frames, rel=1e-5)
+    sym = task.symbols
+    counts = {s: labels.count(s) for s in sym}
+    a, b = sym.index("A"), sym.index("|")
+    assert float(q[a] / q[b]) == pytest.approx((counts["A"] + 0.5) / (counts["|"] + 0.5), rel=1e-5)
+    assert float(q[sym.index("<pad>")]) > 0  # never-seen specials keep a small mass
+    assert float(model.head.weight.detach().std()) > 0.01  # xavier weights as fairseq
+
+    for extra, check in [
+        (["finetune.head_bias_init=zero"], lambda m: float(m.head.bias.detach().abs().max()) == 0.0),  # fairseq / HF
+        (["finetune.init_blank_prob=0.9"], lambda m: float(m.head.bias.detach().softmax(-1)[0]) == pytest.approx(0.9, rel=1e-5)),
+        (["finetune.head_weight_init=zero"], lambda m: float(m.head.weight.detach().abs().max()) == 0.0),
+        (["finetune.head_weight_init=hf"], lambda m: float(m.head.weight.detach().std()) == pytest.approx(0.02, rel=0.2)),
+    ]:
+        t = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=ck), extra), "ft.yaml")
+        assert check(t.build_model()), extra
+    with pytest.raises(ConfigError, match="init_blank_prob"):
+        load_finetune_config(write_config(tmp_path), ["finetune.init_blank_prob=1.5"])
+
+
+def test_continued_ctc_model_keeps_its_head(tmp_path):
+    from speech_ssl.models.checkpoint import load_model
+
+    make_corpus(tmp_path)
+    task = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=_pretrained(tmp_path))), "ft.yaml")
+    model = task.build_model()
+    with torch.no_grad():
+        model.head.bias.uniform_(-3, 3)
+    task.save_weights(model, tmp_path / "ctc")
+    again = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "ctc")), "ft.yaml").build_model()
+    assert torch.equal(again.head.bias, load_model(tmp_path / "ctc").head.bias)
+
+
+def test_frame_mutual_information():
+    from speech_ssl.train.finetune import frame_mutual_information
+
+    # every frame the same distribution: the output says nothing about the input
+    p = torch.tensor([0.5, 0.3, 0.2])
+    h = float(-(p * p.log2()).sum())
+    mi, frac = frame_mutual_information((10 * p).tolist(), 10 * h, 10)
+    assert mi == pytest.approx(0.0, abs=1e-9) and frac == pytest.approx(0.0, abs=1e-9)
+    # one-hot frames spread over 4 symbols: I = H(output) = 2 bits
+    mi, frac = frame_mutual_information([2.0, 2.0, 2.0, 2.0], 0.0, 8)
+    assert mi == pytest.approx(2.0) and frac == pytest.approx(1.0)
+
+
+def test_stuck_alarms_blank_free_and_input_independent():
+    chk = CTCAlarmChecker(freeze_end=0, threshold=0.999, grace=50, stuck_mi_frac=0.3, stuck_validations=2,
+                          blank_free_updates=100)
+    assert chk.check_valid(40, {"frame_mi_frac": 0.1, "blank_frac": 0.0}) == []  # grace period
+    assert chk.check_valid(60, {"frame_mi_frac": 0.1, "blank_frac": 0.0, "per": 80.0}) == []  # one of two
+    alarms = chk.check_valid(80, {"frame_mi_frac": 0.1, "blank_frac": 0.0, "per": 80.0})
+    assert [a.name for a in alarms] == ["stuck_at_prior"] and "head_bias_init" in alarms[0].message
+    assert chk.check_valid(100, {"frame_mi_frac": 0.1, "blank_frac": 0.0}) == []  # fires once
+    assert chk.check_valid(120, {"frame_mi_frac": 0.6, "blank_frac": 0.7}) == []  # re-arms
+    # blank wins no frame for 100 updates
+    assert chk.check(10, {"blank_frac": 0.0}) == []
+    assert chk.check(100, {"blank_frac": 0.001}) == []
+    assert [a.name for a in chk.check(110, {"blank_frac": 0.0})] == ["blank_free"]
+    assert chk.check(120, {"blank_frac": 0.0}) == []
+    assert chk.check(130, {"blank_frac": 0.4}) == []  # blank came back: re-armed
+    assert chk.check(140, {"blank_frac": 0.0}) == []
+
+
+def test_stuck_at_prior_alarm_reaches_the_log(tmp_path, one_thread):
+    """A fresh model that cannot learn (lr ~ 0) says the same thing on every frame: the validation alarm
+    lands in the log and in log.jsonl."""
+    from speech_ssl.train.trainer import Trainer
+
+    make_corpus(tmp_path)
+    cfg = load_finetune_config(write_config(tmp_path, pretrained=_pretrained(tmp_path)), [
+        "optim.lr=1e-9", "optim.max_update=6", "logging.valid_interval_updates=2", "finetune.all_blank_grace_updates=0",
+        "finetune.freeze_finetune_updates=0", "finetune.head_weight_init=zero",
+    ])
+    trainer = Trainer(cfg, CTCTask(cfg, "ft.yaml"), tmp_path / "run")
+    trainer.setup()
+    trainer.train()
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    valid = [e for e in log if e.get("split") == "valid"]
+    assert valid and all(e["frame_mi_frac"] < 0.05 for e in valid)
+    alarms = [e for e in log if e.get("alarm") == "stuck_at_prior"]
+    assert len(alarms) == 1 and alarms[0]["update"] == 4

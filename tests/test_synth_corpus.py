@@ -31,7 +31,8 @@ def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
     t = time.time()
     assert _run(out, "--languages", "en,de,tr", "--minutes-per-language", "0.5", "--babel-minutes", "0.5",
-                "--librilight-scale", "0.002", "--augment-prob", "0.5", "--workers", "2") == 0
+                "--librilight-scale", "0.002", "--augment-prob", "0.5", "--eval-minutes", "tr=0.75",
+                "--workers", "2") == 0
     elapsed = time.time() - t
     info = json.loads((out / "synth_info.json").read_text())
     return out, info, elapsed
@@ -252,6 +253,21 @@ def test_text_dir(tmp_path, capsys):
     assert re.search(r"en\.txt:2: digits", capsys.readouterr().err)
 
 
+def test_eval_minutes_enlarge_dev_and_test_only(corpus):
+    """--eval-minutes tr=0.75: tr's dev and test hold ~45 s each (de: 10% of 30 s, at least one utterance
+    per speaker), train as de's."""
+    out, _, _ = corpus
+
+    def seconds(lang, split):
+        root = out / CV_VERSION / lang
+        durs = dict(r.values() for r in _cv_rows(root / "clip_durations.tsv")[1])
+        return sum(int(durs[r["path"]]) for r in _cv_rows(root / f"{split}.tsv")[1]) / 1000
+
+    for split in ("dev", "test"):
+        assert 38 <= seconds("tr", split) <= 60 and seconds("de", split) <= 20, split
+    assert abs(seconds("tr", "train") - seconds("de", "train")) < 12
+
+
 def test_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert _run(tmp_path / "x", "--languages", "en,xx") == 2
     assert "no grammar for language 'xx'" in capsys.readouterr().err
@@ -259,4 +275,6 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert _run(tmp_path / "x", "--languages", "en", "--speakers-per-language", "8", "--dev-speakers", "4",
                 "--test-speakers", "4") == 2
     assert "cannot be split" in capsys.readouterr().err
+    assert _run(tmp_path / "x", "--languages", "en", "--eval-minutes", "de=1") == 2
+    assert "eval_minutes" in capsys.readouterr().err
     assert not (tmp_path / "x" / "synth_info.json").exists()

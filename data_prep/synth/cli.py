@@ -14,6 +14,19 @@ def _csv(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
+def _minutes(s: str) -> dict[str, float]:
+    out = {}
+    for part in _csv(s):
+        lang, eq, minutes = part.partition("=")
+        try:
+            out[lang.strip()] = float(minutes)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected LANG=MINUTES, got {part!r}") from None
+        if not eq:
+            raise argparse.ArgumentTypeError(f"expected LANG=MINUTES, got {part!r}")
+    return out
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the synth flags to ``parser``."""
     from .corpus import DEFAULT_LANGUAGES
@@ -33,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--test-speakers", type=int, default=4)
     p.add_argument("--dev-fraction", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.1)
+    p.add_argument("--eval-minutes", type=_minutes, default={}, metavar="LANG=MIN[,LANG=MIN]",
+                   help="dev and test audio (each) for these languages instead of the fractions, e.g. ky=2: "
+                        "bigger evaluation sets for a left-out language, its training audio unchanged")
     p.add_argument("--text-dir", default=None,
                    help="folder with LANG.txt files (one sentence per line) used instead of the grammars")
     p.add_argument("--babel-languages", type=_csv, default=["tr"],
@@ -67,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             english_minutes=args.english_minutes, seed=args.seed,
             speakers_per_language=args.speakers_per_language, dev_speakers=args.dev_speakers,
             test_speakers=args.test_speakers, dev_fraction=args.dev_fraction, test_fraction=args.test_fraction,
+            eval_minutes=args.eval_minutes,
             text_dir=args.text_dir, babel_languages=[x for x in args.babel_languages if x in args.languages],
             babel_minutes=args.babel_minutes, librilight_scale=args.librilight_scale,
             augment_prob=args.augment_prob, workers=args.workers, progress=not args.no_progress,

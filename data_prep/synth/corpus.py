@@ -65,6 +65,8 @@ class SynthConfig:
     test_speakers: int = 4
     dev_fraction: float = 0.1
     test_fraction: float = 0.1
+    # dev and test minutes (each) for these languages instead of the fractions; training audio unchanged
+    eval_minutes: dict[str, float] = field(default_factory=dict)
     text_dir: str | None = None
     babel_languages: list[str] = field(default_factory=lambda: ["tr"])
     babel_minutes: float = 2.0
@@ -90,6 +92,9 @@ class SynthConfig:
         if not (0 < self.dev_fraction < 1 and 0 < self.test_fraction < 1
                 and self.dev_fraction + self.test_fraction < 1):
             raise ValueError("dev_fraction and test_fraction must be in (0, 1) with a sum below 1")
+        bad = {k: v for k, v in self.eval_minutes.items() if k not in self.languages or v <= 0}
+        if bad:
+            raise ValueError(f"eval_minutes {bad}: each must name one of the languages with minutes > 0")
         if self.babel_minutes < 0 or self.librilight_scale < 0 or not 0 <= self.augment_prob <= 1:
             raise ValueError("babel_minutes and librilight_scale must be >= 0, augment_prob in [0, 1]")
 
@@ -275,6 +280,8 @@ def plan(cfg: SynthConfig, acfg: AcousticsConfig, tmp_root: str | None = None) -
         splits = split_speakers(speakers, cfg.dev_speakers, cfg.test_speakers)
         minutes = cfg.english_minutes if (lang == "en" and cfg.english_minutes) else cfg.minutes_per_language
         target = {k: minutes * 60 * fr[k] for k in fr}
+        if lang in cfg.eval_minutes:
+            target.update(dev=cfg.eval_minutes[lang] * 60, test=cfg.eval_minutes[lang] * 60)
         extra = 60 * 60 * cfg.librilight_scale * 10 if lang == "en" else 0.0  # Libri-light 1h + 9h
         babel_sec = cfg.babel_minutes * 60 if lang in cfg.babel_languages else 0.0
         # sentence counts: generous upper bound from a short (1.5 s) minimum per sentence

@@ -116,6 +116,7 @@ class Demo:
             "prepare", "synth", "--out", self.corpus, "--languages", ",".join(c.languages),
             "--english-minutes", c.english_minutes, "--minutes-per-language", c.minutes_per_language,
             "--librilight-scale", 0, "--babel-languages", "", "--workers", c.synth_workers, "--no-progress",
+            "--eval-minutes", f"{c.left_out}={c.left_out_eval_minutes}",
             "--overwrite",
         ], self.out / "logs" / "corpus.log")
 

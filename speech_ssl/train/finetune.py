@@ -69,6 +69,12 @@ class FinetuneSection:
     freeze_finetune_updates: int = 0
     feature_grad_mult: float = 0.0  # 0 = conv encoder frozen (fairseq fine-tuning)
     head_lr_scale: float = 1.0  # the CTC output layer's lr = this x the scheduled lr (fairseq: one lr for all)
+    # A new head's start (see CTCTask.init_head): "prior" sets its bias to the log of the frame-level unit
+    # distribution of the training data (blank = 1 - labels/frames); "zero" is fairseq's/HF's bias 0.
+    head_bias_init: Literal["prior", "zero"] = "prior"
+    # xavier-uniform as fairseq; "hf": normal(0, 0.02) as HF transformers; zero: the bias alone at start
+    head_weight_init: Literal["xavier", "hf", "zero"] = "xavier"
+    init_blank_prob: float | None = None  # "prior" with this blank posterior instead of 1 - labels/frames
     reinit_layers: int = 0  # fresh weights for the top N Transformer layers of the pretrained model (fairseq: 0)
     # Backbone overrides applied on top of the pretrained config (fairseq arg_overrides).
     dropout: float = 0.0
@@ -91,6 +97,13 @@ class FinetuneSection:
     # Monitoring
     all_blank_threshold: float = 0.999
     all_blank_grace_updates: int = 500  # updates after the freeze ends before all-blank output alarms
+    # "stuck at the prior": validation outputs that barely depend on the input (frame/output mutual
+    # information below this fraction of the output entropy) for stuck_validations validations in a row,
+    # or (train) blank winning no frame for blank_free_updates updates, after the freeze ended +
+    # all_blank_grace_updates
+    stuck_mi_frac: float = 0.2
+    stuck_validations: int = 2
+    blank_free_updates: int = 200
 
     def __post_init__(self) -> None:
         if self.freeze_finetune_updates < 0:
@@ -99,6 +112,8 @@ class FinetuneSection:
             raise ValueError("reinit_layers must be >= 0")
         if self.head_lr_scale <= 0:
             raise ValueError("head_lr_scale must be > 0")
+        if self.init_blank_prob is not None and not 0 < self.init_blank_prob < 1:
+            raise ValueError("init_blank_prob must be in (0, 1)")
         if not 0 < self.all_blank_threshold <= 1:
             raise ValueError("all_blank_threshold must be in (0, 1]")
 
@@ -160,19 +175,94 @@ def load_finetune_config(path: str | Path | None, overrides: list[str] | tuple[s
     return cfg
 
 
-class CTCAlarmChecker(AlarmChecker):
-    """The trainer's alarms plus ``all_blank``: outputs still all blank after the freeze ended."""
+def frame_mutual_information(posterior_sums: list[float], entropy_bits_sum: float, frames: float) -> tuple[float, float]:
+    """(I(frame; output) in bits, the same as a fraction of H(output)) for frames drawn uniformly:
+    I = H(mean posterior) - mean H(posterior).
 
-    def __init__(self, freeze_end: int, threshold: float, grace: int, **kw):
+    0 when every frame gets the same distribution (the output does not depend on the input); up to
+    H(mean posterior) (fraction 1) when each frame's posterior is one-hot.
+    """
+    p = torch.tensor(posterior_sums, dtype=torch.float64) / max(frames, 1.0)
+    p = p / p.sum().clamp_min(1e-300)
+    h_marginal = float(-(p * p.clamp_min(1e-300).log2()).sum())
+    mi = max(h_marginal - entropy_bits_sum / max(frames, 1.0), 0.0)
+    return mi, mi / h_marginal if h_marginal > 0 else 0.0
+
+
+BLANK_FREE_FRACTION = 0.05  # blank wins fewer frames than this: "blank-free" (healthy CTC: ~1 - labels/frames)
+STUCK_ADVICE = (
+    "Likely causes: a new head whose blank starts low (finetune.head_bias_init=prior avoids it), too few "
+    "updates or too low an lr, labels that do not match the audio, normalize not matching pretraining, "
+    "time masking too strong for the data. Try: finetune.head_bias_init=prior (or init_blank_prob=0.9), "
+    "more updates or a higher lr, mask_prob 0 at this scale, and check a few transcripts by ear."
+)
+
+
+class CTCAlarmChecker(AlarmChecker):
+    """The trainer's alarms plus CTC's failure modes after the freeze ended (+ a grace period):
+    ``all_blank`` (outputs all blank), ``blank_free`` (blank wins almost no frame: CTC sits on a repeat-only
+    alignment at the label prior) and ``stuck_at_prior`` (validation outputs barely depend on the input:
+    frame/output mutual information below ``stuck_mi_frac`` for ``stuck_validations`` validations)."""
+
+    def __init__(self, freeze_end: int, threshold: float, grace: int, stuck_mi_frac: float = 0.2,
+                 stuck_validations: int = 2, blank_free_updates: int = 200, **kw):
         super().__init__(**kw)
         self.freeze_end = freeze_end
         self.threshold = threshold
         self.grace = grace
+        self.stuck_mi_frac = stuck_mi_frac
+        self.stuck_validations = stuck_validations
+        self.blank_free_updates = blank_free_updates
         self._blank_active = False
+        self._blank_free_since: int | None = None
+        self._blank_free_active = False
+        self._low_mi: list[float] = []
+        self._stuck_active = False
+
+    def check_valid(self, num_updates: int, metrics: dict[str, float]) -> list[Alarm]:
+        mi = metrics.get("frame_mi_frac")
+        if mi is None or num_updates < self.freeze_end + self.grace:
+            return []
+        self._low_mi = self._low_mi + [mi] if mi < self.stuck_mi_frac else []
+        holds = len(self._low_mi) >= self.stuck_validations
+        alarms = []
+        if holds and not self._stuck_active:
+            err = metrics.get("per", metrics.get("wer"))
+            alarms.append(Alarm(
+                "stuck_at_prior",
+                f"the outputs barely depend on the input at update {num_updates}: the frames explain "
+                f"{100 * mi:.0f}% of the output entropy (< {100 * self.stuck_mi_frac:g}% for {len(self._low_mi)} "
+                "validations), "
+                f"blank on {100 * metrics.get('blank_frac', float('nan')):.1f}% of frames"
+                + (f", error rate {err:.1f}%" if err is not None else "")
+                + ": CTC is stuck at the label prior. " + STUCK_ADVICE,
+            ))
+        self._stuck_active = holds
+        return alarms
+
+    def _check_blank_free(self, num_updates: int, frac: float | None) -> list[Alarm]:
+        if frac is None or num_updates < self.freeze_end or frac >= BLANK_FREE_FRACTION:
+            self._blank_free_since = None
+            self._blank_free_active = False
+            return []
+        if self._blank_free_since is None:
+            self._blank_free_since = num_updates
+        long = num_updates - self._blank_free_since >= self.blank_free_updates
+        if long and num_updates >= self.freeze_end + self.grace and not self._blank_free_active:
+            self._blank_free_active = True
+            return [Alarm(
+                "blank_free",
+                f"blank has won under {100 * BLANK_FREE_FRACTION:g}% of the frames since update {self._blank_free_since} "
+                f"(now {num_updates}): CTC sits "
+                "on an alignment that repeats labels instead of emitting blanks, which usually means it is "
+                "stuck at the label prior. " + STUCK_ADVICE,
+            )]
+        return []
 
     def check(self, num_updates: int, metrics: dict[str, float]) -> list[Alarm]:
         alarms = super().check(num_updates, metrics)
         frac = metrics.get("blank_frac")
+        alarms += self._check_blank_free(num_updates, frac)
         holds = (
             frac is not None and num_updates >= self.freeze_end + self.grace and frac >= self.threshold
         )
@@ -216,6 +306,7 @@ class CTCTask(Task):
             self.unit = "phone"
         self.model_cfg = None
         self._datasets: dict[str, list] = {}
+        self._frames: dict[str, Any] = {}  # manifest -> (N,) CTC frames per utterance (after _check_labels)
         self._samplers: dict[tuple[str, int, int], Any] = {}
 
     # -- dictionary and checks ------------------------------------------------------------------------
@@ -241,6 +332,7 @@ class CTCTask(Task):
         from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
 
         ft = self.ft
+        new_head = True
         V = len(self.symbols)
         overrides = {**ft.backbone_overrides(), **self.cfg.model.overrides}
         if ft.pretrained:
@@ -270,6 +362,7 @@ class CTCTask(Task):
             if isinstance(src, Wav2Vec2ForCTC) and not ft.new_head:
                 model = Wav2Vec2ForCTC(src.cfg.replace(**overrides), V, self.symbols, ft.freeze_finetune_updates)
                 model.load_state_dict(src.state_dict(), strict=True)
+                new_head = False
             else:
                 if isinstance(src, Wav2Vec2ForCTC):
                     logger.warning("%s: dropping its CTC head (finetune.new_head), new %d-symbol head", ft.pretrained, V)
@@ -290,7 +383,62 @@ class CTCTask(Task):
         if ft.feature_grad_mult == 0:
             model.freeze_feature_encoder()
         self.model_cfg = model.cfg
+        if new_head:
+            self.init_head(model)
         return model
+
+    def unit_prior(self) -> torch.Tensor:
+        """(V,) the frame-level unit distribution of an alignment that gives every label of the training
+        data one frame and blank the other frames: blank ``1 - U/F`` (U labels, F frames; or
+        ``finetune.init_blank_prob``), each label symbol ``U/F`` x its share of the labels (add-0.5
+        smoothed, so symbols that never occur, the specials included, keep a small mass)."""
+        parts = self._dataset("train")
+        V = len(self.symbols)
+        counts = torch.zeros(V, dtype=torch.float64)
+        for ds in parts:
+            for t in ds.targets:
+                counts += torch.bincount(torch.as_tensor(t, dtype=torch.int64), minlength=V)[:V].double()
+        labels = float(counts.sum())
+        frames = float(sum(int(self._frames[m].sum()) for m in self.cfg.data.train))
+        blank = self.dictionary.blank_index
+        p_blank = self.ft.init_blank_prob
+        if p_blank is None:
+            p_blank = min(max(1.0 - labels / max(frames, 1.0), 0.05), 0.95)
+        counts[blank] = 0.0
+        share = counts + 0.5
+        share[blank] = 0.0
+        share = share / share.sum()
+        prior = (1.0 - p_blank) * share
+        prior[blank] = p_blank
+        return prior.float()
+
+    def init_head(self, model: nn.Module) -> None:
+        """A new head's start (``finetune.head_bias_init`` / ``head_weight_init``).
+
+        Why: pretrained features barely vary over frames at first, so a fresh head puts nearly the same
+        distribution on every frame and its random weights decide where blank ranks. When blank starts
+        low, CTC's alignment posterior avoids blank paths (each blank frame costs its log-probability),
+        the gradient keeps blank low, and a language whose labels rarely repeat (phones) can stay on a
+        blank-free alignment at the label prior for good (recipes/synth/README.md, "Stuck at the prior").
+        With the bias at the log of :meth:`unit_prior`, every run starts where the alignment statistics
+        of the data put it, whatever the random weights.
+        """
+        ft = self.ft
+        head = model.head
+        with torch.no_grad():
+            if ft.head_weight_init == "zero":
+                head.weight.zero_()
+            elif ft.head_weight_init == "hf":
+                head.weight.normal_(0.0, 0.02)
+            if ft.head_bias_init == "prior":
+                prior = self.unit_prior()
+                head.bias.copy_(prior.log().to(head.bias))
+                logger.info(
+                    "new CTC head: bias = log frame-level unit prior (blank %.3f, %s weights)",
+                    float(prior[self.dictionary.blank_index]), ft.head_weight_init,
+                )
+            else:
+                head.bias.zero_()
 
     def _extra(self) -> dict:
         return {
@@ -359,6 +507,7 @@ class CTCTask(Task):
             else:
                 layers = build_model_config(self.cfg, self.source).conv_feature_layers
         frames = np.array([conv_out_length(int(n), [tuple(x) for x in layers]) for n in ds.raw_sizes])
+        self._frames[manifest] = frames
         # CTC needs a frame per label plus one between repeated labels.
         need = np.array([len(t) + int((t[1:] == t[:-1]).sum()) if len(t) else 0 for t in ds.targets])
         bad = np.flatnonzero(need > frames)
@@ -422,20 +571,24 @@ class CTCTask(Task):
                 reduction="sum", zero_infinity=True,
             )
         frames = torch.arange(lprobs.shape[1], device=lprobs.device)[None, :] < out_lengths[:, None]
-        blank_frames = ((lprobs.argmax(-1) == self.dictionary.blank_index) & frames).sum()
+        with torch.no_grad():
+            blank_frames = ((lprobs.argmax(-1) == self.dictionary.blank_index) & frames).sum()
+            probs = lprobs.exp() * frames[..., None]
+            entropy = -(probs * lprobs.clamp_min(-1e4)).sum() / LN2  # bits, summed over valid frames
         logs = {
             "ntokens": float(tlen.sum()),
             "nsentences": float(tgt.shape[0]),
-            "frames": float(frames.sum()),
-            "blank_frames": float(blank_frames),
+            "frames": frames.sum(),
+            "blank_frames": blank_frames,
+            "entropy_bits": entropy,
         }
-        return loss, lprobs, out_lengths, logs
+        return loss, lprobs, out_lengths, logs, probs
 
     def lr_scale(self, param_name: str) -> float:
         return self.ft.head_lr_scale if param_name.startswith("head.") else 1.0
 
     def train_step(self, model: nn.Module, batch: dict[str, torch.Tensor], num_updates: int) -> StepOutput:
-        loss, _, _, logs = self._forward_loss(model, batch)
+        loss, _, _, logs, _ = self._forward_loss(model, batch)
         return StepOutput(loss, float(batch["target"].shape[0]), logs)
 
     def valid_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
@@ -443,7 +596,11 @@ class CTCTask(Task):
 
         from speech_ssl.decode.ctc import greedy_ctc, tokens_to_text
 
-        loss, lprobs, out_lengths, logs = self._forward_loss(model, batch)
+        loss, lprobs, out_lengths, logs, probs = self._forward_loss(model, batch)
+        # Summed posteriors per symbol: with the summed entropy they give the mutual information between
+        # frames and outputs (reduce_metrics), ~0 when the model says the same thing on every frame.
+        for k, v in enumerate(probs.sum((0, 1)).tolist()):
+            logs[f"post.{k}"] = v
         hyps_tok = greedy_ctc(lprobs, out_lengths, self.dictionary.blank_index)
         tgt, tlen = batch["target"].cpu(), batch["target_lengths"].cpu().tolist()
         refs_tok = [tgt[i, : tlen[i]].tolist() for i in range(len(tlen))]
@@ -470,6 +627,11 @@ class CTCTask(Task):
             m["nll_loss"] = sums.get("loss", 0.0) / sums["ntokens"] / LN2
         if sums.get("frames"):
             m["blank_frac"] = sums.get("blank_frames", 0.0) / sums["frames"]
+            if "entropy_bits" in sums:
+                m["entropy"] = sums["entropy_bits"] / sums["frames"]
+            post = [sums.get(f"post.{k}", 0.0) for k in range(len(self.symbols))]
+            if "entropy_bits" in sums and any(post):
+                m["frame_mi"], m["frame_mi_frac"] = frame_mutual_information(post, sums["entropy_bits"], sums["frames"])
         if "word_total" in sums:
             m["wer"] = 100.0 * sums.get("word_errors", 0.0) / max(sums["word_total"], 1.0)
             m["uer"] = 100.0 * sums.get("unit_errors", 0.0) / max(sums.get("unit_total", 0.0), 1.0)
@@ -483,5 +645,8 @@ class CTCTask(Task):
             freeze_end=self.ft.freeze_finetune_updates,
             threshold=self.ft.all_blank_threshold,
             grace=self.ft.all_blank_grace_updates,
+            stuck_mi_frac=self.ft.stuck_mi_frac,
+            stuck_validations=self.ft.stuck_validations,
+            blank_free_updates=self.ft.blank_free_updates,
             warmup_end=warmup_end,
         )

@@ -91,6 +91,10 @@ class AlarmChecker:
         self._active = set(found)
         return new
 
+    def check_valid(self, num_updates: int, metrics: dict[str, float]) -> list[Alarm]:  # noqa: ARG002
+        """Alarms from a validation's metrics (tasks add their own); none by default."""
+        return []
+
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
@@ -154,6 +158,8 @@ class Monitor:
         new: list[Alarm] = []
         if self.alarms is not None and split == "train":
             new = self.alarms.check(num_updates, metrics)
+        elif self.alarms is not None and split == "valid":
+            new = self.alarms.check_valid(num_updates, metrics)
         if not self.is_main:
             return new
         self.record({"split": split, "update": num_updates, **metrics})
