@@ -127,12 +127,26 @@ def test_results_table_means_and_markdown():
            "checkpoint": {"path": "p", "description": "d"}, "pretraining": {}, "finetuning": runs,
            "timings": {"a": 1.0}, "wall_seconds": 3.0}
     rows = table_rows(res)
-    mean = [r for r in rows if r["seed"] == "mean"]
+    mean = [r for r in rows if r["seed"] == "mean ± sd"]
     assert len(mean) == 1 and mean[0]["greedy_wer"] == pytest.approx(0.6) and mean[0]["lm_wer"] == pytest.approx(0.5)
+    assert mean[0]["greedy_wer_sd"] == pytest.approx(0.1414, abs=1e-4)
     t = format_table(res)
-    assert "| en | pretrained | mean |" in t and "| ky | scratch | 1 | 7 | 5 | - | - | 80.0 |" in t
+    assert "| en | pretrained | mean ± sd |  |  | 60.0 ± 14.1 |" in t and "| ky | scratch | 1 | 7 | 5 | - | - | 80.0 |" in t
     md = markdown(res)
-    assert "Fine-tuning started from: d" in md and t in md
+    assert "Fine-tuning started from: d" in md and t in md and "over more seeds" not in md
+    # the recipe's committed seed sweep, marked as carried over
+    res["seed_sweep"] = {
+        "file": "recipes/synth/results/seeds_ky.json", "command": "python recipes/synth/escape_sweep.py ...",
+        "updates": 376, "escape_below": 60.0, "pretrained": "recipes/synth/pretrained", "settings": [
+            {"setting": "multi", "overrides": [], "seeds": [1, 2, 3], "escaped": 2, "runs": 3,
+             "test_errors": [30.0, 40.0, 80.0], "uers": [31.0, 41.0, 79.0]},
+            {"setting": "mono", "overrides": ["finetune.pretrained=recipes/synth/pretrained_mono"], "seeds": [1],
+             "escaped": 1, "runs": 1, "test_errors": [35.0], "uers": [36.0]},
+        ]}
+    md = markdown(res)
+    assert "`ky` over more seeds (carried over" in md and "escape_sweep.py" in md
+    assert "| multi | `recipes/synth/pretrained` | 1,2,3 | 2/3 | 50.0 ± 26.5 | 30.0 40.0 80.0 |" in md
+    assert "| mono | `recipes/synth/pretrained_mono` | 1 | 1/1 | 35.0 |" in md
 
 
 def test_smooth_is_a_trailing_mean():

@@ -446,3 +446,22 @@ def test_stuck_at_prior_alarm_reaches_the_log(tmp_path, one_thread):
     assert valid and all(e["frame_mi_frac"] < 0.05 for e in valid)
     alarms = [e for e in log if e.get("alarm") == "stuck_at_prior"]
     assert len(alarms) == 1 and alarms[0]["update"] == 4
+
+
+def test_head_and_body_gradient_norms_are_logged(tmp_path, one_thread):
+    """gnorm_head / gnorm_body (before clipping) make up the logged gnorm: head² + body² = total²."""
+    from speech_ssl.train.trainer import Trainer
+
+    make_corpus(tmp_path)
+    cfg = load_finetune_config(write_config(tmp_path, pretrained=_pretrained(tmp_path)), [
+        "optim.max_update=3", "logging.log_interval=1", "logging.valid_interval_updates=0", "optim.clip_norm=0",
+        "finetune.freeze_finetune_updates=0"])
+    trainer = Trainer(cfg, CTCTask(cfg, "ft.yaml"), tmp_path / "run")
+    trainer.setup()
+    trainer.train()
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    train = [e for e in log if e.get("split") == "train"]
+    assert len(train) == 3
+    for e in train:
+        assert e["gnorm_head"] > 0 and e["gnorm_body"] > 0
+        assert math.hypot(e["gnorm_head"], e["gnorm_body"]) == pytest.approx(e["gnorm"], rel=1e-4)

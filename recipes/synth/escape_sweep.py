@@ -7,9 +7,9 @@
 
 Every (setting, seed) is one ``speech-ssl finetune recipes/synth/conf/finetune.yaml`` run of ``--updates``
 updates (1 torch thread each, ``--jobs`` side by side) that validates every ``--valid-every`` updates.
-A run has **escaped** when its last validation error (PER for phones, WER for letters) is below
-``--escape-below`` (default 60: stuck runs sit at 78-100, runs that left the prior at 10-45; the table
-prints every seed so the threshold can be checked). Writes ``summary.json`` and ``summary.md`` in ``--out``;
+A run has **escaped** when the unit error rate of its last validation (PER for phones, letter error rate
+for letters) is below ``--escape-below`` (default 60: stuck ky runs sit at 76-90, runs that left the prior
+at 30-45; the table prints every seed so the threshold can be checked). Writes ``summary.json`` and ``summary.md`` in ``--out``;
 finished runs are kept and skipped when the sweep runs again.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -118,10 +119,10 @@ def describe(args, name: str, overrides: list[str], seed: int, run_dir: Path, wa
         "dev_frame_mi_frac": last.get("frame_mi_frac"),
         "dev_blank_frac": last.get("blank_frac"),
         "curve": [{k: e.get(k) for k in ("update", "split", "loss", "blank_frac", "entropy", "frame_mi", "frame_mi_frac",
-                                         err_key, "gnorm") if k in e} for e in ev if e.get("split") in ("train", "valid")],
+                                         "uer", err_key, "gnorm", "gnorm_head", "gnorm_body") if k in e} for e in ev if e.get("split") in ("train", "valid")],
         "alarms": [e for e in ev if "alarm" in e],
     }
-    info["escaped"] = info["dev_error"] is not None and info["dev_error"] < args.escape_below
+    info["escaped"] = info["dev_uer"] is not None and info["dev_uer"] < args.escape_below
     return info
 
 
@@ -136,12 +137,16 @@ def summarise(args, settings: list[tuple[str, list[str]]], runs: list[dict]) -> 
     for name, ov in settings:
         rs = sorted((r for r in runs if r["setting"] == name), key=lambda r: r["seed"])
         errs = [r["dev_error"] for r in rs if r["dev_error"] is not None]
+        uers = [r["dev_uer"] for r in rs if r["dev_uer"] is not None]
         rows.append({
             "setting": name, "overrides": ov, "seeds": [r["seed"] for r in rs],
             "escaped": sum(r["escaped"] for r in rs), "runs": len(rs),
             "mean": statistics.mean(errs) if errs else None,
             "sd": statistics.stdev(errs) if len(errs) > 1 else 0.0,
             "errors": [round(e, 1) for e in errs],
+            "uer_mean": statistics.mean(uers) if uers else None,
+            "uer_sd": statistics.stdev(uers) if len(uers) > 1 else 0.0,
+            "uers": [round(e, 1) for e in uers],
             "test_errors": [round(r["test_error"], 1) for r in rs if r.get("test_error") is not None],
             "frame_mi": [round(r["dev_frame_mi"], 2) if r["dev_frame_mi"] is not None else None for r in rs],
             "frame_mi_frac": [round(r["dev_frame_mi_frac"], 2) if r.get("dev_frame_mi_frac") is not None else None
@@ -149,25 +154,62 @@ def summarise(args, settings: list[tuple[str, list[str]]], runs: list[dict]) -> 
             "first_blank": [first_blank(r) for r in rs],
             "seconds_per_run": statistics.mean(r["wall_seconds"] for r in rs) if rs else None,
         })
-    return {"train": args.train, "valid": args.valid, "labels": args.labels, "pretrained": args.pretrained,
+    return {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv), "train": args.train, "valid": args.valid, "labels": args.labels, "pretrained": args.pretrained,
             "updates": args.updates, "escape_below": args.escape_below, "settings": rows}
 
 
 def write_md(summary: dict, path: Path) -> None:
-    unit = "PER" if summary["labels"] == "phn" else "WER"
+    unit = "PER" if summary["labels"] == "phn" else "letter error"
     lines = [
-        f"{summary['updates']} updates from `{summary['pretrained']}` on `{summary['train']}`; dev {unit} of the last "
-        f"validation; escaped = dev {unit} < {summary['escape_below']:g}.", "",
-        f"| setting | overrides | escaped | dev {unit} mean ± sd | per seed | first blank fraction | "
-        "dev frame MI (bits) | MI / H(output) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"{summary['updates']} updates from `{summary['pretrained']}` on `{summary['train']}`; dev {unit} rate of the "
+        f"last validation; escaped = dev {unit} rate < {summary['escape_below']:g}.", "",
+        f"| setting | overrides | escaped | dev {unit} mean ± sd | per seed | "
+        + ("" if summary["labels"] == "phn" else "dev WER mean ± sd | ")
+        + "test error per seed | first blank fraction | dev MI / H(output) |",
+        "|---|---|---|---|---|" + ("" if summary["labels"] == "phn" else "---|") + "---|---|---|",
     ]
     for r in summary["settings"]:
-        mean = f"{r['mean']:.1f} ± {r['sd']:.1f}" if r["mean"] is not None else "-"
+        mean = f"{r['uer_mean']:.1f} ± {r['uer_sd']:.1f}" if r["uer_mean"] is not None else "-"
+        wer = "" if summary["labels"] == "phn" else (
+            f"{r['mean']:.1f} ± {r['sd']:.1f} | " if r["mean"] is not None else "- | ")
         lines.append(f"| {r['setting']} | `{' '.join(r['overrides']) or '(defaults)'}` | {r['escaped']}/{r['runs']} | "
-                     f"{mean} | {' '.join(map(str, r['errors']))} | {' '.join(map(str, r['first_blank']))} | "
-                     f"{' '.join(map(str, r['frame_mi']))} | {' '.join(map(str, r['frame_mi_frac']))} |")
+                     f"{mean} | {' '.join(map(str, r['uers']))} | {wer}{' '.join(map(str, r['test_errors'])) or '-'} | "
+                     f"{' '.join(map(str, r['first_blank']))} | {' '.join(map(str, r['frame_mi_frac']))} |")
     path.write_text("\n".join(lines) + "\n")
+
+
+def plot_curves(runs: list[dict], path: Path, labels: str) -> None:
+    """Train blank fraction, train output entropy and dev unit error against updates, a line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    err = "per" if labels == "phn" else "uer"
+    settings = list(dict.fromkeys(r["setting"] for r in runs))
+    colors = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(settings)}
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
+    for r in runs:
+        tr = [c for c in r["curve"] if c["split"] == "train"]
+        va = [c for c in r["curve"] if c["split"] == "valid"]
+        kw = dict(color=colors[r["setting"]], alpha=0.6, lw=1)
+        axes[0].plot([c["update"] for c in tr], [c.get("blank_frac") for c in tr], **kw)
+        axes[1].plot([c["update"] for c in tr], [c.get("entropy") for c in tr], **kw)
+        axes[2].plot([c["update"] for c in va], [c.get(err) if err in c else c.get("uer") for c in va], marker=".", **kw)
+        g = [c for c in tr if c.get("gnorm_body")]
+        axes[3].plot([c["update"] for c in g], [c["gnorm_head"] / c["gnorm_body"] for c in g], **kw)
+    axes[3].set_yscale("log")
+    for ax, title in zip(axes, ["train: fraction of frames whose argmax is blank", "train: output entropy (bits/frame)",
+                                "dev: PER %" if labels == "phn" else "dev: letter error %",
+                                "train: head / body gradient norm"]):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("update")
+    for s in settings:
+        axes[0].plot([], [], color=colors[s], label=s)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     write_md(summary, out / "summary.md")
+    try:
+        plot_curves(runs, out / "curves.png", args.labels)
+    except ImportError:
+        print("matplotlib missing: no curves.png (pip install matplotlib)", file=sys.stderr)
     print((out / "summary.md").read_text())
     return 0
 

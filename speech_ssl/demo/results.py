@@ -2,7 +2,9 @@
 
 Rows are (language, condition, seed): updates and wall time of fine-tuning, greedy WER/CER (English) or PER
 (the left-out language) on test, and WER/CER with the n-gram LM. Conditions with several seeds also get a
-mean row. Every number is what this run measured; nothing is carried over from elsewhere.
+mean ± standard deviation row. Every number of that table is what this run measured. A second table, when
+the recipe's committed seed sweep for the left-out language exists (``recipes/synth/results/seeds_<lang>.json``,
+written by ``recipes/synth/escape_sweep.py``), shows those runs, marked as carried over, with their command.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from pathlib import Path
 
 CONDITION_HELP = {
@@ -46,10 +49,11 @@ def table_rows(results: dict) -> list[dict]:
     for (lang, cond), rs in groups.items():
         out.extend(rs)
         if len(rs) > 1:
-            mean = {"lang": lang, "condition": cond, "seed": "mean", "updates": None, "seconds": None}
+            mean = {"lang": lang, "condition": cond, "seed": "mean ± sd", "updates": None, "seconds": None}
             for k in ("greedy_wer", "greedy_cer", "per", "lm_wer", "lm_cer", "blank_frac"):
                 vals = [x[k] for x in rs if x[k] is not None]
                 mean[k] = sum(vals) / len(vals) if vals else None
+                mean[k + "_sd"] = statistics.stdev(vals) if len(vals) > 1 else None
             out.append(mean)
     return out
 
@@ -58,12 +62,34 @@ def format_table(results: dict) -> str:
     head = ["lang", "condition", "seed", "updates", "seconds", "WER greedy", "CER greedy", "PER greedy",
             "WER +LM", "CER +LM", "blank frac (last update)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    def pct(r, k):
+        sd = r.get(k + "_sd")
+        return _pct(r[k]) + (f" ± {100 * sd:.1f}" if sd is not None and r[k] is not None else "")
+
     for r in table_rows(results):
         cells = [r["lang"], r["condition"], r["seed"], "" if r["updates"] is None else str(r["updates"]),
-                 "" if r["seconds"] is None else f"{r['seconds']:.0f}", _pct(r["greedy_wer"]), _pct(r["greedy_cer"]),
-                 _pct(r["per"]), _pct(r["lm_wer"]), _pct(r["lm_cer"]),
+                 "" if r["seconds"] is None else f"{r['seconds']:.0f}", pct(r, "greedy_wer"), pct(r, "greedy_cer"),
+                 pct(r, "per"), pct(r, "lm_wer"), pct(r, "lm_cer"),
                  "-" if r["blank_frac"] is None else f"{r['blank_frac']:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def seed_sweep_table(sweep: dict) -> str:
+    """The recipe's committed seed sweep (escape_sweep.py summary.json) as a markdown table."""
+    lines = [
+        "| condition | init | seeds | escaped (dev PER < {:g}) | test PER mean ± sd | test PER per seed | "
+        "dev PER per seed |".format(sweep["escape_below"]),
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sweep["settings"]:
+        test = r.get("test_errors") or []
+        mean = (f"{statistics.mean(test):.1f} ± {statistics.stdev(test):.1f}" if len(test) > 1
+                else (f"{test[0]:.1f}" if test else "-"))
+        init = next((o.split("=", 1)[1] for o in r["overrides"] if o.startswith("finetune.pretrained=")),
+                    sweep["pretrained"])
+        lines.append(f"| {r['setting']} | `{init}` | {','.join(map(str, r['seeds']))} | {r['escaped']}/{r['runs']} | "
+                     f"{mean} | {' '.join(f'{x:.1f}' for x in test)} | {' '.join(f'{x:.1f}' for x in r['uers'])} |")
     return "\n".join(lines)
 
 
@@ -111,6 +137,15 @@ def markdown(results: dict) -> str:
     ]
     seen = {r["condition"] for r in results.get("finetuning", [])}
     lines += [f"- `{k}`: {v}" for k, v in CONDITION_HELP.items() if k in seen]
+    sweep = results.get("seed_sweep")
+    if sweep:
+        lines += [
+            "", f"## `{cfg['left_out']}` over more seeds (carried over: the recipe's committed runs, not this run)", "",
+            f"From `{sweep['file']}`: {sweep['updates']} updates each (about this demo's {cfg['finetune_left_out_seconds']:.0f} s), "
+            f"the same corpus settings as this demo, test and dev PER of each seed's last checkpoint. Command: "
+            f"`{sweep.get('command', 'see recipes/synth/README.md')}`.", "",
+            seed_sweep_table(sweep),
+        ]
     lines += ["", "## Plots", "", "- `plots/pretraining.png`: loss, accuracy, code perplexity, temperature",
               "- `plots/finetuning.png`: CTC loss and blank fraction per condition",
               "- `plots/code_usage_pca.png`: each language's quantizer-code distribution, 2-D PCA", ""]

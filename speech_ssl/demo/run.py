@@ -377,7 +377,12 @@ def run_demo(cfg: DemoConfig, log=None) -> dict:
         d.timings["decode"] = round(d.timings.get("decode", 0.0) + time.time() - t, 1)
     codes: dict = {}
     d._stage("codes", lambda: codes.update(d.code_figure(ck)))
+    sweep_file = RECIPE / "results" / f"seeds_{cfg.left_out}.json"
+    sweep = None
+    if sweep_file.exists():
+        sweep = {**json.loads(sweep_file.read_text()), "file": str(sweep_file.relative_to(REPO))}
     results = {
+        "seed_sweep": sweep,
         "config": asdict(cfg),
         "checkpoint": {"path": ck, "description": ck_desc},
         "checkpoint_mono": mono,

@@ -101,7 +101,7 @@ class FinetuneSection:
     # information below this fraction of the output entropy) for stuck_validations validations in a row,
     # or (train) blank winning no frame for blank_free_updates updates, after the freeze ended +
     # all_blank_grace_updates
-    stuck_mi_frac: float = 0.2
+    stuck_mi_frac: float = 0.6
     stuck_validations: int = 2
     blank_free_updates: int = 200
 
@@ -204,7 +204,7 @@ class CTCAlarmChecker(AlarmChecker):
     alignment at the label prior) and ``stuck_at_prior`` (validation outputs barely depend on the input:
     frame/output mutual information below ``stuck_mi_frac`` for ``stuck_validations`` validations)."""
 
-    def __init__(self, freeze_end: int, threshold: float, grace: int, stuck_mi_frac: float = 0.2,
+    def __init__(self, freeze_end: int, threshold: float, grace: int, stuck_mi_frac: float = 0.6,
                  stuck_validations: int = 2, blank_free_updates: int = 200, **kw):
         super().__init__(**kw)
         self.freeze_end = freeze_end
@@ -586,6 +586,9 @@ class CTCTask(Task):
 
     def lr_scale(self, param_name: str) -> float:
         return self.ft.head_lr_scale if param_name.startswith("head.") else 1.0
+
+    def grad_norm_group(self, param_name: str) -> str | None:
+        return "head" if param_name.startswith("head.") else "body"
 
     def train_step(self, model: nn.Module, batch: dict[str, torch.Tensor], num_updates: int) -> StepOutput:
         loss, _, _, logs, _ = self._forward_loss(model, batch)

@@ -85,6 +85,11 @@ class Task:
         parameters with the same factor into one optimizer group; 1.0 everywhere gives fairseq's single group."""
         return 1.0
 
+    def grad_norm_group(self, param_name: str) -> str | None:  # noqa: ARG002
+        """A name under which the trainer also logs this parameter's part of the gradient norm
+        (``gnorm_<group>``), or None; none by default."""
+        return None
+
     # -- data -----------------------------------------------------------------------------------------
     def split(self, name: str, epoch: int, rank: int, world_size: int) -> DataSplit:
         raise NotImplementedError

@@ -179,6 +179,7 @@ class _Interval:
     updates: int = 0
     skipped: int = 0
     gnorm: float = 0.0
+    gnorm_groups: dict[str, Any] = field(default_factory=dict)  # device tensors: no sync until logged
     seconds: float = 0.0
 
     def add(self, step: dict[str, Any]) -> None:
@@ -188,6 +189,8 @@ class _Interval:
         if step["updated"]:
             self.updates += 1
             self.gnorm += step["gnorm"]
+            for k, v in step.get("gnorm_groups", {}).items():
+                self.gnorm_groups[k] = self.gnorm_groups[k] + v if k in self.gnorm_groups else v
         else:
             self.skipped += 1
 
@@ -463,6 +466,24 @@ class Trainer:
             norm = norm.full_tensor()
         return float(norm)
 
+    def _group_grad_norms(self) -> dict[str, torch.Tensor]:
+        """Gradient norm (before clipping) of each ``task.grad_norm_group``, as device tensors (not under FSDP,
+        whose gradients are shards)."""
+        if self.is_fsdp:
+            return {}
+        if not hasattr(self, "_norm_groups"):
+            self._norm_groups: dict[str, list[nn.Parameter]] = {}
+            for name, p in self.raw_model.named_parameters():
+                g = self.task.grad_norm_group(name) if p.requires_grad else None
+                if g is not None:
+                    self._norm_groups.setdefault(g, []).append(p)
+        out = {}
+        for g, ps in self._norm_groups.items():
+            grads = [p.grad for p in ps if p.grad is not None]
+            if grads:
+                out[g] = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in grads]))
+        return out
+
     def train_update(self) -> dict[str, Any]:
         """Run one update (``update_freq`` micro-batches); returns its reduced sums and status."""
         cfg = self.cfg
@@ -516,6 +537,7 @@ class Trainer:
         grads = [p.grad for p in self.params if p.grad is not None]
         if grads:
             torch._foreach_mul_(grads, factor)
+        group_norms = self._group_grad_norms()
         gnorm = self._grad_norm()
         finite = math.isfinite(vals.get("loss", 0.0)) and math.isfinite(gnorm)
         if finite:
@@ -559,6 +581,7 @@ class Trainer:
             "stop": stop_all,
             "lr": lr,
             "gnorm": gnorm,
+            "gnorm_groups": group_norms,
             "loss_scale": scale,
             "sums": vals,
             "seconds": time.perf_counter() - t0,
@@ -761,6 +784,8 @@ class Trainer:
             "epoch": float(self.stream.epoch),
             "skipped": float(iv.skipped),
         }
+        for k, v in iv.gnorm_groups.items():
+            extra[f"gnorm_{k}"] = float(v) / max(iv.updates, 1)
         if step.get("loss_scale") is not None:
             extra["loss_scale"] = step["loss_scale"]
         metrics.update(extra)
