@@ -8,8 +8,10 @@
 Every (setting, seed) is one ``speech-ssl finetune recipes/synth/conf/finetune.yaml`` run of ``--updates``
 updates (1 torch thread each, ``--jobs`` side by side) that validates every ``--valid-every`` updates.
 A run has **escaped** when the unit error rate of its last validation (PER for phones, letter error rate
-for letters) is below ``--escape-below`` (default 60: stuck ky runs sit at 76-90, runs that left the prior
-at 30-45; the table prints every seed so the threshold can be checked). Writes ``summary.json`` and ``summary.md`` in ``--out``;
+for letters) is below ``--escape-below`` (default 70). Measured on ky phones at the demo's scale: stuck runs (no blank-led
+alignment, outputs that depend little on the input: frame/output mutual information below half the
+output entropy) sit at 76-90% dev PER, like the random-weights control; every run that left the prior
+was at 33-64% and still falling. The table prints every seed, so the threshold can be checked. Writes ``summary.json`` and ``summary.md`` in ``--out``;
 finished runs are kept and skipped when the sweep runs again.
 """
 
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--test", default=None, help="also decode this manifest (greedy) with each run's last checkpoint")
     p.add_argument("--test-labels", default=None, help="the test references' extension (default: --labels)")
-    p.add_argument("--escape-below", type=float, default=60.0)
+    p.add_argument("--escape-below", type=float, default=70.0)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
