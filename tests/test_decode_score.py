@@ -94,3 +94,14 @@ def test_score_cli_errors(tmp_path, capsys):
     ref.write_text("x y\nz\n")
     hyp.write_text("x y\n")
     assert main(["score", "--ref", str(ref), "--hyp", str(hyp)]) == 2
+    capsys.readouterr()
+    # nothing to score: an error, not "WER 0.00 %"; empty references: undefined, not "inf %"
+    ref.write_text("")
+    hyp.write_text("")
+    assert main(["score", "--ref", str(ref), "--hyp", str(hyp)]) == 2
+    assert "ref.txt: no utterances" in capsys.readouterr().err
+    ref.write_text("\n\n")
+    hyp.write_text("a b\n\n")
+    assert main(["score", "--ref", str(ref), "--hyp", str(hyp)]) == 2
+    err = capsys.readouterr().err
+    assert "every reference is empty (2 utterances)" in err and "WER is undefined" in err and "2 words" in err

@@ -29,6 +29,18 @@ def test_presets_table(capsys):
     assert "layer_norm_first: true" in capsys.readouterr().out
 
 
+def test_version(capsys):
+    from importlib import metadata
+
+    import speech_ssl
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"speech-ssl {speech_ssl.__version__} (torch {metadata.version('torch')}")
+
+
 def test_convert_round_trip(tmp_path):
     torch.manual_seed(0)
     hf = transformers.Wav2Vec2ForCTC(tiny_hf_config()).eval()

@@ -26,11 +26,25 @@ COMMANDS = [
 ]
 
 
+def _version() -> str:
+    """``speech-ssl X (torch Y, Python Z)`` without importing torch (``--help`` stays fast)."""
+    from importlib import metadata
+
+    from speech_ssl import __version__
+
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    return f"speech-ssl {__version__} (torch {torch_version}, Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speech-ssl",
         description="Self-supervised speech: prepare corpora, pretrain, fine-tune, decode, score.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:

@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             hyps = [hmap[i] for i in rids]
         elif len(refs) != len(hyps):
             raise DataError(f"{len(hyps)} lines but the reference {args.ref} has {len(refs)}", args.hyp)
+        if not refs:
+            raise DataError("no utterances: nothing to score", args.ref)
         speaker_of = None
         if args.speaker_map:
             sids, spks, ok = read_transcripts(args.speaker_map)
@@ -77,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     result = score(refs, hyps, unit=args.unit, ids=rids, speaker_of=speaker_of, normalize=args.normalize,
                    top_confusions=args.show)
+    if result.total.ref_len == 0:
+        print(f"speech-ssl score: {args.ref}: every reference is empty ({len(refs)} utterances), so the "
+              f"{result.name} is undefined; the hypotheses hold {result.total.ins} {args.unit}s", file=sys.stderr)
+        return 2
     if args.json:
         atomic_write_text(args.json, json.dumps(result.as_dict(), indent=1, ensure_ascii=False) + "\n")
     print(format_report(result, max_utts=args.show))
