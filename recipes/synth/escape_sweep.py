@@ -161,10 +161,10 @@ def summarise(args, settings: list[tuple[str, list[str]]], runs: list[dict]) -> 
 
 
 def write_md(summary: dict, path: Path) -> None:
-    unit = "PER" if summary["labels"] == "phn" else "letter error"
+    unit = "PER" if summary["labels"] == "phn" else "letter error rate"
     lines = [
-        f"{summary['updates']} updates from `{summary['pretrained']}` on `{summary['train']}`; dev {unit} rate of the "
-        f"last validation; escaped = dev {unit} rate < {summary['escape_below']:g}.", "",
+        f"{summary['updates']} updates from `{summary['pretrained']}` on `{summary['train']}`; dev {unit} of the "
+        f"last validation (%); escaped = dev {unit} < {summary['escape_below']:g}.", "",
         f"| setting | overrides | escaped | dev {unit} mean ± sd | per seed | "
         + ("" if summary["labels"] == "phn" else "dev WER mean ± sd | ")
         + "test error per seed | first blank fraction | dev MI / H(output) |",

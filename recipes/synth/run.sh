@@ -7,6 +7,8 @@
 #   2 manifests: LibriSpeech, Libri-light, CommonVoice;        6 decode test: greedy, and LM beam search
 #     the 10-minute / 1-hour English labelled subsets            with weights tuned on dev
 #   3 multilingual pretraining (all languages but LEFT_OUT)     7 score (WER/CER, PER) -> EXP/results.md
+#                                                              8 LEFT_OUT over SEEDS: every init, escape rate,
+#                                                                test PER mean and spread -> EXP/seeds_LEFT_OUT/
 #   4 fine-tuning: English letters on 10 min (pretrained with the conv encoder frozen and trained, scratch,
 #     random-frozen control) and 1 h (scratch);
 #     LEFT_OUT on phones (pretrained, scratch, random-frozen; + pretrained-mono after MONO=1)
@@ -25,7 +27,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
 stage=1
-stop_stage=7
+stop_stage=8
 tiny=${TINY:-0}
 exp=${EXP:-$repo/exp/synth}
 nj=${NJ:-$(nproc 2>/dev/null || echo 2)}
@@ -33,6 +35,7 @@ device=${DEVICE:-auto}                       # cpu | cuda | auto
 seed=${SEED:-1}
 languages=${LANGUAGES:-en,de,fr,es,it,nl,pt,ru,sv,tr,tt,ky}
 left_out=${LEFT_OUT:-ky}                     # never seen in pretraining; fine-tuned on phones
+left_out_eval_minutes=${LEFT_OUT_EVAL_MINUTES:-2}  # its dev and test audio, each (a seed spread needs ~35 utterances)
 english_minutes=${ENGLISH_MINUTES:-80}       # LibriSpeech part (train ~80%): holds the 10 min and 1 h subsets
 minutes_per_language=${MINUTES_PER_LANGUAGE:-10}
 librilight_scale=${LIBRILIGHT_SCALE:-0.05}   # Libri-light layout (1h x 0.05 = 3 min ...): extra unlabelled English
@@ -50,6 +53,8 @@ publish=${PUBLISH:-0}                        # 1: copy the pretrained model into
 mono=${MONO:-0}                              # 1: also pretrain on English only (-> pretrained_mono/)
 threads=${THREADS:-}                         # OMP threads for CPU training (default: torch's choice)
 conditions=${CONDITIONS:-all}                # stage 4: all, or a comma list of run names (en-10m-pretrained,...)
+seeds=${SEEDS:-1-5}                          # stage 8: fine-tuning seeds per init (e.g. 1-10)
+sweep_jobs=${SWEEP_JOBS:-2}                  # stage 8: runs side by side (1 torch thread each)
 
 if [ "$tiny" = 1 ]; then
   languages=${LANGUAGES:-en,de,ky}
@@ -62,6 +67,8 @@ if [ "$tiny" = 1 ]; then
   pretrain_max_tokens=${PRETRAIN_MAX_TOKENS:-96000}
   ft_updates=${FT_UPDATES:-3}
   ft_left_out_updates=${FT_LEFT_OUT_UPDATES:-3}
+  left_out_eval_minutes=${LEFT_OUT_EVAL_MINUTES:-0.2}
+  seeds=${SEEDS:-1}
   exp=${EXP:-$repo/exp/synth-tiny}
 fi
 
@@ -115,7 +122,8 @@ if run_stage 1; then
     log 1 "generating ${#langs[@]} languages into $corpus ($nj workers)"
     ssl prepare synth --out "$corpus" --languages "$languages" --english-minutes "$english_minutes" \
       --minutes-per-language "$minutes_per_language" --librilight-scale "$librilight_scale" \
-      --babel-languages "" --seed "$seed" --workers "$nj" --no-progress --overwrite
+      --babel-languages "" --seed "$seed" --workers "$nj" --no-progress --overwrite \
+      ${left_out:+--eval-minutes "$left_out=$left_out_eval_minutes"}
   fi
 fi
 
@@ -347,4 +355,18 @@ try:
 except ImportError as e:  # matplotlib is the optional [plot] extra
     print(f"no fine-tuning curves ({e})")
 EOF
+fi
+
+if run_stage 8; then  # the left-out language over seeds: escape rate and spread of every init (escape_sweep.py)
+  lo_dir=$data/cv/$left_out
+  [ -f "$pretrained/model.safetensors" ] || { log 8 "no pretrained model at $pretrained (run stage 3 or set PRETRAINED)"; exit 1; }
+  sweep=(--train "$lo_dir/train.tsv" --valid "$lo_dir/dev.tsv" --test "$lo_dir/test.tsv" --labels phn
+         --pretrained "$pretrained" --updates "$ft_left_out_updates" --seeds "$seeds" --jobs "$sweep_jobs"
+         --out "$exp/seeds_$left_out" --common "device=$device" --setting "multilingual:")
+  [ -f "$pretrained_mono/model.safetensors" ] && sweep+=(--setting "english-only:finetune.pretrained=$pretrained_mono")
+  sweep+=(--setting "scratch:finetune.pretrained={random},finetune.feature_grad_mult=1.0,finetune.freeze_finetune_updates=0"
+          --setting "random-frozen:finetune.pretrained={random}")
+  log 8 "$left_out over seeds $seeds, every init (escape_sweep.py)"
+  "$py" "$here/escape_sweep.py" "${sweep[@]}" >/dev/null
+  log 8 "wrote $exp/seeds_$left_out/summary.md"
 fi
