@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -80,7 +81,9 @@ def run_one(args, name: str, overrides: list[str], seed: int) -> dict:
         *args.common, *overrides, "--run-dir", str(run_dir),
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", SPEECH_SSL_NO_BAR="1")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.exists():  # an interrupted run: start it again (a sweep compares whole runs of one length)
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
     t0 = time.time()
     with open(run_dir.parent / f"s{seed}.log", "w") as f:
         f.write("$ " + " ".join(cmd) + "\n")
