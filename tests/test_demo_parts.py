@@ -142,11 +142,14 @@ def test_results_table_means_and_markdown():
              "test_errors": [30.0, 40.0, 80.0], "uers": [31.0, 41.0, 79.0]},
             {"setting": "mono", "overrides": ["finetune.pretrained=recipes/synth/pretrained_mono"], "seeds": [1],
              "escaped": 1, "runs": 1, "test_errors": [35.0], "uers": [36.0]},
+            {"setting": "scratch", "overrides": ["finetune.pretrained={random}"], "seeds": [1],
+             "escaped": 0, "runs": 1, "test_errors": [99.0], "uers": [98.0]},
         ]}
     md = markdown(res)
     assert "`ky` over more seeds (carried over" in md and "escape_sweep.py" in md
     assert "| multi | `recipes/synth/pretrained` | 1,2,3 | 2/3 | 50.0 ± 26.5 | 30.0 40.0 80.0 |" in md
     assert "| mono | `recipes/synth/pretrained_mono` | 1 | 1/1 | 35.0 |" in md
+    assert "| scratch | random weights (the run's seed) | 1 | 0/1 |" in md
 
 
 def test_smooth_is_a_trailing_mean():

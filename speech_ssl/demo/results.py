@@ -88,7 +88,8 @@ def seed_sweep_table(sweep: dict) -> str:
                 else (f"{test[0]:.1f}" if test else "-"))
         init = next((o.split("=", 1)[1] for o in r["overrides"] if o.startswith("finetune.pretrained=")),
                     sweep["pretrained"])
-        lines.append(f"| {r['setting']} | `{init}` | {','.join(map(str, r['seeds']))} | {r['escaped']}/{r['runs']} | "
+        init = "random weights (the run's seed)" if "{random}" in init else f"`{init}`"
+        lines.append(f"| {r['setting']} | {init} | {','.join(map(str, r['seeds']))} | {r['escaped']}/{r['runs']} | "
                      f"{mean} | {' '.join(f'{x:.1f}' for x in test)} | {' '.join(f'{x:.1f}' for x in r['uers'])} |")
     return "\n".join(lines)
 

@@ -105,7 +105,7 @@ class FinetuneSection:
     # information below this fraction of the output entropy) for stuck_validations validations in a row,
     # or (train) blank winning no frame for blank_free_updates updates, after the freeze ended +
     # all_blank_grace_updates
-    stuck_mi_frac: float = 0.55
+    stuck_mi_frac: float = 0.46
     stuck_validations: int = 2
     blank_free_updates: int = 200
 
@@ -208,7 +208,7 @@ class CTCAlarmChecker(AlarmChecker):
     alignment at the label prior) and ``stuck_at_prior`` (validation outputs barely depend on the input:
     frame/output mutual information below ``stuck_mi_frac`` for ``stuck_validations`` validations)."""
 
-    def __init__(self, freeze_end: int, threshold: float, grace: int, stuck_mi_frac: float = 0.55,
+    def __init__(self, freeze_end: int, threshold: float, grace: int, stuck_mi_frac: float = 0.46,
                  stuck_validations: int = 2, blank_free_updates: int = 200, **kw):
         super().__init__(**kw)
         self.freeze_end = freeze_end
