@@ -33,6 +33,11 @@ HERE = Path(__file__).resolve().parent
 CONF = HERE / "conf" / "finetune.yaml"
 
 
+def one_thread_env() -> dict[str, str]:
+    """Each run on one torch thread: runs go side by side, and 2 threads beside another job thrash."""
+    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", SPEECH_SSL_NO_BAR="1")
+
+
 def parse_seeds(text: str) -> list[int]:
     out: list[int] = []
     for part in text.split(","):
@@ -80,7 +85,7 @@ def run_one(args, name: str, overrides: list[str], seed: int) -> dict:
         f"logging.log_interval={args.log_every}", "checkpoint.keep_last=1", "checkpoint.keep_best=false",
         *args.common, *overrides, "--run-dir", str(run_dir),
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", SPEECH_SSL_NO_BAR="1")
+    env = one_thread_env()
     if run_dir.exists():  # an interrupted run: start it again (a sweep compares whole runs of one length)
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -103,7 +108,7 @@ def test_error(args, run_dir: Path, info: dict) -> dict:
     out = run_dir / "test"
     if not (out / "summary.json").exists():
         ck = sorted((run_dir / "checkpoints").glob("checkpoint_*"))[-1]
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", SPEECH_SSL_NO_BAR="1")
+        env = one_thread_env()
         subprocess.run([*args.speech_ssl, "decode", "--checkpoint", str(ck), "--manifest", args.test, "--out", str(out),
                         "--labels", args.test_labels or args.labels], check=True, env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

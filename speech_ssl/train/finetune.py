@@ -396,19 +396,18 @@ class CTCTask(Task):
         data one frame and blank the other frames: blank ``1 - U/F`` (U labels, F frames; or
         ``finetune.init_blank_prob``), each label symbol ``U/F`` x its share of the labels (add-0.5
         smoothed, so symbols that never occur, the specials included, keep a small mass)."""
-        parts = self._dataset("train")
+        import numpy as np
+
         V = len(self.symbols)
-        counts = torch.zeros(V, dtype=torch.float64)
-        for ds in parts:
-            for t in ds.targets:
-                counts += torch.bincount(torch.as_tensor(t, dtype=torch.int64), minlength=V)[:V].double()
+        targets = [t for ds in self._dataset("train") for t in ds.targets]
+        ids = np.concatenate(targets).astype(np.int64) if targets else np.zeros(0, dtype=np.int64)
+        counts = torch.from_numpy(np.bincount(ids, minlength=V)[:V]).double()
         labels = float(counts.sum())
         frames = float(sum(int(self._frames[m].sum()) for m in self.cfg.data.train))
         blank = self.dictionary.blank_index
         p_blank = self.ft.init_blank_prob
         if p_blank is None:
             p_blank = min(max(1.0 - labels / max(frames, 1.0), 0.05), 0.95)
-        counts[blank] = 0.0
         share = counts + 0.5
         share[blank] = 0.0
         share = share / share.sum()
