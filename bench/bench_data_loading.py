@@ -27,7 +27,7 @@ def make_corpus(root: Path, minutes: float, seed: int = 0, sr: int = 16000) -> P
 
     from speech_ssl.data.audio import resampled_length
     from speech_ssl.data.manifest import ManifestEntry, write_labels, write_manifest
-    from speech_ssl.data.vocab import build_dictionary, text_to_letters
+    from speech_ssl.data.units import build_dictionary, text_to_letters
 
     rng = np.random.default_rng(seed)
     entries, ltr, total, i = [], [], 0.0, 0

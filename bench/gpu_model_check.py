@@ -42,7 +42,8 @@ def main() -> None:
         print(f"train step amp={amp}: loss_bits={out.logs['loss_bits']:.3f} acc={out.logs['accuracy']:.3f} "
               f"logits {out.logits.dtype} grads_ok={ok} finite={math.isfinite(out.loss.item())}")
     ctc = Wav2Vec2ForCTC.from_pretraining(model, 32, mask_channel_prob=0.25, mask_channel_length=64).to(dev).train()
-    logits, olen = ctc(x, lens, generator=torch.Generator().manual_seed(1))
+    out = ctc(x, lens, generator=torch.Generator().manual_seed(1))
+    logits, olen = out.logits, out.out_lengths
     logits.float().log_softmax(-1).clamp(min=-1e4).sum().backward()
     print("ctc step:", tuple(logits.shape), olen.tolist())
 

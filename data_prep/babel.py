@@ -53,9 +53,9 @@ from data_prep.common import (
     write_split,
 )
 from data_prep.commonvoice import normalize_text
-from speech_ssl.data.audio import TARGET_SR, audio_info, read_audio, resampled_length, write_audio
-from speech_ssl.data.manifest import atomic_write_text
+from speech_ssl.data.audio import SAMPLE_RATE, audio_info, read_audio, resampled_length, write_audio
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_text
 
 SPLITS = {"training": "train", "dev": "dev"}
 EXCLUDE_TAGS = {"<foreign>", "<overlap>", "<dtmf>", "<prompt>"}
@@ -162,7 +162,7 @@ def _cut(job: tuple) -> list:
             x = read_audio(audio, target_sr=None)
         import soxr
 
-        y = x[s:e] if sr == TARGET_SR else soxr.resample(x[s:e], sr, TARGET_SR, quality="HQ").astype(np.float32)
+        y = x[s:e] if sr == SAMPLE_RATE else soxr.resample(x[s:e], sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
         if len(y) == 0:
             results.append((lineno, None, "segment too short to resample"))
             continue

@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from speech_ssl.data.audio import TARGET_SR, audio_info, resampled_length
-from speech_ssl.data.manifest import ManifestEntry, atomic_write_text, write_labels, write_manifest
-from speech_ssl.data.vocab import text_to_letters
+from speech_ssl.data.audio import SAMPLE_RATE, audio_info, resampled_length
+from speech_ssl.data.manifest import ManifestEntry, write_labels, write_manifest
+from speech_ssl.data.units import text_to_letters
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_text
 
 AUDIO_EXTS = (".flac", ".wav", ".ogg", ".opus", ".mp3", ".sph")
 MIN_ITEMS_FOR_POOL = 32  # fewer items are processed in this process (starting workers costs more)
@@ -205,7 +206,7 @@ def write_split(
 
 
 def hours(utts: Iterable[Utterance]) -> float:
-    return sum(u.num_samples for u in utts) / TARGET_SR / 3600
+    return sum(u.num_samples for u in utts) / SAMPLE_RATE / 3600
 
 
 # -- LibriSpeech-style trees (LibriSpeech, Libri-light fine-tuning sets) ---------------------------------
@@ -326,7 +327,7 @@ def prepare_tree_splits(
 def letters_dictionary(out: Path, ltr_files: Sequence[Path], name: str = "dict.ltr.txt") -> Path:
     """``name`` (fairseq format, symbols by count; ``dict.ltr.txt`` by default) from label files (letters,
     phones, ...): the symbols of their lines."""
-    from speech_ssl.data.vocab import build_dictionary
+    from speech_ssl.data.units import build_dictionary
 
     lines: list[str] = []
     for f in ltr_files:
@@ -340,7 +341,7 @@ def sentencepiece_labels(
 ) -> dict:
     """Train sentencepiece on the ``.wrd`` of the ``train`` splits; write ``<split>.spm`` for every split,
     ``spm.model``/``spm.vocab`` and ``dict.spm.txt``. Skipped when already done for the same inputs."""
-    from speech_ssl.data.vocab import SentencePieceVocab, train_sentencepiece
+    from speech_ssl.data.units import SentencePieceVocab, train_sentencepiece
 
     wrd = [out / f"{s}.wrd" for s in splits]
     sig = file_signature(wrd, {"train": list(train), "vocab": vocab_size, "type": model_type})

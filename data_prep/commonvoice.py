@@ -46,8 +46,8 @@ from data_prep.common import (
     write_split,
 )
 from speech_ssl.data.audio import audio_info, read_audio, write_audio
-from speech_ssl.data.manifest import atomic_write_text
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_text
 
 SPLITS = ("train", "dev", "test")
 APOSTROPHES = dict.fromkeys(map(ord, "\u2019\u2018\u02bc\u02bb`\u00b4\u2032"), "'")

@@ -30,8 +30,8 @@ from data_prep.common import (
     run_sentencepiece,
     summarize,
 )
-from speech_ssl.data.manifest import atomic_write_text
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_text
 
 TRAIN_960 = ("train-clean-100", "train-clean-360", "train-other-500")
 SUBSET_RE = re.compile(r"^(train|dev|test)-[a-z0-9-]+$")

@@ -6,9 +6,9 @@ import soundfile as sf
 import torch
 
 from speech_ssl.data.datasets import DatasetConfig, FinetuneDataset, PretrainDataset
-from speech_ssl.data.manifest import Dictionary, ManifestEntry, write_labels, write_manifest
+from speech_ssl.data.manifest import ManifestEntry, write_labels, write_manifest
 from speech_ssl.data.sampler import DynamicBatchSampler
-from speech_ssl.data.vocab import build_dictionary, text_to_letters
+from speech_ssl.data.units import Dictionary, build_dictionary, text_to_letters
 from speech_ssl.errors import DataError
 
 LENGTHS = [16000, 20000, 31000, 5000, 40000, 12000]

@@ -1,20 +1,20 @@
-"""speech_ssl.data.manifest and vocab: fairseq tsv, segment rows, label files, dictionaries, vocabularies."""
+"""speech_ssl.data.manifest and units: fairseq tsv, segment rows, label files, dictionaries, vocabularies."""
 
 import pytest
 import torch
 
 from speech_ssl.data.manifest import (
-    Dictionary,
     ManifestEntry,
     read_labels,
     read_manifest,
     write_labels,
     write_manifest,
 )
-from speech_ssl.data.vocab import (
+from speech_ssl.data.units import (
+    Dictionary,
     SentencePieceVocab,
     build_dictionary,
-    letters_to_text,
+    labels_to_text,
     text_to_letters,
     train_sentencepiece,
 )
@@ -109,7 +109,7 @@ def test_letters_fairseq_style():
     text = "HELLO WORLD"
     assert text_to_letters(text) == " ".join(text.replace(" ", "|")) + " |" == "H E L L O | W O R L D |"
     assert text_to_letters("  IT'S   OK ") == "I T ' S | O K |"
-    assert letters_to_text("H E L L O | W O R L D |") == "HELLO WORLD"
+    assert labels_to_text("H E L L O | W O R L D |") == "HELLO WORLD"
     assert text_to_letters("") == ""
     d = build_dictionary([text_to_letters("AB A"), text_to_letters("B")])
     # by count descending, ties by symbol: | (3), A (2), B (2)

@@ -5,15 +5,14 @@ import math
 import pytest
 import torch
 
+from speech_ssl.data.units import labels_to_text, tokens_to_text
 from speech_ssl.decode.ctc import (
     BeamConfig,
     BeamSearchDecoder,
     blank_fraction,
     greedy_ctc,
     greedy_ctc_ids,
-    labels_to_text,
     read_lexicon,
-    tokens_to_text,
     write_letter_lexicon,
 )
 from speech_ssl.decode.lm import write_arpa
@@ -193,7 +192,7 @@ def test_lm_beam_beats_greedy_on_noisy_sentences(tmp_path):
 def test_spm_lexicon_and_beam_over_pieces(tmp_path):
     """Sentencepiece units: lexicon of piece spellings; lexicon beam returns words; greedy joins pieces."""
     pytest.importorskip("flashlight.lib.text")
-    from speech_ssl.data.vocab import SentencePieceVocab, train_sentencepiece
+    from speech_ssl.data.units import SentencePieceVocab, train_sentencepiece
     from speech_ssl.decode.ctc import write_spm_lexicon
 
     texts = ["the cat sat on the mat", "the dog ran to the cat", "a red ball on a mat"] * 20

@@ -3,8 +3,10 @@
 import torch
 from torch import nn
 
-from speech_ssl.decode.run import chunked_log_probs, conv_out_length, length_batches, utterance_ids
-from speech_ssl.models.feature_encoder import ConvFeatureEncoder
+from speech_ssl.decode.run import chunked_log_probs, utterance_ids
+from speech_ssl.models.feature_encoder import ConvFeatureEncoder, conv_output_length
+from speech_ssl.models.inference import length_batches
+from speech_ssl.models.wav2vec2 import CTCOutput
 
 LAYERS = [(16, 10, 5)] + [(16, 3, 2)] * 4 + [(16, 2, 2)] * 2
 
@@ -19,14 +21,14 @@ class ConvCTC(nn.Module):
 
     def forward(self, x, lengths):
         feats = self.enc(x).transpose(1, 2)
-        return self.head(feats), self.enc.output_lengths(lengths)
+        return CTCOutput(self.head(feats), self.enc.output_lengths(lengths))
 
 
-def test_conv_out_length_matches_encoder():
+def test_conv_output_length_matches_encoder():
     enc = ConvFeatureEncoder(LAYERS, mode="layer_norm")
     for n in [400, 401, 719, 720, 16000, 33333]:
-        assert conv_out_length(n, LAYERS) == int(enc.output_lengths(torch.tensor([n]))[0])
-        assert conv_out_length(n, LAYERS) == enc(torch.zeros(1, n)).shape[-1]
+        assert conv_output_length(n, LAYERS) == int(enc.output_lengths(torch.tensor([n]))[0])
+        assert conv_output_length(n, LAYERS) == enc(torch.zeros(1, n)).shape[-1]
 
 
 def test_chunked_emissions_equal_whole_pass():
@@ -34,7 +36,8 @@ def test_chunked_emissions_equal_whole_pass():
     for L in [16000 * 3 + 1234, 16000 * 2, 16000 + 7]:
         wav = torch.randn(L)
         with torch.no_grad():
-            logits, n = model(wav[None], torch.tensor([L]))
+            out = model(wav[None], torch.tensor([L]))
+            logits, n = out.logits, out.out_lengths
         whole = logits[0, : int(n[0])].log_softmax(-1)
         # 0.5 s chunks with 640 samples (> receptive field 400) of context on both sides
         chunked = chunked_log_probs(model, wav, LAYERS, chunk=8000, context=640, max_tokens=30000)

@@ -10,7 +10,8 @@ import torch
 
 from speech_ssl.config import ConfigError
 from speech_ssl.errors import DataError
-from speech_ssl.train.finetune import CTCAlarmChecker, CTCTask, load_finetune_config
+from speech_ssl.train.ctc_task import CTCAlarmChecker, CTCTask
+from speech_ssl.train.tasks import load_task_config
 
 LETTERS = "ABCDE"
 FREQS = {c: f for c, f in zip(LETTERS, [300.0, 700.0, 1200.0, 2000.0, 3100.0])}
@@ -63,6 +64,12 @@ seed: 1
 device: cpu
 model:
   preset: tiny
+  overrides:
+    mask_prob: 0.05
+    mask_length: 2
+    mask_channel_prob: 0.1
+    mask_channel_length: 4
+    encoder_layerdrop: 0.0
 data:
   train: [{man}]
   valid: [{man}]
@@ -84,11 +91,6 @@ finetune:
   pretrained: "{pretrained}"
   labels: ltr
   freeze_finetune_updates: 10
-  mask_prob: 0.05
-  mask_length: 2
-  mask_channel_prob: 0.1
-  mask_channel_length: 4
-  encoder_layerdrop: 0.0
 {extra}"""
     )
     return cfg
@@ -105,11 +107,18 @@ def _pretrained(root):
 
 def test_config_defaults_follow_fairseq(tmp_path):
     make_corpus(tmp_path)
-    cfg = load_finetune_config(write_config(tmp_path))
+    cfg = load_task_config("ctc", write_config(tmp_path))
     assert cfg.schedule.name == "tri_stage" and cfg.optim.eps == 1e-8
-    assert cfg.finetune.feature_grad_mult == 0.0
+    task = CTCTask(cfg, "ft.yaml")
+    backbone = task.backbone_config()
+    assert backbone.feature_grad_mult == 0.0 and backbone.dropout == 0.0 and backbone.mask_length == 2
     with pytest.raises(ConfigError, match="finetune.bogus"):
-        load_finetune_config(write_config(tmp_path), ["finetune.bogus=1"])
+        load_task_config("ctc", write_config(tmp_path), ["finetune.bogus=1"])
+    # the backbone's settings are model overrides (validated against the model config), not finetune keys
+    with pytest.raises(ConfigError, match="model.overrides.mask_prob"):
+        load_task_config("ctc", write_config(tmp_path), ["finetune.mask_prob=0.3"])
+    with pytest.raises(ConfigError, match="model.overrides.mask_prb"):
+        CTCTask(load_task_config("ctc", write_config(tmp_path), ["model.overrides.mask_prb=0.3"])).backbone_config()
 
 
 def test_label_symbol_not_in_dictionary_names_file_and_line(tmp_path):
@@ -117,7 +126,7 @@ def test_label_symbol_not_in_dictionary_names_file_and_line(tmp_path):
     lines = (tmp_path / "train.ltr").read_text().splitlines()
     lines[2] = "A X |"
     (tmp_path / "train.ltr").write_text("\n".join(lines) + "\n")
-    task = CTCTask(load_finetune_config(write_config(tmp_path)), "ft.yaml")
+    task = CTCTask(load_task_config("ctc", write_config(tmp_path)), "ft.yaml")
     with pytest.raises(DataError, match=r"train.ltr:3: .*'X'"):  # the new head's prior reads the labels at build time
         task.build_model()
         task.split("train", 1, 0, 1)
@@ -128,7 +137,7 @@ def test_blank_used_as_label_is_rejected(tmp_path):
     lines = (tmp_path / "train.ltr").read_text().splitlines()
     lines[1] = "A <s> |"
     (tmp_path / "train.ltr").write_text("\n".join(lines) + "\n")
-    task = CTCTask(load_finetune_config(write_config(tmp_path)), "ft.yaml")
+    task = CTCTask(load_task_config("ctc", write_config(tmp_path)), "ft.yaml")
     with pytest.raises(DataError, match=r"train.ltr:2: .*blank"):  # the new head's prior reads the labels at build time
         task.build_model()
         task.split("train", 1, 0, 1)
@@ -137,7 +146,7 @@ def test_blank_used_as_label_is_rejected(tmp_path):
 def test_ctc_loss_matches_per_utterance_reference(tmp_path):
     """Batched, padded loss == sum of unpadded per-utterance CTC losses; conv encoder frozen."""
     make_corpus(tmp_path)
-    task = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=_pretrained(tmp_path))), "ft.yaml")
+    task = CTCTask(load_task_config("ctc", write_config(tmp_path, pretrained=_pretrained(tmp_path))), "ft.yaml")
     model = task.build_model().eval()
     assert all(not p.requires_grad for p in model.wav2vec2.feature_encoder.parameters())
     split = task.split("train", 1, 0, 1)
@@ -146,7 +155,8 @@ def test_ctc_loss_matches_per_utterance_reference(tmp_path):
     ref = 0.0
     for i in range(4):
         L = int(batch["lengths"][i])
-        logits, n = model(batch["source"][i : i + 1, :L])
+        o = model(batch["source"][i : i + 1, :L])
+        logits, n = o.logits, o.out_lengths
         lp = logits.log_softmax(-1).transpose(0, 1)
         t = batch["target"][i, : batch["target_lengths"][i]]
         ref += torch.nn.functional.ctc_loss(lp, t[None], n, t.new_tensor([len(t)]), reduction="sum")
@@ -181,7 +191,7 @@ def test_tiny_model_overfits_and_decodes(tmp_path, one_thread):
     from speech_ssl.train.trainer import Trainer
 
     make_corpus(tmp_path)
-    cfg = load_finetune_config(write_config(tmp_path, pretrained=_pretrained(tmp_path)))
+    cfg = load_task_config("ctc", write_config(tmp_path, pretrained=_pretrained(tmp_path)))
     task = CTCTask(cfg, "ft.yaml")
     trainer = Trainer(cfg, task, tmp_path / "run")
     trainer.setup()
@@ -228,7 +238,7 @@ def test_backbone_frozen_for_first_updates_then_trained(tmp_path):
     """freeze_finetune_updates: only the head gets gradients before N updates, the Transformer after;
     the conv encoder never does."""
     make_corpus(tmp_path)
-    task = CTCTask(load_finetune_config(write_config(tmp_path)), "ft.yaml")
+    task = CTCTask(load_task_config("ctc", write_config(tmp_path)), "ft.yaml")
     model = task.build_model().train()
     split = task.split("train", 1, 0, 1)
     batch = split.collate([split.dataset[i] for i in range(3)])
@@ -247,7 +257,7 @@ def test_phone_units_report_per(tmp_path):
     lines = (tmp_path / "train.ltr").read_text().splitlines()
     (tmp_path / "train.phn").write_text("".join(ln.replace(" |", "").replace("|", "") + "\n" for ln in lines))
     (tmp_path / "dict.phn.txt").write_text("".join(f"{s} 10\n" for s in LETTERS))
-    cfg = load_finetune_config(write_config(tmp_path), ["finetune.labels=phn"])
+    cfg = load_task_config("ctc", write_config(tmp_path), ["finetune.labels=phn"])
     task = CTCTask(cfg, "ft.yaml")
     assert task.unit == "phone"
     model = task.build_model().eval()
@@ -266,10 +276,10 @@ def test_normalize_must_match_pretraining(tmp_path):
 
     make_corpus(tmp_path)
     save_model(Wav2Vec2ForPretraining(get_preset("tiny")), tmp_path / "pt", extra={"normalize": True})
-    task = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "pt")), "ft.yaml")
+    task = CTCTask(load_task_config("ctc", write_config(tmp_path, pretrained=tmp_path / "pt")), "ft.yaml")
     with pytest.raises(ConfigError, match="data.normalize"):
         task.build_model()
-    ok = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "pt"), ["data.normalize=true"]))
+    ok = CTCTask(load_task_config("ctc", write_config(tmp_path, pretrained=tmp_path / "pt"), ["data.normalize=true"]))
     ok.build_model()
 
 
@@ -282,14 +292,14 @@ def test_continue_from_ctc_checkpoint_same_or_new_head(tmp_path):
     syms = ["<s>", "<pad>", "</s>", "<unk>", "|", *LETTERS]
     src = Wav2Vec2ForCTC(get_preset("tiny"), len(syms), syms)
     save_model(src, tmp_path / "ctc")
-    model = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "ctc")), "ft.yaml").build_model()
+    model = CTCTask(load_task_config("ctc", write_config(tmp_path, pretrained=tmp_path / "ctc")), "ft.yaml").build_model()
     torch.testing.assert_close(model.head.weight, src.head.weight)  # same vocab: head kept
     other = ["<s>", "<pad>", "</s>", "<unk>", "|", "X", "Y"]
     save_model(Wav2Vec2ForCTC(get_preset("tiny"), len(other), other), tmp_path / "ctc2")
-    cfg = load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "ctc2"))
+    cfg = load_task_config("ctc", write_config(tmp_path, pretrained=tmp_path / "ctc2"))
     with pytest.raises(DataError, match="new_head"):
         CTCTask(cfg, "ft.yaml").build_model()
-    cfg = load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "ctc2"), ["finetune.new_head=true"])
+    cfg = load_task_config("ctc", write_config(tmp_path, pretrained=tmp_path / "ctc2"), ["finetune.new_head=true"])
     model = CTCTask(cfg, "ft.yaml").build_model()
     assert model.head.weight.shape[0] == len(syms) and model.vocab == syms
 
@@ -305,7 +315,7 @@ def test_head_lr_scale_gives_the_head_its_own_lr_and_resumes(tmp_path, one_threa
           "checkpoint.save_interval_updates=3", "finetune.freeze_finetune_updates=0"]
 
     def run(run_dir, stop=None, resume=None):
-        cfg = load_finetune_config(cfg_file, ov)
+        cfg = load_task_config("ctc", cfg_file, ov)
         tr = Trainer(cfg, CTCTask(cfg, "ft.yaml"), run_dir, stop_after_updates=stop)
         tr.setup(resume=resume)
         tr.train()
@@ -321,7 +331,7 @@ def test_head_lr_scale_gives_the_head_its_own_lr_and_resumes(tmp_path, one_threa
     for (n, p), q in zip(full.raw_model.named_parameters(), resumed.raw_model.parameters()):
         assert torch.equal(p, q), n
     with pytest.raises(ConfigError, match="head_lr_scale"):
-        load_finetune_config(cfg_file, ["finetune.head_lr_scale=0"])
+        load_task_config("ctc", cfg_file, ["finetune.head_lr_scale=0"])
 
 
 def test_reinit_layers_gives_the_top_layers_fresh_weights(tmp_path):
@@ -334,7 +344,7 @@ def test_reinit_layers_gives_the_top_layers_fresh_weights(tmp_path):
     src = load_model(pt).wav2vec2.state_dict()
     L = len(load_model(pt).wav2vec2.encoder.layers)
     torch.manual_seed(0)
-    cfg = load_finetune_config(write_config(tmp_path, pretrained=pt), ["finetune.reinit_layers=1"])
+    cfg = load_task_config("ctc", write_config(tmp_path, pretrained=pt), ["finetune.reinit_layers=1"])
     got = CTCTask(cfg, "ft.yaml").build_model().wav2vec2.state_dict()
     top = f"encoder.layers.{L - 1}."
     for k, v in src.items():
@@ -345,19 +355,22 @@ def test_reinit_layers_gives_the_top_layers_fresh_weights(tmp_path):
         elif not k.startswith(top) and k != "encoder.layer_norm.weight" and k != "encoder.layer_norm.bias":
             assert not changed, k
     with pytest.raises(ConfigError, match="reinit_layers"):
-        CTCTask(load_finetune_config(write_config(tmp_path, pretrained=pt), [f"finetune.reinit_layers={L + 1}"]),
+        CTCTask(load_task_config("ctc", write_config(tmp_path, pretrained=pt), [f"finetune.reinit_layers={L + 1}"]),
                 "ft.yaml").build_model()
     with pytest.raises(ConfigError, match="needs finetune.pretrained"):
-        CTCTask(load_finetune_config(write_config(tmp_path), ["finetune.reinit_layers=1"]), "ft.yaml").build_model()
+        CTCTask(load_task_config("ctc", write_config(tmp_path), ["finetune.reinit_layers=1"]), "ft.yaml").build_model()
 
 
 def test_new_head_bias_starts_at_the_frame_level_unit_prior(tmp_path):
     """head_bias_init=prior: softmax(bias) = blank 1 - labels/frames, labels by their (smoothed) counts."""
-    from speech_ssl.decode.run import conv_out_length
+    def conv_out_length(n, layers):  # by hand: floor((n - k) / s) + 1 per conv block
+        for _, k, s in layers:
+            n = (n - k) // s + 1
+        return n
 
     make_corpus(tmp_path)
     ck = _pretrained(tmp_path)
-    task = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=ck)), "ft.yaml")
+    task = CTCTask(load_task_config("ctc", write_config(tmp_path, pretrained=ck)), "ft.yaml")
     model = task.build_model()
     layers = [tuple(x) for x in model.cfg.conv_feature_layers]
     rows = (tmp_path / "train.tsv").read_text().splitlines()[1:]
@@ -378,27 +391,27 @@ def test_new_head_bias_starts_at_the_frame_level_unit_prior(tmp_path):
         (["finetune.head_weight_init=xavier"], lambda m: float(m.head.weight.detach().std()) > 0.01),  # fairseq
         (["finetune.head_weight_init=hf"], lambda m: float(m.head.weight.detach().std()) == pytest.approx(0.02, rel=0.2)),
     ]:
-        t = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=ck), extra), "ft.yaml")
+        t = CTCTask(load_task_config("ctc", write_config(tmp_path, pretrained=ck), extra), "ft.yaml")
         assert check(t.build_model()), extra
     with pytest.raises(ConfigError, match="init_blank_prob"):
-        load_finetune_config(write_config(tmp_path), ["finetune.init_blank_prob=1.5"])
+        load_task_config("ctc", write_config(tmp_path), ["finetune.init_blank_prob=1.5"])
 
 
 def test_continued_ctc_model_keeps_its_head(tmp_path):
     from speech_ssl.models.checkpoint import load_model
 
     make_corpus(tmp_path)
-    task = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=_pretrained(tmp_path))), "ft.yaml")
+    task = CTCTask(load_task_config("ctc", write_config(tmp_path, pretrained=_pretrained(tmp_path))), "ft.yaml")
     model = task.build_model()
     with torch.no_grad():
         model.head.bias.uniform_(-3, 3)
     task.save_weights(model, tmp_path / "ctc")
-    again = CTCTask(load_finetune_config(write_config(tmp_path, pretrained=tmp_path / "ctc")), "ft.yaml").build_model()
+    again = CTCTask(load_task_config("ctc", write_config(tmp_path, pretrained=tmp_path / "ctc")), "ft.yaml").build_model()
     assert torch.equal(again.head.bias, load_model(tmp_path / "ctc").head.bias)
 
 
 def test_frame_mutual_information():
-    from speech_ssl.train.finetune import frame_mutual_information
+    from speech_ssl.train.ctc_task import frame_mutual_information
 
     # every frame the same distribution: the output says nothing about the input
     p = torch.tensor([0.5, 0.3, 0.2])
@@ -434,7 +447,7 @@ def test_stuck_at_prior_alarm_reaches_the_log(tmp_path, one_thread):
     from speech_ssl.train.trainer import Trainer
 
     make_corpus(tmp_path)
-    cfg = load_finetune_config(write_config(tmp_path, pretrained=_pretrained(tmp_path)), [
+    cfg = load_task_config("ctc", write_config(tmp_path, pretrained=_pretrained(tmp_path)), [
         "optim.lr=1e-9", "optim.max_update=6", "logging.valid_interval_updates=2", "finetune.all_blank_grace_updates=0",
         "finetune.freeze_finetune_updates=0",
     ])
@@ -453,7 +466,7 @@ def test_head_and_body_gradient_norms_are_logged(tmp_path, one_thread):
     from speech_ssl.train.trainer import Trainer
 
     make_corpus(tmp_path)
-    cfg = load_finetune_config(write_config(tmp_path, pretrained=_pretrained(tmp_path)), [
+    cfg = load_task_config("ctc", write_config(tmp_path, pretrained=_pretrained(tmp_path)), [
         "optim.max_update=3", "logging.log_interval=1", "logging.valid_interval_updates=0", "optim.clip_norm=0",
         "finetune.freeze_finetune_updates=0", "finetune.head_weight_init=xavier"])  # zero weights: no body grad at first
     trainer = Trainer(cfg, CTCTask(cfg, "ft.yaml"), tmp_path / "run")

@@ -219,7 +219,8 @@ def test_ctc_from_pretraining_blank_padding_and_freezing():
     ctc.train()
     x = wave()
     lens = torch.tensor([6400, 3000])
-    logits, olen = ctc(x, lens, generator=torch.Generator().manual_seed(0))
+    out = ctc(x, lens, generator=torch.Generator().manual_seed(0))
+    logits, olen = out.logits, out.out_lengths
     assert logits.shape == (2, int(olen[0]), 10)
     pad = logits[1, int(olen[1]):]
     assert torch.all(pad[:, 0] == 0) and torch.all(torch.isinf(pad[:, 1:]))
@@ -228,7 +229,7 @@ def test_ctc_from_pretraining_blank_padding_and_freezing():
     assert all(p.grad is None for p in ctc.wav2vec2.parameters())  # frozen for the first 5 updates
     ctc.zero_grad()
     ctc.set_num_updates(5)
-    logits, _ = ctc(x, lens, generator=torch.Generator().manual_seed(0))
+    logits = ctc(x, lens, generator=torch.Generator().manual_seed(0)).logits
     logits[torch.isfinite(logits)].sum().backward()
     assert ctc.wav2vec2.encoder.layers[0].fc1.weight.grad is not None
     assert ctc.wav2vec2.feature_encoder.blocks[0].conv.weight.grad is None  # conv stays frozen

@@ -7,7 +7,8 @@ import soundfile as sf
 from data_prep import babel
 from data_prep.babel import clean_line
 from speech_ssl.data.datasets import PretrainDataset
-from speech_ssl.data.manifest import Dictionary, read_labels, read_manifest
+from speech_ssl.data.manifest import read_labels, read_manifest
+from speech_ssl.data.units import Dictionary
 from speech_ssl.errors import DataError
 
 TRANSCRIPT = """[0.000]

@@ -63,8 +63,8 @@ def test_preparation_does_not_import_torch():
 
 
 def test_prepare_with_sentencepiece(tmp_path, capsys):
-    from speech_ssl.data.manifest import Dictionary, read_labels
-    from speech_ssl.data.vocab import SentencePieceVocab
+    from speech_ssl.data.manifest import read_labels
+    from speech_ssl.data.units import Dictionary, SentencePieceVocab
 
     words = "THE QUICK BROWN FOX JUMPS OVER A LAZY DOG WHILE SPEECH MODELS LEARN FROM AUDIO".split()
     for sub in ("train-clean-100", "dev-clean"):

@@ -9,7 +9,8 @@ import soundfile as sf
 
 from data_prep import commonvoice
 from data_prep.commonvoice import normalize_text
-from speech_ssl.data.manifest import Dictionary, read_labels, read_manifest
+from speech_ssl.data.manifest import read_labels, read_manifest
+from speech_ssl.data.units import Dictionary
 from speech_ssl.errors import DataError
 
 HEADER = ["client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes", "age",

@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 
 from data_prep import librilight, librispeech
-from speech_ssl.data.manifest import Dictionary, read_labels, read_manifest
+from speech_ssl.data.manifest import read_labels, read_manifest
+from speech_ssl.data.units import Dictionary
 from speech_ssl.errors import DataError
 
 WORDS = ["THE", "CAT", "SAT", "ON", "A", "MAT", "IT'S", "GOOD", "DAY", "NIGHT"]

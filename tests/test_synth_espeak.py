@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("espeakng_loader")
 
 from data_prep.synth.acoustics import estimate_f0  # noqa: E402
-from data_prep.synth.espeak import SAMPLE_RATE, clean_phone, get_engine, merge_modifiers, phonemize  # noqa: E402
+from data_prep.synth.espeak import ESPEAK_RATE, clean_phone, get_engine, merge_modifiers, phonemize  # noqa: E402
 from data_prep.synth.speakers import make_speakers, split_speakers  # noqa: E402
 from data_prep.synth.text import LANGUAGES, Grammar  # noqa: E402
 
@@ -23,7 +23,7 @@ def test_clean_phone_and_modifiers():
 def test_synthesize_returns_audio_and_ordered_phone_onsets():
     eng = get_engine()
     res = eng.synthesize("The old man buys twenty red cars.", "en-US", rate=170, seed=1)
-    assert res.samples.dtype == np.int16 and SAMPLE_RATE == 22050
+    assert res.samples.dtype == np.int16 and ESPEAK_RATE == 22050
     assert 1.0 < res.duration < 4.0
     assert np.abs(res.samples.astype(np.float64)).max() > 3000
     assert len(res.phones) >= 20 and all(p and not set(p) & STRESS for p in res.phones)
@@ -55,7 +55,7 @@ def test_same_seed_same_samples_and_speakers_differ():
     for s in spk[:6]:
         eng.write_variant(s.variant_name, s.variant_text())
         res = eng.synthesize(text, "en-US", s.variant_name, rate=s.rate, seed=3)
-        f0[s.index] = estimate_f0(res.samples.astype(np.float32), SAMPLE_RATE)
+        f0[s.index] = estimate_f0(res.samples.astype(np.float32), ESPEAK_RATE)
     male = [f0[i] for i in range(0, 6, 2)]
     female = [f0[i] for i in range(1, 6, 2)]
     assert max(male) < min(female), f0

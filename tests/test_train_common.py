@@ -192,7 +192,7 @@ def test_load_checkpoint_weights_names_file_model_and_hint(tmp_path):
     from speech_ssl.models.checkpoint import save_model
     from speech_ssl.models.config import get_preset
     from speech_ssl.models.wav2vec2 import Wav2Vec2ForPretraining
-    from speech_ssl.train.tasks import load_checkpoint_weights
+    from speech_ssl.train.task import load_checkpoint_weights
 
     cfg = get_preset("tiny")
     src = Wav2Vec2ForPretraining(cfg)

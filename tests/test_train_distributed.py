@@ -16,7 +16,7 @@ from test_train_common import REPO, cfg_file_fixture, corpus_fixture, one_thread
 
 from speech_ssl.train.checkpoint import find_latest
 from speech_ssl.train.config import load_train_config
-from speech_ssl.train.tasks import PretrainTask
+from speech_ssl.train.pretrain_task import PretrainTask
 from speech_ssl.train.trainer import Trainer
 
 # every test here trains: one intra-op thread

@@ -24,7 +24,7 @@ from test_train_common import (  # noqa: F401 (the fixtures: one_thread, corpus,
 
 from speech_ssl.train.checkpoint import CheckpointError, find_latest, list_checkpoints, load_train_state
 from speech_ssl.train.config import load_train_config
-from speech_ssl.train.tasks import PretrainTask
+from speech_ssl.train.pretrain_task import PretrainTask
 from speech_ssl.train.trainer import Trainer, TrainingAborted
 
 # every test here trains: one intra-op thread

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .acoustics import AcousticsConfig, process, resample, telephone_band
-from .espeak import ESPEAK_VOICES, SAMPLE_RATE, get_engine
+from .espeak import ESPEAK_RATE, ESPEAK_VOICES, get_engine
 from .speakers import Speaker, _rng, make_speakers, split_speakers
 from .text import LANGUAGES, Grammar, letters, normalize_words, read_text_file, split_sentences
 
@@ -171,9 +171,9 @@ def render(job: Job) -> dict:
             # conversation turns: quieter pauses between; level varies less within a call
             c = AcousticsConfig(**{**asdict(acfg), "lead_silence": (0.3, 2.0), "trail_silence": (0.0, 0.1),
                                    "augment_prob": 0.0, "noise_floor_db": -200.0})
-            y, lead, info = process(speech, SAMPLE_RATE, c, rng, augment=False)
+            y, lead, info = process(speech, ESPEAK_RATE, c, rng, augment=False)
         else:
-            y, lead, info = process(speech, SAMPLE_RATE, acfg, rng, augment=job.augment)
+            y, lead, info = process(speech, ESPEAK_RATE, acfg, rng, augment=job.augment)
         start = pos + lead
         segments.append({
             "text": text, "start": start, "end": start + speech.size,
@@ -184,17 +184,17 @@ def render(job: Job) -> dict:
         pos += y.size
     y = np.concatenate(pieces)
     if conv:  # one channel, one call: tail silence, then line noise/reverb over the whole call
-        y = np.concatenate([y, np.zeros(int(rng.uniform(0.3, 1.5) * SAMPLE_RATE), np.float32)])
+        y = np.concatenate([y, np.zeros(int(rng.uniform(0.3, 1.5) * ESPEAK_RATE), np.float32)])
         c = AcousticsConfig(**{**asdict(acfg), "lead_silence": (0.0, 0.0), "trail_silence": (0.0, 0.0),
                                "level_db": (-20.0, -20.0)})
         aug = bool(rng.random() < acfg.augment_prob) if job.augment is None else job.augment
-        y, _, info = process(telephone_band(y, SAMPLE_RATE), SAMPLE_RATE, c, rng, augment=aug)
+        y, _, info = process(telephone_band(y, ESPEAK_RATE), ESPEAK_RATE, c, rng, augment=aug)
         info.pop("level_db", None)
         for s in segments:
             s["info"] = {**s["info"], **info}
-    out = resample(y, SAMPLE_RATE, job.rate)
+    out = resample(y, ESPEAK_RATE, job.rate)
     write_atomic(Path(_WORKER_STATE["out"]) / job.path, _encode(out, job.rate, job.fmt))  # type: ignore[arg-type]
-    scale = 1.0 / SAMPLE_RATE
+    scale = 1.0 / ESPEAK_RATE
     for s in segments:
         for k in ("start", "end"):
             s[k] = round(s[k] * scale, 3)

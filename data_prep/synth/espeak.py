@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 22050
+ESPEAK_RATE = 22050
 
 # speak_lib.h constants
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -107,7 +107,7 @@ def merge_modifiers(phones: list[str], starts: list[int] | None = None):
 class SynthResult:
     """Audio and alignments of one synthesized text.
 
-    samples: (N,) int16 at :data:`SAMPLE_RATE`; phones: cleaned IPA phones; phone_starts: (P,) onset
+    samples: (N,) int16 at :data:`ESPEAK_RATE`; phones: cleaned IPA phones; phone_starts: (P,) onset
     sample of each phone; word_starts: onset samples of the words (eSpeak word events).
     """
 
@@ -118,7 +118,7 @@ class SynthResult:
 
     @property
     def duration(self) -> float:
-        return len(self.samples) / SAMPLE_RATE
+        return len(self.samples) / ESPEAK_RATE
 
 
 def _find_library() -> tuple[str, str | None]:
@@ -200,7 +200,7 @@ class ESpeak:
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(self.data_dir).encode(),
             _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT,
         )
-        if rate != SAMPLE_RATE:
+        if rate != ESPEAK_RATE:
             raise RuntimeError(f"espeak_Initialize failed (returned {rate}) with data {self.data_dir}")
         self._chunks: list[np.ndarray] = []
         self._events: list[tuple[int, int, str]] = []

@@ -1,10 +1,11 @@
-"""``speech-ssl finetune CONFIG.yaml [key=value ...] [--run-dir D] [--resume [CK]] [--init-from CK]``.
+"""speech-ssl finetune CONFIG.yaml [key=value ...] [--run-dir D] [--resume [CK]] [--init-from CK]
 
-CTC fine-tuning with the same trainer as pretraining (one process, or ``torchrun --nproc-per-node N -m
-speech_ssl finetune ...``). The config is a training config plus a ``finetune:`` section (see
-``speech_ssl/train/finetune.py``): ``finetune.pretrained`` names the pretrained checkpoint, ``finetune.labels``
-the label extension next to each manifest (ltr, phn, ...). Checkpoints keep the best validation WER in
-RUN/checkpoints/best (decode it with ``speech-ssl decode --checkpoint RUN/checkpoints/best ...``).
+CTC fine-tuning with the same trainer as pretraining (one process, or torchrun --nproc-per-node N -m
+speech_ssl finetune ...). The config is a training config plus a finetune: section: finetune.pretrained
+names the pretrained checkpoint, finetune.labels the label extension next to each manifest (ltr, phn, ...);
+the backbone's settings (masking, dropouts, layerdrop) go under model.overrides, on top of fairseq's
+fine-tuning defaults. Checkpoints keep the best validation WER in RUN/checkpoints/best (decode it with
+speech-ssl decode --checkpoint RUN/checkpoints/best ...).
 Exit codes: 0 done or stopped cleanly, 2 bad config, 3 bad data / checkpoint, 4 training aborted.
 """
 
@@ -28,6 +29,5 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from speech_ssl.cli.pretrain import run as run_training
-    from speech_ssl.train.finetune import FinetuneConfig
 
-    return run_training(args, config_cls=FinetuneConfig)
+    return run_training(args, task_name="ctc")

@@ -51,15 +51,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, config_cls=None) -> int:
+def run(args: argparse.Namespace, task_name: str = "pretrain") -> int:
+    """Train ``task_name`` (a row of ``speech_ssl.train.tasks.TASKS``) with the one trainer."""
     from speech_ssl.config import ConfigError
     from speech_ssl.errors import DataError
-    from speech_ssl.train.config import TrainConfig, load_train_config
     from speech_ssl.train.distributed import init_distributed, shutdown
-    from speech_ssl.train.tasks import build_task
+    from speech_ssl.train.tasks import build_task, load_task_config
     from speech_ssl.train.trainer import Trainer, TrainingAborted
 
-    cfg = load_train_config(args.config, args.overrides, config_cls or TrainConfig)
+    cfg = load_task_config(task_name, args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
     info = init_distributed(cfg.distributed, cfg.device)
     try:

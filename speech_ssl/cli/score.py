@@ -34,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from speech_ssl.decode.io import atomic_write_text, read_transcripts
+    from speech_ssl.decode.io import read_transcripts
     from speech_ssl.decode.score import default_speaker, format_report, score
     from speech_ssl.errors import DataError
+    from speech_ssl.files import atomic_write_text
 
     try:
         rids, refs, r_has = read_transcripts(args.ref)

@@ -1,4 +1,4 @@
-"""Audio data layer: reading audio, fairseq manifests/labels/dictionaries, vocabularies, datasets, samplers.
+"""Audio data layer: reading audio, fairseq manifests/labels, text units (dictionaries, vocabularies), datasets, samplers.
 
 Names are imported lazily (``from speech_ssl.data import PretrainDataset`` works) so that corpus
 preparation and ``speech-ssl --help`` do not import torch.
@@ -11,12 +11,13 @@ import importlib
 _EXPORTS = {
     "read_audio": "audio", "resampled_length": "audio", "write_audio": "audio", "audio_info": "audio",
     "ConcatAudioDataset": "datasets", "DatasetConfig": "datasets", "FinetuneDataset": "datasets", "PretrainDataset": "datasets",
-    "Dictionary": "manifest", "Manifest": "manifest", "ManifestEntry": "manifest", "read_labels": "manifest",
+    "Manifest": "manifest", "ManifestEntry": "manifest", "read_labels": "manifest",
     "read_manifest": "manifest", "write_labels": "manifest", "write_manifest": "manifest",
     "DynamicBatchSampler": "sampler", "MultiCorpusBatchSampler": "sampler", "SamplerConfig": "sampler",
     "language_probs": "sampler",
-    "letters_to_text": "vocab", "text_to_letters": "vocab", "build_dictionary": "vocab",
-    "train_sentencepiece": "vocab", "SentencePieceVocab": "vocab",
+    "Dictionary": "units", "WORD_SEP": "units", "infer_unit": "units", "text_to_letters": "units",
+    "labels_to_text": "units", "tokens_to_text": "units", "build_dictionary": "units",
+    "train_sentencepiece": "units", "SentencePieceVocab": "units",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -22,11 +22,11 @@ import numpy as np
 
 from speech_ssl.errors import DataError
 
-TARGET_SR = 16000
+SAMPLE_RATE = 16000
 LAYER_NORM_EPS = 1e-5
 
 
-def resampled_length(num_frames: int, source_sr: int, target_sr: int = TARGET_SR) -> int:
+def resampled_length(num_frames: int, source_sr: int, target_sr: int = SAMPLE_RATE) -> int:
     """Length that soxr gives when resampling ``num_frames`` from ``source_sr`` to ``target_sr``.
 
     soxr rounds ``num_frames * target_sr / source_sr`` to the nearest integer; integer arithmetic here
@@ -84,7 +84,7 @@ def read_audio(
     path: str | Path,
     start: int | None = None,
     end: int | None = None,
-    target_sr: int | None = TARGET_SR,
+    target_sr: int | None = SAMPLE_RATE,
     normalize: bool = False,
 ) -> np.ndarray:
     """Read ``path`` (or frames ``[start, end)`` of it) as mono float32 at ``target_sr``.
@@ -142,7 +142,7 @@ def read_audio(
     return x
 
 
-def write_audio(path: str | Path, x: np.ndarray, sample_rate: int = TARGET_SR, subtype: str = "PCM_16") -> None:
+def write_audio(path: str | Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE, subtype: str = "PCM_16") -> None:
     """Write mono float audio atomically (format from the suffix: .flac, .wav, ...).
 
     Samples outside [-1, 1] are clipped by libsndfile's integer conversion.

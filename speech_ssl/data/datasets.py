@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from speech_ssl.data.audio import TARGET_SR, read_audio
-from speech_ssl.data.manifest import Dictionary, Manifest, read_labels, read_manifest
+from speech_ssl.data.audio import SAMPLE_RATE, read_audio
+from speech_ssl.data.manifest import Manifest, read_labels, read_manifest
+from speech_ssl.data.units import Dictionary
 from speech_ssl.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class DatasetConfig:
     min_sample_size: int = 0
     max_sample_size: int | None = None
     normalize: bool = False
-    sample_rate: int = TARGET_SR
+    sample_rate: int = SAMPLE_RATE
     labels: str | None = None  # label extension for fine-tuning: "ltr", "phn", "wrd", ...
     dictionary: str | None = None  # default: <manifest dir>/dict.<labels>.txt
     seed: int = 1
@@ -68,7 +69,7 @@ class AudioDataset(torch.utils.data.Dataset):
         min_sample_size: int = 0,
         max_sample_size: int | None = None,
         normalize: bool = False,
-        sample_rate: int = TARGET_SR,
+        sample_rate: int = SAMPLE_RATE,
         seed: int = 1,
         drop_longer: bool = False,
     ):
@@ -193,7 +194,7 @@ class FinetuneDataset(AudioDataset):
         min_sample_size: int = 0,
         max_sample_size: int | None = None,
         normalize: bool = False,
-        sample_rate: int = TARGET_SR,
+        sample_rate: int = SAMPLE_RATE,
         seed: int = 1,
         unk_ok: bool = False,
     ):

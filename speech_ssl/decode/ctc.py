@@ -17,17 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import torch
 
+from speech_ssl.data.units import WORD_SEP, Unit, tokens_to_text, word_to_letters
 from speech_ssl.errors import DataError
-
-Unit = Literal["letter", "phone", "spm", "word"]
-SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
-WORD_SEP = "|"
-SPM_SPACE = "\u2581"  # ▁
-
 
 # ----------------------------------------------------------------------------------------------
 # Greedy
@@ -83,45 +78,6 @@ def blank_fraction(logits: torch.Tensor, lengths: torch.Tensor | None = None, bl
         valid = torch.arange(T, device=frames.device)[None, :] < lengths.to(frames.device)[:, None]
     n = valid.sum().item()
     return float(((frames == blank) & valid).sum().item() / max(n, 1))
-
-
-# ----------------------------------------------------------------------------------------------
-# Tokens <-> text
-# ----------------------------------------------------------------------------------------------
-
-
-def tokens_to_text(tokens: Sequence[int], symbols: Sequence[str], unit: Unit = "letter") -> str:
-    """Token ids -> text. Special symbols (``<s> <pad> </s>``) are dropped; ``<unk>`` is kept.
-
-    * ``letter``: symbols are concatenated, ``|`` becomes a space (fairseq ``post_process=letter``).
-    * ``phone`` / ``word``: symbols joined by spaces.
-    * ``spm``: pieces concatenated, ``▁`` becomes a space (fairseq ``post_process=sentencepiece``).
-    """
-    syms = [symbols[t] for t in tokens if symbols[t] not in SPECIALS[:3]]
-    if unit == "letter":
-        text = "".join(s if s != WORD_SEP else " " for s in syms)
-    elif unit == "spm":
-        text = "".join(syms).replace(SPM_SPACE, " ")
-    elif unit in ("phone", "word"):
-        text = " ".join(s for s in syms if s != WORD_SEP)
-    else:
-        raise ValueError(f"unknown unit {unit!r} (letter, phone, spm, word)")
-    return " ".join(text.split())
-
-
-def labels_to_text(label_line: str, unit: Unit = "letter") -> str:
-    """A label line as stored next to a manifest (``.ltr``: ``H E L L O | W O R L D |``) -> text."""
-    syms = label_line.split()
-    if unit == "letter":
-        return " ".join("".join(s if s != WORD_SEP else " " for s in syms).split())
-    if unit == "spm":
-        return " ".join("".join(syms).replace(SPM_SPACE, " ").split())
-    return " ".join(s for s in syms if s != WORD_SEP)
-
-
-def word_to_letters(word: str) -> list[str]:
-    """Spelling of a word in a letter vocabulary: its characters followed by ``|``."""
-    return list(word) + [WORD_SEP]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,7 +157,7 @@ def read_lexicon(path: str | Path, symbols: Sequence[str]) -> dict[str, list[lis
 def write_letter_lexicon(words: Sequence[str], path: str | Path, symbols: Sequence[str] | None = None) -> int:
     """Write a letter lexicon ``WORD W O R D |`` for ``words`` (atomic). Words with characters not
     in ``symbols`` (when given) are skipped. Returns the number of words written."""
-    from speech_ssl.decode.io import atomic_write_text
+    from speech_ssl.files import atomic_write_text
 
     known = set(symbols) if symbols is not None else None
     lines = []
@@ -221,8 +177,8 @@ def write_spm_lexicon(words: Sequence[str], spm_model: str | Path, path: str | P
 
     For lexicon-constrained search over sentencepiece units (the silence token is then ``</s>``, which
     CTC never emits, so words are delimited by the ``▁`` pieces themselves)."""
-    from speech_ssl.data.vocab import SentencePieceVocab
-    from speech_ssl.decode.io import atomic_write_text
+    from speech_ssl.data.units import SentencePieceVocab
+    from speech_ssl.files import atomic_write_text
 
     sp = SentencePieceVocab(spm_model)
     lines = []

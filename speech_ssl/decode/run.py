@@ -26,17 +26,15 @@ from typing import Callable
 
 import torch
 
-from speech_ssl.decode.ctc import (
-    BeamConfig,
-    BeamSearchDecoder,
-    Unit,
-    greedy_ctc,
-    labels_to_text,
-    tokens_to_text,
-)
-from speech_ssl.decode.io import atomic_write_text, write_jsonl, write_transcripts
+from speech_ssl.data.audio import SAMPLE_RATE
+from speech_ssl.data.units import Unit, infer_unit, labels_to_text, tokens_to_text
+from speech_ssl.decode.ctc import BeamConfig, BeamSearchDecoder, greedy_ctc
+from speech_ssl.decode.io import write_jsonl, write_transcripts
 from speech_ssl.decode.score import ScoreResult, default_speaker, score
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_text
+from speech_ssl.models.feature_encoder import conv_output_length
+from speech_ssl.models.inference import chunked_frames, length_batches
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +83,7 @@ def load_ctc_model(checkpoint: str | Path, device: torch.device):
 def output_symbols(model, checkpoint: str | Path, explicit_dict: str | None) -> list[str]:
     """The model's output symbols: ``--dict`` when given, else the vocab stored in the checkpoint,
     else a ``dict*.txt`` next to it. Checked against the model's output size."""
-    from speech_ssl.data.manifest import Dictionary
+    from speech_ssl.data.units import Dictionary
 
     if explicit_dict is None and model.vocab is not None:
         symbols = list(model.vocab)
@@ -110,14 +108,6 @@ def find_dictionary(checkpoint: str | Path, explicit: str | None) -> Path:
     if len(cands) == 1:
         return cands[0]
     raise DataError("no vocabulary in the checkpoint and no dict.txt next to it: pass --dict", folder)
-
-
-def infer_unit(symbols: list[str]) -> Unit:
-    if "|" in symbols:
-        return "letter"
-    if any(s.startswith("\u2581") for s in symbols):
-        return "spm"
-    return "phone"
 
 
 def read_references(manifest_path: Path, n_rows: int, labels: str | None, unit: Unit) -> tuple[list[str] | None, str]:
@@ -162,66 +152,6 @@ def utterance_ids(manifest) -> list[str]:
 # ----------------------------------------------------------------------------------------------
 
 
-def conv_out_length(n: int, layers: list[tuple[int, int, int]]) -> int:
-    for _, k, s in layers:
-        n = (n - k) // s + 1
-    return max(n, 0)
-
-
-def length_batches(sizes: list[int], max_tokens: int) -> list[list[int]]:
-    """Indices sorted by length (longest first) cut greedily so that ``n * longest <= max_tokens``."""
-    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
-    batches, i = [], 0
-    while i < len(order):
-        k = max(1, max_tokens // max(sizes[order[i]], 1))
-        batches.append(order[i : i + k])
-        i += k
-    return batches
-
-
-@torch.no_grad()
-def chunked_frames(
-    model: Callable, wav: torch.Tensor, conv_layers: list[tuple[int, int, int]], chunk: int, context: int,
-    max_tokens: int,
-) -> torch.Tensor:
-    """Frame outputs ``(T, D)`` of one long waveform ``wav (L,)`` computed chunk by chunk.
-
-    ``model(x (B, L'), lengths (B,)) -> (frames (B, T', D), frame_lengths (B,))``. ``chunk`` and ``context``
-    are in samples (rounded down to multiples of the encoder stride); chunk ``[s, e)`` is run on
-    ``[s - context, e + context)`` and keeps its own frames, so ``T`` is the whole-utterance frame count.
-    """
-    stride = 1
-    for _, _, s in conv_layers:
-        stride *= s
-    chunk = max(stride, chunk // stride * stride)
-    context = context // stride * stride
-    L = wav.shape[0]
-    total = conv_out_length(L, conv_layers)
-    windows, keeps = [], []
-    for s in range(0, L, chunk):
-        f0 = s // stride
-        if f0 >= total:
-            break
-        e = min(s + chunk, L)
-        f1 = total if e >= L else e // stride
-        w0, w1 = max(0, s - context), min(L, e + context)
-        windows.append((w0, w1))
-        keeps.append(((s - w0) // stride, f1 - f0))
-    pieces: list[torch.Tensor | None] = [None] * len(windows)
-    for batch in length_batches([w1 - w0 for w0, w1 in windows], max_tokens):
-        lens = torch.tensor([windows[j][1] - windows[j][0] for j in batch], dtype=torch.long)
-        x = torch.zeros(len(batch), int(lens.max()), dtype=wav.dtype, device=wav.device)
-        for r, j in enumerate(batch):
-            w0, w1 = windows[j]
-            x[r, : w1 - w0] = wav[w0:w1]
-        frames, out_lens = model(x, lens.to(wav.device))
-        for r, j in enumerate(batch):
-            a, n = keeps[j]
-            n = min(n, int(out_lens[r]) - a)
-            pieces[j] = frames[r, a : a + n]
-    return torch.cat([p for p in pieces if p is not None], 0)
-
-
 def chunked_log_probs(
     model: Callable, wav: torch.Tensor, conv_layers: list[tuple[int, int, int]], chunk: int, context: int,
     max_tokens: int,
@@ -229,8 +159,8 @@ def chunked_log_probs(
     """CTC log-probs ``(T, V)`` of one long waveform, chunk by chunk (:func:`chunked_frames`)."""
 
     def log_probs(x, lens):
-        logits, out_lens = model(x, lens)
-        return logits.float().log_softmax(-1), out_lens
+        out = model(x, lens)
+        return out.logits.float().log_softmax(-1), out.out_lengths
 
     return chunked_frames(log_probs, wav, conv_layers, chunk, context, max_tokens)
 
@@ -251,12 +181,12 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
     """Yields (row index, log-probs (T, V) on CPU, seconds of model time for this row); audio is read by
     ``opts.num_workers`` DataLoader workers while the model runs."""
     sizes = manifest.sizes
-    chunk = int(opts.chunk_seconds * 16000)
-    context = int(opts.chunk_context_seconds * 16000)
+    chunk = int(opts.chunk_seconds * SAMPLE_RATE)
+    context = int(opts.chunk_context_seconds * SAMPLE_RATE)
     rows = list(range(len(manifest)))
     if opts.limit is not None:
         rows = rows[: opts.limit]
-    too_short = [i for i in rows if conv_out_length(sizes[i], conv_layers) < 1]
+    too_short = [i for i in rows if conv_output_length(sizes[i], conv_layers) < 1]
     if too_short:
         logger.warning(
             "%d rows are shorter than the encoder's receptive field (e.g. %s:%d); their hypotheses are empty",
@@ -290,7 +220,8 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
             yield idx[0], lp.cpu(), time.perf_counter() - t0
             continue
         with amp():
-            logits, out_lens = model(x.to(device, non_blocking=True), lens.to(device))
+            out = model(x.to(device, non_blocking=True), lens.to(device))
+        logits, out_lens = out.logits, out.out_lengths
         lp = logits.float().log_softmax(-1).cpu()
         dt = (time.perf_counter() - t0) / len(idx)
         for r, i in enumerate(idx):
@@ -355,7 +286,7 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
     beam_hyp: list[str] = [""] * n_rows
     emissions: list[torch.Tensor | None] = [None] * n_rows
     model_time = search_time = 0.0
-    audio_seconds = sum(manifest.sizes[:n_rows]) / 16000.0
+    audio_seconds = sum(manifest.sizes[:n_rows]) / SAMPLE_RATE
     t_start = time.perf_counter()
     for i, lp, dt in compute_emissions(
         model, manifest, list(cfg.conv_feature_layers), len(symbols), opts, device, normalize
@@ -412,7 +343,7 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
         row = {
             "id": uid,
             "audio": str(manifest.full_path(j)),
-            "seconds": manifest.sizes[j] / 16000.0,
+            "seconds": manifest.sizes[j] / SAMPLE_RATE,
             "hyp": hyps[j],
         }
         if beam is not None:

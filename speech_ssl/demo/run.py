@@ -250,7 +250,7 @@ class Demo:
                 if lang != "en" and (SHIPPED_MONO / "model.safetensors").exists():
                     conds.append(("pretrained-mono-en", [f"finetune.pretrained={SHIPPED_MONO}"]))
                 conds += [
-                    ("scratch", [f"finetune.pretrained={rnd}", "finetune.feature_grad_mult=1.0",
+                    ("scratch", [f"finetune.pretrained={rnd}", "model.overrides.feature_grad_mult=1.0",
                                  "finetune.freeze_finetune_updates=0"]),
                     ("random-frozen", [f"finetune.pretrained={rnd}"]),
                 ]

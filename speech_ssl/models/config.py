@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from speech_ssl.config import ConfigError
+from speech_ssl.models.feature_encoder import conv_output_length, receptive_field, total_stride
 
 BASE_CONV_LAYERS: list[tuple[int, int, int]] = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
 
@@ -95,19 +96,16 @@ class Wav2Vec2Config:
     @property
     def receptive_field(self) -> int:
         """Samples seen by one output frame (400 for BASE)."""
-        rf = 1
-        jump = 1
-        for _, k, s in self.conv_feature_layers:
-            rf += (k - 1) * jump
-            jump *= s
-        return rf
+        return receptive_field(self.conv_feature_layers)
 
     @property
     def total_stride(self) -> int:
-        s = 1
-        for _, _, st in self.conv_feature_layers:
-            s *= st
-        return s
+        """Samples between output frames (320 for BASE)."""
+        return total_stride(self.conv_feature_layers)
+
+    def output_length(self, num_samples):
+        """Frames for ``num_samples`` (int, tensor or numpy array; :func:`conv_output_length`)."""
+        return conv_output_length(num_samples, self.conv_feature_layers)
 
     def validate(self) -> None:
         def bad(msg: str) -> None:

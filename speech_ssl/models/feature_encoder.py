@@ -7,6 +7,34 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def conv_output_length(lengths, layers):
+    """Frames the conv stack makes of ``lengths`` samples: ``floor((L - k) / s) + 1`` per block, at least 0.
+
+    ``lengths``: an int, an int64 tensor or an integer numpy array (any shape; same type out);
+    ``layers``: ``(dim, kernel, stride)`` per block (``Wav2Vec2Config.conv_feature_layers``).
+    """
+    for _, k, s in layers:
+        lengths = (lengths - k) // s + 1
+    return max(lengths, 0) if isinstance(lengths, int) else lengths.clip(min=0)
+
+
+def receptive_field(layers) -> int:
+    """Samples seen by one output frame (400 for every fairseq preset)."""
+    rf, jump = 1, 1
+    for _, k, s in layers:
+        rf += (k - 1) * jump
+        jump *= s
+    return rf
+
+
+def total_stride(layers) -> int:
+    """Samples between consecutive output frames (320 for every fairseq preset)."""
+    jump = 1
+    for _, _, s in layers:
+        jump *= s
+    return jump
+
+
 class Fp32GroupNorm(nn.GroupNorm):
     """GroupNorm computed in fp32 (as fairseq) and cast back. x: (B, C, T)."""
 
@@ -81,19 +109,13 @@ class ConvFeatureEncoder(nn.Module):
             c_in = dim
         self.blocks = nn.ModuleList(blocks)
         self.out_dim = c_in
-        rf, jump = 1, 1
-        for _, k, s in layers:
-            rf += (k - 1) * jump
-            jump *= s
-        self.receptive_field = rf
-        self.total_stride = jump
+        self.layers = [tuple(x) for x in layers]
+        self.receptive_field = receptive_field(layers)
+        self.total_stride = total_stride(layers)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Frames produced for ``lengths`` samples: floor((L - k) / s) + 1 per block. (B,) -> (B,) int64."""
-        out = lengths.to(torch.int64)
-        for b in self.blocks:
-            out = torch.div(out - b.kernel, b.stride, rounding_mode="floor") + 1
-        return out.clamp(min=0)
+        """Frames produced for ``lengths`` samples (:func:`conv_output_length`). (B,) -> (B,) int64."""
+        return conv_output_length(lengths.to(torch.int64), self.layers)
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         x = waveforms.unsqueeze(1)

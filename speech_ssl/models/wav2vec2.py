@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -302,9 +301,12 @@ class Wav2Vec2ForPretraining(nn.Module):
 
 
 # ====================================================================== CTC
-class CTCOutput(NamedTuple):
+@dataclass
+class CTCOutput:
     logits: torch.Tensor  # (B, T, V); padded frames forced to blank (0, others -inf)
     out_lengths: torch.Tensor  # (B,) int64
+    loss: torch.Tensor | None = None  # () CTC loss summed over the batch, when labels were given
+    log_probs: torch.Tensor | None = None  # (B, T, V) fp32 log-softmax of logits, when labels were given
 
 
 class Wav2Vec2ForCTC(nn.Module):
@@ -351,13 +353,31 @@ class Wav2Vec2ForCTC(nn.Module):
         self.wav2vec2.freeze_feature_encoder()
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, label_lengths: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> CTCOutput:
+        """waveforms (B, L), lengths (B,) -> logits (B, T, V), out_lengths (B,); with ``labels (B, S)``
+        (int64, padded with anything past ``label_lengths (B,)``) also the CTC loss and fp32 log-probs."""
+        # 1. Backbone (under no_grad while the freeze lasts) and the output layer.
         frozen = self.training and self.num_updates < self.freeze_finetune_updates
         with torch.no_grad() if frozen else contextlib.nullcontext():
             out = self.wav2vec2(waveforms, lengths, generator=generator)
         x = self.head(self.final_dropout(out.last_hidden_state))
+        # 2. Padded frames emit blank with probability 1, so they never change the alignment.
         if out.padding_mask is not None:
             blank = torch.full((self.vocab_size,), float("-inf"), dtype=x.dtype, device=x.device)
             blank[0] = 0.0
             x = torch.where(out.padding_mask.unsqueeze(-1), blank, x)
-        return CTCOutput(x, out.out_lengths)
+        if labels is None:
+            return CTCOutput(x, out.out_lengths)
+        if label_lengths is None:
+            raise ValueError("labels need label_lengths (B,): the number of valid symbols per row")
+        # 3. CTC loss (Graves et al. 2006, eq. 14: -ln p(labels | x) summed over the batch) on fp32
+        #    log-probs, blank = 0; unreachable targets give 0 instead of inf (fairseq: zero_infinity=True).
+        lprobs = x.float().log_softmax(-1)
+        tlen = label_lengths.to(lprobs.device)
+        valid = torch.arange(labels.shape[1], device=labels.device)[None, :] < tlen.to(labels.device)[:, None]
+        flat = labels[valid].to(lprobs.device)
+        with torch.backends.cudnn.flags(enabled=False):
+            loss = F.ctc_loss(lprobs.transpose(0, 1), flat, out.out_lengths, tlen, blank=0, reduction="sum",
+                              zero_infinity=True)
+        return CTCOutput(x, out.out_lengths, loss, lprobs)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from speech_ssl.config import ConfigError, load_config
+from speech_ssl.data.audio import SAMPLE_RATE
 from speech_ssl.train.schedules import ScheduleConfig
 
 
@@ -125,6 +126,114 @@ class TrainConfig:
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+# The backbone settings fine-tuning starts from: fairseq ``Wav2Vec2AsrConfig``'s defaults (its
+# ``arg_overrides`` of the pretrained model's config). ``model.overrides`` of a fine-tuning config go on top
+# (the LibriSpeech recipes set the paper's values: mask_prob 0.65, mask_channel_prob 0.25-0.5 with
+# mask_channel_length 64, layerdrop 0.05-0.1, activation_dropout 0.1). feature_grad_mult 0 = the conv
+# encoder is frozen.
+FINETUNE_MODEL_DEFAULTS: dict[str, Any] = {
+    "feature_grad_mult": 0.0,
+    "dropout": 0.0,
+    "attention_dropout": 0.0,
+    "activation_dropout": 0.0,
+    "dropout_input": 0.0,
+    "final_dropout": 0.0,
+    "encoder_layerdrop": 0.0,
+    "mask_prob": 0.5,
+    "mask_length": 10,
+    "mask_selection": "static",
+    "mask_other": 0.0,
+    "mask_channel_prob": 0.0,
+    "mask_channel_length": 10,
+    "mask_channel_selection": "static",
+    "mask_channel_other": 0.0,
+    "mask_channel_before": False,
+    "require_same_masks": True,
+    "mask_dropout": 0.0,
+}
+
+
+@dataclass
+class FinetuneSection:
+    """CTC fine-tuning settings (the backbone's own settings go under ``model.overrides``, on top of
+    :data:`FINETUNE_MODEL_DEFAULTS`)."""
+
+    pretrained: str = ""  # our checkpoint folder / .safetensors prefix; "" = fresh model.preset
+    labels: str = "ltr"  # label extension next to each manifest: ltr, phn, wrd, or a sentencepiece ext
+    dictionary: str | None = None  # default: dict.<labels>.txt next to the first train manifest
+    unit: Literal["letter", "phone", "spm", "word"] | None = None  # None: from the dictionary
+    new_head: bool = False  # continuing from a CTC checkpoint: keep its head (same vocab) or start a new one
+    freeze_finetune_updates: int = 0
+    head_lr_scale: float = 1.0  # the CTC output layer's lr = this x the scheduled lr (fairseq: one lr for all)
+    # A new head's start (see CTCTask.init_head). Default: bias = log of the frame-level unit distribution of
+    # the training labels (blank = 1 - labels/frames) and zero weights, so every frame starts at that prior.
+    # fairseq: head_bias_init=zero head_weight_init=xavier; HF transformers: zero + hf (normal, std 0.02).
+    head_bias_init: Literal["prior", "zero"] = "prior"
+    head_weight_init: Literal["zero", "xavier", "hf"] = "zero"
+    init_blank_prob: float | None = None  # "prior" with this blank posterior instead of 1 - labels/frames
+    reinit_layers: int = 0  # fresh weights for the top N Transformer layers of the pretrained model (fairseq: 0)
+    # Monitoring
+    all_blank_threshold: float = 0.999
+    all_blank_grace_updates: int = 500  # updates after the freeze ends before all-blank output alarms
+    # "stuck at the prior": validation outputs that barely depend on the input (frame/output mutual
+    # information below this fraction of the output entropy) for stuck_validations validations in a row,
+    # or (train) blank winning no frame for blank_free_updates updates, after the freeze ended +
+    # all_blank_grace_updates
+    stuck_mi_frac: float = 0.46
+    stuck_validations: int = 2
+    blank_free_updates: int = 200
+
+    def __post_init__(self) -> None:
+        if self.freeze_finetune_updates < 0:
+            raise ValueError("freeze_finetune_updates must be >= 0")
+        if self.reinit_layers < 0:
+            raise ValueError("reinit_layers must be >= 0")
+        if self.head_lr_scale <= 0:
+            raise ValueError("head_lr_scale must be > 0")
+        if self.init_blank_prob is not None and not 0 < self.init_blank_prob < 1:
+            raise ValueError("init_blank_prob must be in (0, 1)")
+        if not 0 < self.all_blank_threshold <= 1:
+            raise ValueError("all_blank_threshold must be in (0, 1]")
+
+
+@dataclass
+class FinetuneDataSection(DataSection):
+    """Fine-tuning pads instead of cropping: keep every utterance long enough for one frame; fairseq's
+    fine-tuning batches are 3.2M samples (BASE) per GPU."""
+
+    max_tokens: int = 3_200_000
+    max_sample_size: int = SAMPLE_RATE * 3600
+    min_sample_size: int = 400
+
+
+@dataclass
+class FinetuneOptimConfig(OptimConfig):
+    """fairseq fine-tuning: Adam(0.9, 0.98), eps 1e-8, no weight decay, lr 5e-5, 13k updates (10 min / 1 h)."""
+
+    lr: float = 5e-5
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    max_update: int = 13_000
+
+
+@dataclass
+class FinetuneScheduleConfig(ScheduleConfig):
+    """Tri-stage: 10% linear warmup from 0.01*lr, 40% hold, 50% exponential decay to 0.05*lr."""
+
+    name: Literal["polynomial_decay", "tri_stage", "constant"] = "tri_stage"
+
+
+@dataclass
+class FinetuneConfig(TrainConfig):
+    """A fine-tuning run: :class:`TrainConfig` with fine-tuning defaults and a ``finetune`` section."""
+
+    task: str = "ctc"
+    data: FinetuneDataSection = field(default_factory=FinetuneDataSection)
+    optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
+    schedule: FinetuneScheduleConfig = field(default_factory=FinetuneScheduleConfig)
+    finetune: FinetuneSection = field(default_factory=FinetuneSection)
 
 
 def load_train_config(

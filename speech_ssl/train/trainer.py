@@ -62,7 +62,7 @@ from speech_ssl.train.distributed import (
 )
 from speech_ssl.train.monitor import Monitor
 from speech_ssl.train.schedules import lr_at, warmup_end
-from speech_ssl.train.tasks import Task
+from speech_ssl.train.task import Task
 
 SAMPLE_RATE = 16000
 STATE_VERSION = 1

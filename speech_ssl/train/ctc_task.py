@@ -1,6 +1,6 @@
 """CTC fine-tuning (fairseq ``audio_finetuning`` + ``ctc`` criterion) as a task of the one Trainer.
 
-    cfg = load_finetune_config("recipes/synth/conf/finetune.yaml", ["optim.max_update=200"])
+    cfg = load_task_config("ctc", "recipes/synth/conf/finetune.yaml", ["optim.max_update=200"])
     task = CTCTask(cfg, source="recipes/synth/conf/finetune.yaml")
 
 What it does, with fairseq's semantics:
@@ -8,11 +8,12 @@ What it does, with fairseq's semantics:
   CTC model to continue from; HF/fairseq checkpoints after ``speech-ssl convert``) or, when empty, a
   fresh ``model.preset``; a new ``Linear(D, V)`` head over the dictionary that starts at the frame-level
   unit prior of the training labels (zero weights, bias = log prior; :meth:`CTCTask.init_head`);
-  fine-tuning overrides of the backbone config from the ``finetune`` section (fairseq's
-  ``Wav2Vec2AsrConfig`` names and defaults) and then ``model.overrides``;
+  the backbone config overridden by fairseq's ``Wav2Vec2AsrConfig`` defaults
+  (:data:`~speech_ssl.train.config.FINETUNE_MODEL_DEFAULTS`) and then ``model.overrides``;
 - the conv feature encoder frozen throughout (``feature_grad_mult=0``, run under no_grad); the whole
   backbone frozen (no_grad, only the head trains) for the first ``freeze_finetune_updates`` updates;
-- ``F.ctc_loss(reduction="sum", zero_infinity=True)`` on fp32 log-probs, blank = 0 (``<s>``),
+- the model's CTC loss (``Wav2Vec2ForCTC.forward(..., labels=...)``: ``F.ctc_loss(reduction="sum",
+  zero_infinity=True)`` on fp32 log-probs, blank = 0 (``<s>``)),
   ``sample_size`` = sentences (fairseq's ``sentence_avg: true``), logged in bits like fairseq;
 - validation: the same loss plus greedy decoding -> ``wer`` (on words for letter/sentencepiece units, on
   phones for phone units, where it is the PER) and ``uer`` (unit error rate); best checkpoint by ``wer``;
@@ -34,149 +35,27 @@ transcript); validation WER uses jiwer (same edit distance as fairseq's ``editdi
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import jiwer
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from speech_ssl.config import ConfigError, load_config
+from speech_ssl.config import ConfigError
+from speech_ssl.data.datasets import FinetuneDataset
+from speech_ssl.data.units import Dictionary, infer_unit, tokens_to_text
+from speech_ssl.decode.ctc import greedy_ctc
 from speech_ssl.errors import DataError
-from speech_ssl.train.config import DataSection, OptimConfig, TrainConfig
+from speech_ssl.models.checkpoint import load_model, read_checkpoint_config, save_model
+from speech_ssl.models.feature_encoder import conv_output_length
+from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
+from speech_ssl.train.config import FINETUNE_MODEL_DEFAULTS, FinetuneConfig
 from speech_ssl.train.monitor import Alarm, AlarmChecker
-from speech_ssl.train.schedules import ScheduleConfig
-from speech_ssl.train.tasks import (
-    LN2,
-    DataSplit,
-    StepOutput,
-    Task,
-    build_model_config,
-    load_checkpoint_weights,
-)
+from speech_ssl.train.task import LN2, StepOutput, Task, load_checkpoint_weights, model_config
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class FinetuneSection:
-    """CTC fine-tuning settings. Model fields use fairseq ``Wav2Vec2AsrConfig`` names and defaults
-    (the LibriSpeech recipes set the paper's values: mask_prob 0.65, mask_channel_prob 0.25-0.5 with
-    mask_channel_length 64, layerdrop 0.05-0.1, activation_dropout 0.1, freeze 10k)."""
-
-    pretrained: str = ""  # our checkpoint folder / .safetensors prefix; "" = fresh model.preset
-    labels: str = "ltr"  # label extension next to each manifest: ltr, phn, wrd, or a sentencepiece ext
-    dictionary: str | None = None  # default: dict.<labels>.txt next to the first train manifest
-    unit: Literal["letter", "phone", "spm", "word"] | None = None  # None: from the dictionary
-    new_head: bool = False  # continuing from a CTC checkpoint: keep its head (same vocab) or start a new one
-    freeze_finetune_updates: int = 0
-    feature_grad_mult: float = 0.0  # 0 = conv encoder frozen (fairseq fine-tuning)
-    head_lr_scale: float = 1.0  # the CTC output layer's lr = this x the scheduled lr (fairseq: one lr for all)
-    # A new head's start (see CTCTask.init_head). Default: bias = log of the frame-level unit distribution of
-    # the training labels (blank = 1 - labels/frames) and zero weights, so every frame starts at that prior.
-    # fairseq: head_bias_init=zero head_weight_init=xavier; HF transformers: zero + hf (normal, std 0.02).
-    head_bias_init: Literal["prior", "zero"] = "prior"
-    head_weight_init: Literal["zero", "xavier", "hf"] = "zero"
-    init_blank_prob: float | None = None  # "prior" with this blank posterior instead of 1 - labels/frames
-    reinit_layers: int = 0  # fresh weights for the top N Transformer layers of the pretrained model (fairseq: 0)
-    # Backbone overrides applied on top of the pretrained config (fairseq arg_overrides).
-    dropout: float = 0.0
-    attention_dropout: float = 0.0
-    activation_dropout: float = 0.0
-    dropout_input: float = 0.0
-    final_dropout: float = 0.0
-    encoder_layerdrop: float = 0.0
-    mask_prob: float = 0.5
-    mask_length: int = 10
-    mask_selection: Literal["static", "uniform", "normal", "poisson"] = "static"
-    mask_other: float = 0.0
-    mask_channel_prob: float = 0.0
-    mask_channel_length: int = 10
-    mask_channel_selection: Literal["static", "uniform", "normal", "poisson"] = "static"
-    mask_channel_other: float = 0.0
-    mask_channel_before: bool = False
-    require_same_masks: bool = True
-    mask_dropout: float = 0.0
-    # Monitoring
-    all_blank_threshold: float = 0.999
-    all_blank_grace_updates: int = 500  # updates after the freeze ends before all-blank output alarms
-    # "stuck at the prior": validation outputs that barely depend on the input (frame/output mutual
-    # information below this fraction of the output entropy) for stuck_validations validations in a row,
-    # or (train) blank winning no frame for blank_free_updates updates, after the freeze ended +
-    # all_blank_grace_updates
-    stuck_mi_frac: float = 0.46
-    stuck_validations: int = 2
-    blank_free_updates: int = 200
-
-    def __post_init__(self) -> None:
-        if self.freeze_finetune_updates < 0:
-            raise ValueError("freeze_finetune_updates must be >= 0")
-        if self.reinit_layers < 0:
-            raise ValueError("reinit_layers must be >= 0")
-        if self.head_lr_scale <= 0:
-            raise ValueError("head_lr_scale must be > 0")
-        if self.init_blank_prob is not None and not 0 < self.init_blank_prob < 1:
-            raise ValueError("init_blank_prob must be in (0, 1)")
-        if not 0 < self.all_blank_threshold <= 1:
-            raise ValueError("all_blank_threshold must be in (0, 1]")
-
-    def backbone_overrides(self) -> dict[str, Any]:
-        names = [
-            "feature_grad_mult", "dropout", "attention_dropout", "activation_dropout", "dropout_input",
-            "final_dropout", "encoder_layerdrop", "mask_prob", "mask_length", "mask_selection", "mask_other",
-            "mask_channel_prob", "mask_channel_length", "mask_channel_selection", "mask_channel_other",
-            "mask_channel_before", "require_same_masks", "mask_dropout",
-        ]
-        return {n: getattr(self, n) for n in names}
-
-
-@dataclass
-class FinetuneDataSection(DataSection):
-    """Fine-tuning pads instead of cropping: keep every utterance long enough for one frame; fairseq's
-    fine-tuning batches are 3.2M samples (BASE) per GPU."""
-
-    max_tokens: int = 3_200_000
-    max_sample_size: int = 16000 * 3600
-    min_sample_size: int = 400
-
-
-@dataclass
-class FinetuneOptimConfig(OptimConfig):
-    """fairseq fine-tuning: Adam(0.9, 0.98), eps 1e-8, no weight decay, lr 5e-5, 13k updates (10 min / 1 h)."""
-
-    lr: float = 5e-5
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    max_update: int = 13_000
-
-
-@dataclass
-class FinetuneScheduleConfig(ScheduleConfig):
-    """Tri-stage: 10% linear warmup from 0.01*lr, 40% hold, 50% exponential decay to 0.05*lr."""
-
-    name: Literal["polynomial_decay", "tri_stage", "constant"] = "tri_stage"
-
-
-@dataclass
-class FinetuneConfig(TrainConfig):
-    """A fine-tuning run: :class:`TrainConfig` with fine-tuning defaults and a ``finetune`` section."""
-
-    task: str = "ctc"
-    data: FinetuneDataSection = field(default_factory=FinetuneDataSection)
-    optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
-    schedule: FinetuneScheduleConfig = field(default_factory=FinetuneScheduleConfig)
-    finetune: FinetuneSection = field(default_factory=FinetuneSection)
-
-
-def load_finetune_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> FinetuneConfig:
-    cfg = load_config(FinetuneConfig, path, list(overrides))
-    where = f"{path}: " if path is not None else ""
-    if not cfg.data.train:
-        raise ConfigError(f"{where}key 'data.train': at least one training manifest is required")
-    if cfg.task != "ctc":
-        raise ConfigError(f"{where}key 'task': fine-tuning runs task 'ctc', got {cfg.task!r}")
-    return cfg
 
 
 def frame_mutual_information(posterior_sums: list[float], entropy_bits_sum: float, frames: float) -> tuple[float, float]:
@@ -289,34 +168,18 @@ class CTCTask(Task):
     best_metric = "wer"
     maximize_best = False
 
-    def __init__(self, cfg: TrainConfig, source: str | None = None):
-        if not isinstance(cfg, FinetuneConfig):
-            raise ConfigError(
-                f"{source or 'config'}: task 'ctc' needs a fine-tuning config (speech-ssl finetune CONFIG.yaml)"
-            )
+    def __init__(self, cfg: FinetuneConfig, source: str | None = None):
         super().__init__(cfg, source)
         self.ft = cfg.finetune
         self.dictionary = self._load_dictionary()
         self.symbols = list(self.dictionary.symbols)
-        from speech_ssl.decode.ctc import SPM_SPACE, WORD_SEP
-
-        if self.ft.unit is not None:
-            self.unit = self.ft.unit
-        elif WORD_SEP in self.dictionary:
-            self.unit = "letter"
-        elif any(s.startswith(SPM_SPACE) for s in self.symbols):
-            self.unit = "spm"
-        else:
-            self.unit = "phone"
+        self.unit = self.ft.unit or infer_unit(self.symbols)
         self.model_cfg = None
         self._datasets: dict[str, list] = {}
         self._frames: dict[str, Any] = {}  # manifest -> (N,) CTC frames per utterance (after _check_labels)
-        self._samplers: dict[tuple[str, int, int], Any] = {}
 
     # -- dictionary and checks ------------------------------------------------------------------------
     def _load_dictionary(self):
-        from speech_ssl.data.manifest import Dictionary
-
         path = self.ft.dictionary
         if path is None:
             path = str(Path(self.cfg.data.train[0]).parent / f"dict.{self.ft.labels}.txt")
@@ -332,16 +195,16 @@ class CTCTask(Task):
         return Path(manifest).with_suffix("." + self.ft.labels)
 
     # -- model ----------------------------------------------------------------------------------------
-    def build_model(self) -> nn.Module:
-        from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
+    def backbone_config(self, base=None):
+        """The backbone's config: ``base`` (the pretrained model's; default ``model.preset``), then
+        fairseq's fine-tuning defaults (:data:`FINETUNE_MODEL_DEFAULTS`), then ``model.overrides``."""
+        return model_config(self.cfg, self.source, base, FINETUNE_MODEL_DEFAULTS)
 
+    def build_model(self) -> nn.Module:
         ft = self.ft
         new_head = True
         V = len(self.symbols)
-        overrides = {**ft.backbone_overrides(), **self.cfg.model.overrides}
         if ft.pretrained:
-            from speech_ssl.models.checkpoint import load_model, read_checkpoint_config
-
             extra = read_checkpoint_config(ft.pretrained).get("extra") or {}
             if "normalize" in extra and bool(extra["normalize"]) != self.cfg.data.normalize:
                 raise ConfigError(
@@ -363,19 +226,18 @@ class CTCTask(Task):
                     f"{self.symbols[:6]}); set finetune.new_head=true to train a new head on its encoder",
                     ft.pretrained,
                 )
+            backbone = src.wav2vec2 if hasattr(src, "wav2vec2") else src
+            model = Wav2Vec2ForCTC(self.backbone_config(backbone.cfg), V, self.symbols, ft.freeze_finetune_updates)
             if isinstance(src, Wav2Vec2ForCTC) and not ft.new_head:
-                model = Wav2Vec2ForCTC(src.cfg.replace(**overrides), V, self.symbols, ft.freeze_finetune_updates)
                 model.load_state_dict(src.state_dict(), strict=True)
                 new_head = False
             else:
                 if isinstance(src, Wav2Vec2ForCTC):
                     logger.warning("%s: dropping its CTC head (finetune.new_head), new %d-symbol head", ft.pretrained, V)
-                model = Wav2Vec2ForCTC.from_pretraining(src, V, self.symbols, ft.freeze_finetune_updates, **overrides)
-            del src
+                model.wav2vec2.load_state_dict(backbone.state_dict(), strict=True)
+            del src, backbone
         else:
-            cfg = build_model_config(self.cfg, self.source).replace(**ft.backbone_overrides())
-            cfg = cfg.replace(**self.cfg.model.overrides)
-            model = Wav2Vec2ForCTC(cfg, V, self.symbols, ft.freeze_finetune_updates)
+            model = Wav2Vec2ForCTC(self.backbone_config(), V, self.symbols, ft.freeze_finetune_updates)
         if ft.reinit_layers:
             if not ft.pretrained:
                 raise ConfigError(f"{self.source or 'config'}: finetune.reinit_layers needs finetune.pretrained")
@@ -384,7 +246,7 @@ class CTCTask(Task):
             except ValueError as e:
                 raise ConfigError(f"{self.source or 'config'}: finetune.reinit_layers: {e}") from None
             logger.info("re-initialised the top %d Transformer layers of %s", ft.reinit_layers, ft.pretrained)
-        if ft.feature_grad_mult == 0:
+        if model.cfg.feature_grad_mult == 0:
             model.freeze_feature_encoder()
         self.model_cfg = model.cfg
         if new_head:
@@ -396,10 +258,8 @@ class CTCTask(Task):
         data one frame and blank the other frames: blank ``1 - U/F`` (U labels, F frames; or
         ``finetune.init_blank_prob``), each label symbol ``U/F`` x its share of the labels (add-0.5
         smoothed, so symbols that never occur, the specials included, keep a small mass)."""
-        import numpy as np
-
         V = len(self.symbols)
-        targets = [t for ds in self._dataset("train") for t in ds.targets]
+        targets = [t for ds in self.datasets("train") for t in ds.targets]
         ids = np.concatenate(targets).astype(np.int64) if targets else np.zeros(0, dtype=np.int64)
         counts = torch.from_numpy(np.bincount(ids, minlength=V)[:V]).double()
         labels = float(counts.sum())
@@ -455,9 +315,6 @@ class CTCTask(Task):
 
     def save_weights(self, model: nn.Module, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """``model.safetensors`` + ``config.json`` (with vocab, unit, normalize in ``extra``) + ``dict.txt``."""
-        from speech_ssl.models.checkpoint import save_model
-        from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
-
         if state_dict is not None:  # a gathered (FSDP) state: an unsharded copy on CPU
             model = Wav2Vec2ForCTC(model.cfg, model.vocab_size, model.vocab, model.freeze_finetune_updates)
             model.load_state_dict(state_dict, strict=True)
@@ -469,13 +326,11 @@ class CTCTask(Task):
 
     def ddp_find_unused_parameters(self) -> bool:
         # The frozen-backbone phase runs the backbone under no_grad; mask_emb is unused without masking.
-        return self.ft.freeze_finetune_updates > 0 or self.ft.mask_prob == 0
+        return self.ft.freeze_finetune_updates > 0 or (self.model_cfg or self.backbone_config()).mask_prob == 0
 
     # -- data -----------------------------------------------------------------------------------------
-    def _dataset(self, name: str) -> list:
+    def datasets(self, name: str) -> list:
         if name not in self._datasets:
-            from speech_ssl.data.datasets import FinetuneDataset
-
             d = self.cfg.data
             manifests = d.train if name == "train" else d.valid
             parts = []
@@ -491,10 +346,6 @@ class CTCTask(Task):
 
     def _check_labels(self, ds, manifest: str) -> None:
         """Blank never a label; count utterances whose labels cannot fit their frames under CTC."""
-        import numpy as np
-
-        from speech_ssl.decode.run import conv_out_length
-
         for i, t in enumerate(ds.targets):
             if len(t) and bool((t == self.dictionary.blank_index).any()):
                 row = int(ds.rows[i])
@@ -505,13 +356,11 @@ class CTCTask(Task):
                 raise DataError("label uses <pad>", ds.label_path, int(ds.rows[i]) + 1)
         layers = self.model_cfg.conv_feature_layers if self.model_cfg is not None else None
         if layers is None:
-            from speech_ssl.models.checkpoint import read_checkpoint_config
-
             if self.ft.pretrained:
                 layers = read_checkpoint_config(self.ft.pretrained)["model"]["conv_feature_layers"]
             else:
-                layers = build_model_config(self.cfg, self.source).conv_feature_layers
-        frames = np.array([conv_out_length(int(n), [tuple(x) for x in layers]) for n in ds.raw_sizes])
+                layers = model_config(self.cfg, self.source).conv_feature_layers
+        frames = conv_output_length(np.asarray(ds.raw_sizes, dtype=np.int64), layers)
         self._frames[manifest] = frames
         # CTC needs a frame per label plus one between repeated labels.
         need = np.array([len(t) + int((t[1:] == t[:-1]).sum()) if len(t) else 0 for t in ds.targets])
@@ -528,31 +377,6 @@ class CTCTask(Task):
         if empty:
             logger.warning("%s: %d utterances have empty labels", manifest, empty)
 
-    def split(self, name: str, epoch: int, rank: int, world_size: int) -> DataSplit:
-        import numpy as np
-
-        from speech_ssl.data.sampler import DynamicBatchSampler
-
-        parts = self._dataset(name)
-        d = self.cfg.data
-        train = name == "train"
-        max_tokens = d.max_tokens if train or d.valid_max_tokens is None else d.valid_max_tokens
-        key = (name, rank, world_size)
-        if key not in self._samplers:
-            sizes = np.concatenate([p.sizes for p in parts])
-            self._samplers[key] = DynamicBatchSampler(
-                sizes, max_tokens, shuffle=train, seed=self.cfg.seed, num_replicas=world_size, rank=rank,
-                skip_oversize=not train,
-            )
-        sampler = self._samplers[key]
-        for p in parts:
-            p.set_epoch(epoch)
-        batches = [b.tolist() for b in sampler.rank_batches(epoch)]
-        if not train and d.max_valid_batches is not None:
-            batches = batches[: d.max_valid_batches]
-        dataset = parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
-        return DataSplit(dataset, batches, parts[0].collater)
-
     def describe_batch(self) -> str:
         c = self.model_cfg
         if c is None:
@@ -565,29 +389,23 @@ class CTCTask(Task):
 
     # -- steps ----------------------------------------------------------------------------------------
     def _forward_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
-        logits, out_lengths = model(batch["source"], batch["lengths"])
-        lprobs = logits.float().log_softmax(-1)  # (B, T, V) fp32 (fairseq: log-probs in fp32)
-        tgt, tlen = batch["target"], batch["target_lengths"].to(lprobs.device)
-        valid = torch.arange(tgt.shape[1], device=tgt.device)[None, :] < tlen.to(tgt.device)[:, None]
-        flat = tgt[valid].to(lprobs.device)
-        with torch.backends.cudnn.flags(enabled=False):
-            loss = F.ctc_loss(
-                lprobs.transpose(0, 1), flat, out_lengths, tlen, blank=self.dictionary.blank_index,
-                reduction="sum", zero_infinity=True,
-            )
+        """The model's CTC loss plus what monitoring needs: (loss, log-probs (B, T, V) fp32, out_lengths,
+        summable logs, posteriors (B, T, V) zeroed at padding)."""
+        out = model(batch["source"], batch["lengths"], labels=batch["target"], label_lengths=batch["target_lengths"])
+        lprobs, out_lengths = out.log_probs, out.out_lengths
         frames = torch.arange(lprobs.shape[1], device=lprobs.device)[None, :] < out_lengths[:, None]
         with torch.no_grad():
             blank_frames = ((lprobs.argmax(-1) == self.dictionary.blank_index) & frames).sum()
             probs = lprobs.exp() * frames[..., None]
             entropy = -(probs * lprobs.clamp_min(-1e4)).sum() / LN2  # bits, summed over valid frames
         logs = {
-            "ntokens": float(tlen.sum()),
-            "nsentences": float(tgt.shape[0]),
+            "ntokens": float(batch["target_lengths"].sum()),
+            "nsentences": float(batch["target"].shape[0]),
             "frames": frames.sum(),
             "blank_frames": blank_frames,
             "entropy_bits": entropy,
         }
-        return loss, lprobs, out_lengths, logs, probs
+        return out.loss, lprobs, out_lengths, logs, probs
 
     def lr_scale(self, param_name: str) -> float:
         return self.ft.head_lr_scale if param_name.startswith("head.") else 1.0
@@ -600,10 +418,6 @@ class CTCTask(Task):
         return StepOutput(loss, float(batch["target"].shape[0]), logs)
 
     def valid_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
-        import jiwer
-
-        from speech_ssl.decode.ctc import greedy_ctc, tokens_to_text
-
         loss, lprobs, out_lengths, logs, probs = self._forward_loss(model, batch)
         # Summed posteriors per symbol: with the summed entropy they give the mutual information between
         # frames and outputs (reduce_metrics), ~0 when the model says the same thing on every frame.

@@ -1,0 +1,70 @@
+"""Atomic file writes: readers never see a half-written file, and a crash leaves the old file intact.
+
+Every file the package writes for a user (manifests, labels, dictionaries, configs, transcripts, weights,
+embeddings) goes through :func:`atomic_write_bytes` / :func:`atomic_write_text` / :func:`atomic_open`: the
+data is written to ``.<name>.<pid>.tmp`` beside the target, flushed and fsynced, then renamed over it
+(``os.replace`` is atomic on POSIX and Windows). Checkpoint *folders* use the same temp-and-rename idea one
+level up (``speech_ssl.train.checkpoint``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import IO, Iterator
+
+
+def temp_path(path: str | Path) -> Path:
+    """The temporary name used while ``path`` is being written (hidden, per process)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """``open`` for writing whose result appears at ``path`` only when the block ends without error.
+
+    ``mode`` is ``"w"`` (UTF-8 text, ``\\n`` newlines) or ``"wb"``. Parent folders are created.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    kwargs = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
+    try:
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename)."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically (temp file, fsync, rename)."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a rename inside ``path`` durable (no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
