@@ -19,6 +19,8 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
+from speech_ssl.files import atomic_write_text
+
 T = TypeVar("T")
 
 
@@ -259,7 +261,4 @@ def load_config(cls: type[T], path: str | Path | None, overrides: typing.Iterabl
 
 def save_config(obj: Any, path: str | Path) -> None:
     """Write a dataclass as YAML, atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(obj), sort_keys=False))
-    tmp.replace(path)
+    atomic_write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))

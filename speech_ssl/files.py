@@ -22,10 +22,12 @@ def temp_path(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
+def atomic_open(path: str | Path, mode: str = "w", fsync: bool = True) -> Iterator[IO]:
     """``open`` for writing whose result appears at ``path`` only when the block ends without error.
 
     ``mode`` is ``"w"`` (UTF-8 text, ``\\n`` newlines) or ``"wb"``. Parent folders are created.
+    ``fsync=False`` skips the flush to disk (for bulk data that is cheap to regenerate, e.g. synthetic audio):
+    still never a partial file, but a power loss may lose the newest files.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', got {mode!r}")
@@ -37,16 +39,17 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
         with open(tmp, mode, **kwargs) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (temp file, fsync, rename)."""
-    with atomic_open(path, "wb") as f:
+    with atomic_open(path, "wb", fsync) as f:
         f.write(data)
 
 

@@ -139,20 +139,3 @@ def test_dataloader_with_sampler(corpus):
     assert sorted(seen) == list(range(len(ds)))
 
 
-def test_concat_with_multicorpus_sampler(corpus, tmp_path):
-    from speech_ssl.data.datasets import ConcatAudioDataset
-    from speech_ssl.data.sampler import MultiCorpusBatchSampler
-
-    d, waves = corpus
-    a = PretrainDataset(d / "train.tsv", max_sample_size=25000)
-    b = PretrainDataset(d / "train.tsv", max_sample_size=25000, min_sample_size=15000)
-    data = ConcatAudioDataset([a, b])
-    assert len(data) == 10 and data.sizes.tolist() == a.sizes.tolist() + b.sizes.tolist()
-    item = data[7]  # b's item 1 = manifest row 1
-    assert item["id"] == 7 and torch.equal(item["source"], torch.from_numpy(waves[1]))
-    sampler = MultiCorpusBatchSampler(data.corpus_sizes, ["a", "b"], max_tokens=80000, alpha=0.0)
-    loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=data.collater)
-    ids = torch.cat([batch["id"] for batch in loader])
-    assert ids.max() < 10 and set(ids.tolist()) >= {6, 7, 8, 9}
-    with pytest.raises(ValueError, match="same type"):
-        ConcatAudioDataset([a, PretrainDataset(d / "train.tsv", max_sample_size=1000)])

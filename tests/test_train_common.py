@@ -17,7 +17,6 @@ import torch
 from speech_ssl.config import ConfigError
 from speech_ssl.train.schedules import (
     ScheduleConfig,
-    gumbel_temperature,
     lr_at,
     polynomial_decay_lr,
     tri_stage_lr,
@@ -149,12 +148,6 @@ def test_tri_stage_matches_fairseq():
     assert f(750) == pytest.approx(lr * math.exp(math.log(0.05) * 250 / 500))
     assert f(5000) == pytest.approx(0.05 * lr)
     assert tri_stage_lr(10, lr, 0, 0, 100) == pytest.approx(lr * math.exp(math.log(0.05) / 100 * 10))
-
-
-def test_gumbel_temperature():
-    assert gumbel_temperature(0, 2.0, 0.5, 0.999995) == 2.0
-    assert gumbel_temperature(100_000, 2.0, 0.5, 0.999995) == pytest.approx(2.0 * 0.999995**100_000)
-    assert gumbel_temperature(10_000_000, 2.0, 0.5, 0.999995) == 0.5
 
 
 def test_bad_config_names_key_and_line(tmp_path):

@@ -34,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from speech_ssl.data.audio import SAMPLE_RATE
+from speech_ssl.files import atomic_write_bytes
+
 from .acoustics import AcousticsConfig, process, resample, telephone_band
 from .espeak import ESPEAK_RATE, ESPEAK_VOICES, get_engine
 from .speakers import Speaker, _rng, make_speakers, split_speakers
@@ -143,14 +146,9 @@ def _encode(y: np.ndarray, rate: int, fmt: str) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    if isinstance(data, str):
-        tmp.write_text(data, encoding="utf-8")
-    else:
-        tmp.write_bytes(data)
-    tmp.replace(path)
+    """Write ``data`` atomically; no fsync (audio and tables regenerate from the seed, and the corpus is
+    marked complete only at the end)."""
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data, fsync=False)
 
 
 def render(job: Job) -> dict:
@@ -332,7 +330,7 @@ def _plan_librispeech(cfg, splits, pools, cursor, est, target, meta) -> list[Job
                 for u, text in enumerate(texts[a:b]):
                     uid = f"{spk.sid}-{ch}-{u:04d}"
                     jobs.append(Job(uid, "librispeech", subset, "en", spk, [text],
-                                    f"LibriSpeech/{subset}/{spk.sid}/{ch}/{uid}.flac", "flac", 16000, False,
+                                    f"LibriSpeech/{subset}/{spk.sid}/{ch}/{uid}.flac", "flac", SAMPLE_RATE, False,
                                     _seed_of(cfg.seed, "ls", uid)))
             meta["librispeech"].setdefault(subset, {})[spk.sid] = (spk, chapters)
     return jobs
@@ -361,7 +359,7 @@ def _plan_librilight(cfg, splits, pools, cursor, est, meta) -> list[Job]:
                 for u, text in enumerate(texts):
                     uid = f"{spk.sid}-{ch}-{u:04d}"
                     jobs.append(Job(uid, "librilight", tag, "en", spk, [text],
-                                    f"librispeech_finetuning/{tag}/{spk.sid}/{ch}/{uid}.flac", "flac", 16000,
+                                    f"librispeech_finetuning/{tag}/{spk.sid}/{ch}/{uid}.flac", "flac", SAMPLE_RATE,
                                     kind == "other", _seed_of(cfg.seed, "ll", tag, uid)))
     return jobs
 

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speech_ssl.files import atomic_write_text
+
 ESPEAK_RATE = 22050
 
 # speak_lib.h constants
@@ -228,9 +230,7 @@ class ESpeak:
         path = self.data_dir / "voices" / "!v" / name
         if path.exists() and path.read_text() == text:
             return
-        tmp = path.with_name(name + f".tmp{os.getpid()}")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write_text(path, text)
 
     def set_voice(self, voice: str, variant: str | None = None) -> None:
         name = voice if variant is None else f"{voice}+{variant}"

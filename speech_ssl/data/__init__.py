@@ -10,7 +10,7 @@ import importlib
 
 _EXPORTS = {
     "read_audio": "audio", "resampled_length": "audio", "write_audio": "audio", "audio_info": "audio",
-    "ConcatAudioDataset": "datasets", "DatasetConfig": "datasets", "FinetuneDataset": "datasets", "PretrainDataset": "datasets",
+    "DatasetConfig": "datasets", "FinetuneDataset": "datasets", "PretrainDataset": "datasets",
     "Manifest": "manifest", "ManifestEntry": "manifest", "read_labels": "manifest",
     "read_manifest": "manifest", "write_labels": "manifest", "write_manifest": "manifest",
     "DynamicBatchSampler": "sampler", "MultiCorpusBatchSampler": "sampler", "SamplerConfig": "sampler",

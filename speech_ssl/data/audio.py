@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_open
 
 SAMPLE_RATE = 16000
 LAYER_NORM_EPS = 1e-5
@@ -150,8 +151,6 @@ def write_audio(path: str | Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE,
     import soundfile as sf
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     fmt = path.suffix.lstrip(".").upper() or None
-    sf.write(str(tmp), np.asarray(x, dtype=np.float32), sample_rate, subtype=subtype, format=fmt)
-    tmp.replace(path)
+    with atomic_open(path, "wb") as f:
+        sf.write(f, np.asarray(x, dtype=np.float32), sample_rate, subtype=subtype, format=fmt)

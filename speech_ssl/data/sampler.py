@@ -36,6 +36,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from speech_ssl.data.audio import SAMPLE_RATE
+
 
 @dataclass
 class SamplerConfig:
@@ -289,7 +291,7 @@ class MultiCorpusBatchSampler(DynamicBatchSampler):
                 "natural": float(self.natural[i]),
                 "target": float(self.probs[i]),
                 "epoch": float(realized[i]),
-                "hours": float(self.amounts[i] / 16000 / 3600),
+                "hours": float(self.amounts[i] / SAMPLE_RATE / 3600),
             }
             for i, name in enumerate(self.names)
         }

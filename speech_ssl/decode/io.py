@@ -1,22 +1,13 @@
-"""Small file helpers for decoding outputs: atomic writes and ``id<TAB>text`` transcript files."""
+"""Decoding outputs: ``id<TAB>text`` transcript files and JSON lines, written atomically."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable
 
 from speech_ssl.errors import DataError
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+from speech_ssl.files import atomic_write_text
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:

@@ -33,6 +33,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_open
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
@@ -225,29 +226,9 @@ def _estimate_arrays(sentences: Iterable[Sequence[str]], order: int):
     return words, tables
 
 
-def format_arpa(tables: list[dict[tuple, tuple[float, float | None]]]) -> str:
-    """ARPA text of ``estimate_kneser_ney``'s tables."""
-    lines = ["", "\\data\\"]
-    for n, t in enumerate(tables, 1):
-        lines.append(f"ngram {n}={len(t)}")
-    for n, t in enumerate(tables, 1):
-        lines += ["", f"\\{n}-grams:"]
-        for g in sorted(t):
-            lp, bo = t[g]
-            row = f"{lp:.7g}\t{' '.join(g)}"
-            if bo is not None:
-                row += f"\t{bo:.7g}"
-            lines.append(row)
-    lines += ["", "\\end\\", ""]
-    return "\n".join(lines)
-
-
 def _write_arpa_arrays(words: list[str], tables, out: str | Path) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     w = np.asarray(words, dtype=object)
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(out, "w") as f:
         f.write("\n\\data\\\n")
         for n, (rows, _, _) in enumerate(tables, 1):
             f.write(f"ngram {n}={len(rows)}\n")
@@ -260,7 +241,6 @@ def _write_arpa_arrays(words: list[str], tables, out: str | Path) -> None:
             for t, p, b, hb in zip(text.tolist(), lp.tolist(), bo.tolist(), has_bo.tolist()):
                 f.write(f"{p:.7g}\t{t}\t{b:.7g}\n" if hb else f"{p:.7g}\t{t}\n")
         f.write("\n\\end\\\n")
-    tmp.replace(out)
 
 
 def write_arpa(sentences: Iterable[Sequence[str]], order: int, out: str | Path) -> dict[int, int]:
@@ -290,13 +270,10 @@ def build_lm(
     if order < 2:
         raise ValueError("order must be >= 2 (flashlight/KenLM reject unigram-only ARPA files)")
     if use_lmplz:
-        out = Path(out)
-        tmp = out.with_name(f".{out.name}.tmp")
-        with open(text, "rb") as fin, open(tmp, "wb") as fout:
+        with open(text, "rb") as fin, atomic_open(out, "wb") as fout:
             subprocess.run(
                 [lmplz, "-o", str(order), "--discount_fallback", "-S", "20%"], stdin=fin, stdout=fout, check=True
             )
-        tmp.replace(out)
         return "lmplz"
     write_arpa(read_sentences(text, units), order, out)
     return "ours"

@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from speech_ssl.files import atomic_open
 
 
 def _plt():
@@ -28,10 +29,8 @@ def _plt():
 
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
     return path
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 from pathlib import Path
+
+from speech_ssl.files import atomic_write_text
 
 CONDITION_HELP = {
     "pretrained": "fine-tuned from the pretrained checkpoint (conv encoder frozen)",
@@ -92,12 +93,6 @@ def seed_sweep_table(sweep: dict) -> str:
         lines.append(f"| {r['setting']} | {init} | {','.join(map(str, r['seeds']))} | {r['escaped']}/{r['runs']} | "
                      f"{mean} | {' '.join(f'{x:.1f}' for x in test)} | {' '.join(f'{x:.1f}' for x in r['uers'])} |")
     return "\n".join(lines)
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def markdown(results: dict) -> str:
@@ -180,5 +175,5 @@ def write_results(out: str | Path, results: dict) -> None:
     if runs:
         plot_finetuning(runs, out / "plots" / "finetuning.png")
     results["table"] = table_rows(results)
-    _atomic(out / "results.json", json.dumps(results, indent=1, allow_nan=True) + "\n")
-    _atomic(out / "results.md", markdown(results))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1, allow_nan=True) + "\n")
+    atomic_write_text(out / "results.md", markdown(results))

@@ -27,8 +27,8 @@ from torch import nn
 
 from speech_ssl.config import from_dict, to_dict
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_bytes
 from speech_ssl.models.checkpoint import (
-    _atomic_write_bytes,
     load_state_dict,
     mismatch_report,
     save_state_dict,
@@ -367,12 +367,12 @@ def save_hf(model: nn.Module, folder: str | Path, weight_norm_keys: str = "param
     vocab_size = model.vocab_size if isinstance(model, Wav2Vec2ForCTC) else None
     save_state_dict(out, folder / "model.safetensors", metadata={"format": "pt"})
     hf_cfg = config_to_hf(cfg, arch, vocab_size)
-    _atomic_write_bytes(folder / "config.json", (json.dumps(hf_cfg, indent=2) + "\n").encode())
+    atomic_write_bytes(folder / "config.json", (json.dumps(hf_cfg, indent=2) + "\n").encode())
     if isinstance(model, Wav2Vec2ForCTC) and model.vocab is not None:
         names = list(model.vocab)
         if names[:2] == ["<s>", "<pad>"]:
             names[0], names[1] = "<pad>", "<s>"
-        _atomic_write_bytes(folder / "vocab.json",
+        atomic_write_bytes(folder / "vocab.json",
                             (json.dumps({s: i for i, s in enumerate(names)}, indent=2, ensure_ascii=False) + "\n")
                             .encode())
     return folder

@@ -12,7 +12,6 @@ safetensors only: nothing is unpickled.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ from torch import nn
 
 from speech_ssl.config import ConfigError, from_dict, to_dict
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_bytes
 from speech_ssl.models.config import Wav2Vec2Config
 from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC, Wav2Vec2ForPretraining, Wav2Vec2Model
 
@@ -36,21 +36,12 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
     return p / "model.safetensors", p / "config.json"
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_state_dict(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """safetensors file written atomically (tensors made contiguous and moved to CPU)."""
     from safetensors.torch import save
 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-    _atomic_write_bytes(path, save(tensors, metadata=metadata))
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -91,7 +82,7 @@ def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) ->
     if extra:
         meta["extra"] = extra
     save_state_dict(model.state_dict(), weights, metadata={"format": "pt", "speech_ssl": arch})
-    _atomic_write_bytes(cfg_path, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(cfg_path, (json.dumps(meta, indent=2) + "\n").encode())
     return weights
 
 

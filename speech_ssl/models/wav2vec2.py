@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speech_ssl.data.audio import SAMPLE_RATE
 from speech_ssl.models.config import Wav2Vec2Config
 from speech_ssl.models.context import TransformerEncoder
 from speech_ssl.models.feature_encoder import ConvFeatureEncoder
@@ -121,7 +122,7 @@ class Wav2Vec2Model(nn.Module):
             b = int(short.nonzero()[0, 0])
             raise ValueError(
                 f"input {b} has {int(lengths[b])} samples, shorter than the receptive field of the conv "
-                f"feature encoder ({rf} samples = {rf / 16000 * 1000:.0f} ms at 16 kHz)"
+                f"feature encoder ({rf} samples = {rf / SAMPLE_RATE * 1000:.0f} ms at 16 kHz)"
             )
         return waveforms, lengths
 

@@ -113,8 +113,3 @@ def warmup_end(cfg: ScheduleConfig, max_update: int) -> int:
     if cfg.name == "tri_stage":
         return tri_stage_steps(cfg, max_update)[0]
     return 0
-
-
-def gumbel_temperature(num_updates: int, max_temp: float, min_temp: float, decay: float) -> float:
-    """Gumbel-softmax temperature for update ``num_updates``: ``max(max_temp * decay**n, min_temp)``."""
-    return max(max_temp * decay**num_updates, min_temp)
