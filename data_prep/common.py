@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from speech_ssl.data.audio import SAMPLE_RATE, audio_info, resampled_length
+from speech_ssl.data.audio import SAMPLE_RATE, audio_info, read_audio, resampled_length
 from speech_ssl.data.manifest import ManifestEntry, write_labels, write_manifest
-from speech_ssl.data.units import text_to_letters
+from speech_ssl.data.units import build_dictionary, text_to_letters
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_text
 
@@ -217,8 +217,6 @@ def _header_16k(path: str) -> int:
 
 def _decoded_16k(path: str) -> int:
     """Decode the whole file (catches corrupt frames and NaN/Inf that a header read cannot)."""
-    from speech_ssl.data.audio import read_audio
-
     return len(read_audio(path))
 
 
@@ -327,8 +325,6 @@ def prepare_tree_splits(
 def letters_dictionary(out: Path, ltr_files: Sequence[Path], name: str = "dict.ltr.txt") -> Path:
     """``name`` (fairseq format, symbols by count; ``dict.ltr.txt`` by default) from label files (letters,
     phones, ...): the symbols of their lines."""
-    from speech_ssl.data.units import build_dictionary
-
     lines: list[str] = []
     for f in ltr_files:
         lines.extend(Path(f).read_text(encoding="utf-8").splitlines())

@@ -33,8 +33,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from speech_ssl.data.audio import SAMPLE_RATE
+from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_bytes
 
 from .acoustics import AcousticsConfig, process, resample, telephone_band
@@ -131,8 +133,6 @@ def _init_worker(tmp_root: str, out: str, acoustics: AcousticsConfig) -> None:
 
 
 def _encode(y: np.ndarray, rate: int, fmt: str) -> bytes:
-    import soundfile as sf
-
     buf = io.BytesIO()
     if fmt == "flac":
         sf.write(buf, y, rate, format="FLAC", subtype="PCM_16")
@@ -239,8 +239,6 @@ def _sentence_pools(cfg: SynthConfig, lang: str, need: dict[str, int]) -> dict[s
         if path.is_file():
             return split_sentences(read_text_file(path), need, rng)
         if lang not in LANGUAGES:
-            from speech_ssl.errors import DataError
-
             raise DataError(f"no sentences for language {lang!r} (expected {path})", path)
     g = Grammar(lang)
     return split_sentences(g.sample(sum(need.values()), rng), need, rng)

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_open
@@ -50,8 +51,6 @@ def _existing_file(path: str | Path) -> Path:
 
 def audio_info(path: str | Path) -> tuple[int, int, int]:
     """(num_frames, sample_rate, channels) from the header, without decoding; DataError if unreadable."""
-    import soundfile as sf
-
     path = _existing_file(path)
     try:
         info = sf.info(str(path))
@@ -96,8 +95,6 @@ def read_audio(
     Raises DataError naming the file when it is missing, unreadable, corrupt, empty, when the segment
     lies outside the file, or when it holds NaN/Inf samples.
     """
-    import soundfile as sf
-
     path = _existing_file(path)
     try:
         with sf.SoundFile(str(path)) as f:
@@ -148,8 +145,6 @@ def write_audio(path: str | Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE,
 
     Samples outside [-1, 1] are clipped by libsndfile's integer conversion.
     """
-    import soundfile as sf
-
     path = Path(path)
     fmt = path.suffix.lstrip(".").upper() or None
     with atomic_open(path, "wb") as f:

@@ -23,6 +23,7 @@ import torch
 
 from speech_ssl.data.units import WORD_SEP, Unit, tokens_to_text, word_to_letters
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_text
 
 # ----------------------------------------------------------------------------------------------
 # Greedy
@@ -157,8 +158,6 @@ def read_lexicon(path: str | Path, symbols: Sequence[str]) -> dict[str, list[lis
 def write_letter_lexicon(words: Sequence[str], path: str | Path, symbols: Sequence[str] | None = None) -> int:
     """Write a letter lexicon ``WORD W O R D |`` for ``words`` (atomic). Words with characters not
     in ``symbols`` (when given) are skipped. Returns the number of words written."""
-    from speech_ssl.files import atomic_write_text
-
     known = set(symbols) if symbols is not None else None
     lines = []
     for w in sorted(set(words)):
@@ -178,7 +177,6 @@ def write_spm_lexicon(words: Sequence[str], spm_model: str | Path, path: str | P
     For lexicon-constrained search over sentencepiece units (the silence token is then ``</s>``, which
     CTC never emits, so words are delimited by the ``▁`` pieces themselves)."""
     from speech_ssl.data.units import SentencePieceVocab
-    from speech_ssl.files import atomic_write_text
 
     sp = SentencePieceVocab(spm_model)
     lines = []

@@ -26,15 +26,18 @@ from typing import Callable
 
 import torch
 
-from speech_ssl.data.audio import SAMPLE_RATE
-from speech_ssl.data.units import Unit, infer_unit, labels_to_text, tokens_to_text
+from speech_ssl.data.audio import SAMPLE_RATE, read_audio
+from speech_ssl.data.manifest import read_labels, read_manifest
+from speech_ssl.data.units import Dictionary, Unit, infer_unit, labels_to_text, tokens_to_text
 from speech_ssl.decode.ctc import BeamConfig, BeamSearchDecoder, greedy_ctc
 from speech_ssl.decode.io import write_jsonl, write_transcripts
 from speech_ssl.decode.score import ScoreResult, default_speaker, score
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_text
+from speech_ssl.models.checkpoint import load_model, read_checkpoint_config
 from speech_ssl.models.feature_encoder import conv_output_length
 from speech_ssl.models.inference import chunked_frames, length_batches
+from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +71,6 @@ class DecodeOptions:
 
 def load_ctc_model(checkpoint: str | Path, device: torch.device):
     """(CTC model in eval mode, the ``extra`` dict of its config.json) from one of our checkpoints."""
-    from speech_ssl.models.checkpoint import load_model, read_checkpoint_config
-    from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
-
     meta = read_checkpoint_config(checkpoint)
     model = load_model(checkpoint)
     if not isinstance(model, Wav2Vec2ForCTC):
@@ -83,8 +83,6 @@ def load_ctc_model(checkpoint: str | Path, device: torch.device):
 def output_symbols(model, checkpoint: str | Path, explicit_dict: str | None) -> list[str]:
     """The model's output symbols: ``--dict`` when given, else the vocab stored in the checkpoint,
     else a ``dict*.txt`` next to it. Checked against the model's output size."""
-    from speech_ssl.data.units import Dictionary
-
     if explicit_dict is None and model.vocab is not None:
         symbols = list(model.vocab)
         where: str | Path = checkpoint
@@ -112,8 +110,6 @@ def find_dictionary(checkpoint: str | Path, explicit: str | None) -> Path:
 
 def read_references(manifest_path: Path, n_rows: int, labels: str | None, unit: Unit) -> tuple[list[str] | None, str]:
     """Reference texts for the manifest rows and the scoring unit ("word" or "phone")."""
-    from speech_ssl.data.manifest import read_labels
-
     score_unit = "phone" if unit == "phone" else "word"
     if labels is None:
         for ext in ("wrd", "ltr", "phn"):
@@ -239,8 +235,6 @@ class _ManifestAudio(torch.utils.data.Dataset):
         return len(self.manifest)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        from speech_ssl.data.audio import read_audio
-
         m = self.manifest
         e = m.entries[i]
         try:
@@ -261,8 +255,6 @@ def _pad_batch(items: list[tuple[int, torch.Tensor]]) -> tuple[list[int], torch.
 
 def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> dict:
     """Decode ``opts.manifest``; write outputs into ``opts.out``; return the summary dict."""
-    from speech_ssl.data.manifest import read_manifest
-
     device = _device(opts.device)
     out = Path(opts.out)
     manifest = read_manifest(opts.manifest)

@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speech_ssl.data.audio import read_audio
+from speech_ssl.data.manifest import read_manifest
+from speech_ssl.models.checkpoint import load_model
+from speech_ssl.models.wav2vec2 import Wav2Vec2ForPretraining
+
 
 @torch.no_grad()
 def code_usage(checkpoint: str | Path, manifests: dict[str, str | Path], max_utterances: int = 40,
                normalize: bool = True, max_tokens: int = 480_000) -> dict[str, np.ndarray]:
     """``{lang: (G*V,) float64}``: per-group normalised counts of the quantizer's hard codes."""
-    from speech_ssl.data.audio import read_audio
-    from speech_ssl.data.manifest import read_manifest
-    from speech_ssl.models.checkpoint import load_model
-    from speech_ssl.models.wav2vec2 import Wav2Vec2ForPretraining
-
     model = load_model(checkpoint)
     if not isinstance(model, Wav2Vec2ForPretraining):
         raise ValueError(f"{checkpoint}: code usage needs a pretraining checkpoint (with its quantizer)")

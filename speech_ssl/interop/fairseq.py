@@ -26,6 +26,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -55,8 +56,6 @@ class _Opaque:
 
 
 def _allowed_global(module: str, name: str):
-    import numpy as np
-
     if module == "collections" and name == "OrderedDict":
         return collections.OrderedDict
     if module == "argparse" and name == "Namespace":

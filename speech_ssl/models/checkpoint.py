@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 from torch import nn
 
 from speech_ssl.config import ConfigError, from_dict, to_dict
@@ -38,16 +40,11 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
 
 def save_state_dict(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """safetensors file written atomically (tensors made contiguous and moved to CPU)."""
-    from safetensors.torch import save
-
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     if not path.is_file():
         raise DataError("weights file not found", path)
     try:
