@@ -32,7 +32,7 @@ from speech_ssl.data.audio import SAMPLE_RATE, audio_info, read_audio, resampled
 from speech_ssl.data.manifest import ManifestEntry, write_labels, write_manifest
 from speech_ssl.data.units import build_dictionary, text_to_letters
 from speech_ssl.errors import DataError
-from speech_ssl.files import atomic_write_text
+from speech_ssl.files import atomic_write_text, read_text
 
 AUDIO_EXTS = (".flac", ".wav", ".ogg", ".opus", ".mp3", ".sph")
 MIN_ITEMS_FOR_POOL = 32  # fewer items are processed in this process (starting workers costs more)
@@ -224,21 +224,25 @@ def read_trans_files(trans_files: Sequence[Path], log: BadInputLog) -> dict[str,
     """``ID TEXT`` lines of LibriSpeech ``*.trans.txt`` files -> {id: (text, file, line)}."""
     out: dict[str, tuple[str, Path, int]] = {}
     for tf in trans_files:
-        with open(tf, encoding="utf-8") as f:
-            for lineno, raw in enumerate(f, 1):
-                line = raw.rstrip("\r\n")
-                if not line.strip():
-                    continue
-                parts = line.split(" ", 1)
-                if len(parts) != 2 or not parts[1].strip():
-                    log.bad("malformed transcript line: expected 'ID TEXT'", tf, lineno)
-                    continue
-                uid, text = parts[0], " ".join(parts[1].split())
-                if uid in out:
-                    prev = out[uid]
-                    log.bad(f"duplicate utterance id {uid!r} (first at {prev[1]}:{prev[2]})", tf, lineno)
-                    continue
-                out[uid] = (text, tf, lineno)
+        try:
+            text_lines = read_text(tf, "transcript file").split("\n")
+        except DataError as e:
+            log.bad(e.reason, tf, e.line)
+            continue
+        for lineno, raw in enumerate(text_lines, 1):
+            line = raw.rstrip("\r")
+            if not line.strip():
+                continue
+            parts = line.split(" ", 1)
+            if len(parts) != 2 or not parts[1].strip():
+                log.bad("malformed transcript line: expected 'ID TEXT'", tf, lineno)
+                continue
+            uid, text = parts[0], " ".join(parts[1].split())
+            if uid in out:
+                prev = out[uid]
+                log.bad(f"duplicate utterance id {uid!r} (first at {prev[1]}:{prev[2]})", tf, lineno)
+                continue
+            out[uid] = (text, tf, lineno)
     return out
 
 

@@ -19,7 +19,8 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
-from speech_ssl.files import atomic_write_text
+from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_text, read_text
 
 T = TypeVar("T")
 
@@ -31,7 +32,7 @@ class ConfigError(ValueError):
 def _yaml_line(path: Path, keypath: list[str]) -> int | None:
     """1-based line of ``keypath`` in the YAML file ``path`` (None if it cannot be found)."""
     try:
-        node = yaml.compose(path.read_text())
+        node = yaml.compose(read_text(path, "config"))
     except Exception:
         return None
     line = None
@@ -233,9 +234,11 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path, "config"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    except DataError as e:  # not UTF-8
+        raise ConfigError(str(e)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import IO, Iterator
 
+from speech_ssl.errors import DataError
+
 
 def temp_path(path: str | Path) -> Path:
     """The temporary name used while ``path`` is being written (hidden, per process)."""
@@ -71,3 +73,20 @@ def fsync_dir(path: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """The UTF-8 text of ``path``; bytes that are not UTF-8 raise a DataError naming the file, line and column
+    (instead of a bare ``UnicodeDecodeError``). ``what`` names the kind of file in the message."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(
+            f"{what} is not UTF-8 text: byte 0x{data[e.start]:02x} at column {column}; re-encode it as UTF-8 "
+            "(e.g. iconv -f latin1 -t utf-8)",
+            path, line,
+        ) from None

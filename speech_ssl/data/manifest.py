@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from speech_ssl.errors import DataError
-from speech_ssl.files import atomic_write_text
+from speech_ssl.files import atomic_write_text, read_text
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,7 @@ def read_manifest(path: str | Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise DataError("manifest not found", path)
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    lines = read_text(path, "manifest").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if not lines or not lines[0].strip():
@@ -133,8 +132,7 @@ def read_labels(path: str | Path, num_rows: int | None = None, manifest: str | N
     path = Path(path)
     if not path.is_file():
         raise DataError("label file not found", path)
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    lines = read_text(path, "label file").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     lines = [ln.rstrip("\r") for ln in lines]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Literal, Sequence
 
 from speech_ssl.errors import DataError
-from speech_ssl.files import atomic_write_text
+from speech_ssl.files import atomic_write_text, read_text
 
 if TYPE_CHECKING:
     import torch
@@ -212,33 +212,35 @@ class Dictionary:
         if not path.is_file():
             raise DataError("dictionary not found", path)
         d = cls()
-        with open(path, encoding="utf-8") as f:
-            for lineno, raw in enumerate(f, 1):
-                line = raw.rstrip("\r\n")
-                if not line.strip():
-                    raise DataError("malformed dictionary line: empty", path, lineno)
-                overwrite = False
-                if line.endswith(" #fairseq:overwrite"):
-                    overwrite = True
-                    line = line[: -len(" #fairseq:overwrite")]
-                parts = line.rsplit(" ", 1)
-                if len(parts) != 2:
-                    raise DataError("malformed dictionary line: expected 'SYMBOL COUNT'", path, lineno)
-                sym, cnt = parts
-                try:
-                    n = int(cnt)
-                except ValueError:
-                    raise DataError(f"malformed dictionary line: count {cnt!r} is not an integer", path, lineno) from None
-                if not sym or any(c.isspace() for c in sym):
-                    raise DataError(f"malformed dictionary line: bad symbol {sym!r}", path, lineno)
-                if sym in d.indices and not overwrite:
-                    raise DataError(
-                        f"duplicate symbol {sym!r} (add '#fairseq:overwrite' to override)", path, lineno
-                    )
-                if sym in d.indices:
-                    d.count[d.indices[sym]] = n
-                else:
-                    d.add_symbol(sym, n)
+        lines = read_text(path, "dictionary").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        for lineno, raw in enumerate(lines, 1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                raise DataError("malformed dictionary line: empty", path, lineno)
+            overwrite = False
+            if line.endswith(" #fairseq:overwrite"):
+                overwrite = True
+                line = line[: -len(" #fairseq:overwrite")]
+            parts = line.rsplit(" ", 1)
+            if len(parts) != 2:
+                raise DataError("malformed dictionary line: expected 'SYMBOL COUNT'", path, lineno)
+            sym, cnt = parts
+            try:
+                n = int(cnt)
+            except ValueError:
+                raise DataError(f"malformed dictionary line: count {cnt!r} is not an integer", path, lineno) from None
+            if not sym or any(c.isspace() for c in sym):
+                raise DataError(f"malformed dictionary line: bad symbol {sym!r}", path, lineno)
+            if sym in d.indices and not overwrite:
+                raise DataError(
+                    f"duplicate symbol {sym!r} (add '#fairseq:overwrite' to override)", path, lineno
+                )
+            if sym in d.indices:
+                d.count[d.indices[sym]] = n
+            else:
+                d.add_symbol(sym, n)
         return d
 
     def save(self, path: str | Path) -> None:

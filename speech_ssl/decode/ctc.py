@@ -23,7 +23,7 @@ import torch
 
 from speech_ssl.data.units import WORD_SEP, Unit, tokens_to_text, word_to_letters
 from speech_ssl.errors import DataError
-from speech_ssl.files import atomic_write_text
+from speech_ssl.files import atomic_write_text, read_text
 
 # ----------------------------------------------------------------------------------------------
 # Greedy
@@ -139,7 +139,7 @@ def read_lexicon(path: str | Path, symbols: Sequence[str]) -> dict[str, list[lis
         raise DataError("lexicon file not found", path)
     known = set(symbols)
     lex: dict[str, list[list[str]]] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, "lexicon").splitlines(), 1):
         parts = line.split()
         if not parts:
             continue

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 from speech_ssl.errors import DataError
-from speech_ssl.files import atomic_write_text
+from speech_ssl.files import atomic_write_text, read_text
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
@@ -29,7 +29,7 @@ def read_transcripts(path: str | Path) -> tuple[list[str], list[str], bool]:
     if not path.is_file():
         raise DataError("transcript file not found", path)
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        lines = read_text(path, "transcript file").split("\n")
     except UnicodeDecodeError as e:
         raise DataError(f"not UTF-8 text ({e})", path) from e
     if lines and lines[-1] == "":

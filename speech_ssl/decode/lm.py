@@ -33,7 +33,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 
 from speech_ssl.errors import DataError
-from speech_ssl.files import atomic_open
+from speech_ssl.files import atomic_open, read_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
@@ -46,7 +46,7 @@ def read_sentences(path: str | Path, units: Literal["word", "letter"] = "word") 
     if not path.is_file():
         raise DataError("LM training text not found", path)
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, "text file").splitlines(), 1):
         words = line.split()
         if not words:
             continue
@@ -291,7 +291,7 @@ class ArpaLM:
         self.backoff: dict[tuple, float] = {}
         section = 0
         self.order = 0
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(read_text(path, "text file").splitlines(), 1):
             line = line.strip()
             if not line or line.startswith("ngram ") or line == "\\data\\":
                 continue

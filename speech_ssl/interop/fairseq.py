@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from speech_ssl.config import ConfigError, from_dict
+from speech_ssl.data.units import Dictionary
 from speech_ssl.errors import DataError
 from speech_ssl.models.checkpoint import mismatch_report
 from speech_ssl.models.config import Wav2Vec2Config
@@ -276,25 +277,6 @@ def _alternatives(key: str) -> list[str]:
     return [key]
 
 
-def read_fairseq_dict(path: str | Path) -> list[str]:
-    """fairseq ``dict.*.txt`` (``SYMBOL COUNT`` lines) -> ["<s>", "<pad>", "</s>", "<unk>", symbols...]."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("dictionary not found", path)
-    syms = ["<s>", "<pad>", "</s>", "<unk>"]
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.rstrip().rsplit(" ", 1)
-        if len(parts) != 2:
-            raise DataError(f"expected 'SYMBOL COUNT', got {line!r}", path, i)
-        sym = parts[0]
-        if sym in syms:
-            raise DataError(f"duplicate symbol {sym!r}", path, i)
-        syms.append(sym)
-    return syms
-
-
 def load_fairseq(path: str | Path, dict_path: str | Path | None = None) -> nn.Module:
     """Our Wav2Vec2ForPretraining (pretrained checkpoint) or Wav2Vec2ForCTC (fine-tuned) from a fairseq .pt.
     ``dict_path``: the fine-tuning ``dict.ltr.txt``, to attach the vocabulary (fairseq does not store it)."""
@@ -320,7 +302,7 @@ def load_fairseq(path: str | Path, dict_path: str | Path | None = None) -> nn.Mo
         if "w2v_encoder.proj.weight" not in state:
             raise DataError("fine-tuned checkpoint without w2v_encoder.proj (not a CTC model?)", path)
         vocab_size = state["w2v_encoder.proj.weight"].shape[0]
-        vocab = read_fairseq_dict(dict_path) if dict_path else None
+        vocab = Dictionary.load(dict_path).symbols if dict_path else None
         if vocab is not None and len(vocab) != vocab_size:
             raise DataError(f"dictionary has {len(vocab)} symbols (with the 4 specials) but the model has "
                             f"{vocab_size} outputs", dict_path)
