@@ -52,7 +52,13 @@ def test_errors_name_the_file(tmp_path):
     meta = json.loads((tmp_path / "a" / "config.json").read_text())
     meta["model"]["encoder_layers"] = 3
     (tmp_path / "a" / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(DataError, match=r"model.safetensors: weights do not match.*missing keys.*layers\.2"):
+    with pytest.raises(DataError, match=r"model.safetensors: weights do not match config.json.*\n  \d+ missing: .*layers\.2"):
+        load_model(tmp_path / "a")
+    # a config naming a far bigger architecture than its weights fails on the header, before building it
+    meta["model"] = {**meta["model"], "encoder_layers": 48, "encoder_embed_dim": 1920, "encoder_ffn_embed_dim": 7680,
+                     "encoder_attention_heads": 16}
+    (tmp_path / "a" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"shape mismatches: .*\(file \(64,\), model \(1920,\)\)"):
         load_model(tmp_path / "a")
     meta["model"]["encoder_layers"] = "three"
     (tmp_path / "a" / "config.json").write_text(json.dumps(meta))

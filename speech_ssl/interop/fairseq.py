@@ -334,7 +334,7 @@ def load_fairseq(path: str | Path, dict_path: str | Path | None = None) -> nn.Mo
                  "w2v_encoder.w2v_model.final_proj.", "_float_tensor")
     unexpected = sorted(k for k in set(state) - used if not any(s in k for s in ignorable))
     if missing or unexpected or shapes:
-        raise DataError("fairseq weights do not match the key table: " + mismatch_report(missing, unexpected, shapes),
+        raise DataError("fairseq weights do not match the key table:" + mismatch_report(missing, unexpected, shapes),
                         path)
     model.load_state_dict(new, strict=True)
     return model

@@ -336,7 +336,7 @@ def load_hf(folder: str | Path) -> nn.Module:
         new_state[our_key] = v
     unexpected = sorted(set(state) - used)
     if missing or unexpected or shapes:
-        raise DataError(f"HF {hf_arch} weights do not match the key table: "
+        raise DataError(f"HF {hf_arch} weights do not match the key table:"
                         + mismatch_report(missing, unexpected, shapes), folder)
     model.load_state_dict(new_state, strict=False)
     return model

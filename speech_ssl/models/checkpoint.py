@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
@@ -116,40 +116,54 @@ def build_model(meta: dict, source: str | None = None) -> nn.Module:
                           int(meta.get("freeze_finetune_updates", 0)))
 
 
-def mismatch_report(missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
-    """``"N missing: [...]; N unexpected: [...]; N shape mismatches: [...]"`` (the non-empty parts), for the
-    errors of the key-table loaders (interop.hf, interop.fairseq)."""
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing: {missing}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected: {unexpected}")
-    if shapes:
-        parts.append(f"{len(shapes)} shape mismatches: {shapes}")
-    return "; ".join(parts)
+def mismatch_report(missing: list[str], unexpected: list[str], shapes: list[str], show: int = 5) -> str:
+    """One line per kind of mismatch (the non-empty ones), each with its count and the first ``show``
+    keys: ``"\n  3 missing: a, b, c"`` ... for the errors of every strict loader."""
+
+    def line(kind: str, keys: list[str]) -> str:
+        more = f", ... ({len(keys) - show} more)" if len(keys) > show else ""
+        return f"\n  {len(keys)} {kind}: {', '.join(keys[:show])}{more}"
+
+    parts = [line(kind, keys) for kind, keys in
+             (("missing", missing), ("unexpected", unexpected), ("shape mismatches", shapes)) if keys]
+    return "".join(parts)
+
+
+def compare_shapes(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
+    """``mismatch_report`` of parameter shapes ``found`` (a file) against ``expected`` (a model); "" if equal."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [f"{k} (file {tuple(found[k])}, model {tuple(expected[k])})"
+              for k in expected if k in found and tuple(found[k]) != tuple(expected[k])]
+    return mismatch_report(missing, unexpected, shapes)
+
+
+def stored_shapes(weights: Path) -> dict[str, tuple]:
+    """Parameter shapes from a safetensors header, without reading the tensors."""
+    if not weights.is_file():
+        raise DataError("weights file not found", weights)
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except SafetensorError as e:
+        raise DataError(f"cannot read safetensors: {e}", weights) from None
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the saved model and load its weights (strict: every key and shape must match)."""
+    """Rebuild the saved model and load its weights (strict: every key and shape must match).
+
+    The shapes are compared with the file's header on a model built on the meta device first, so a config
+    that names a much bigger architecture than its weights is an error before any memory is allocated."""
     weights, cfg_path = checkpoint_paths(path)
     meta = read_checkpoint_config(path)
+    with torch.device("meta"):
+        skeleton = build_model(meta, str(cfg_path))
+    report = compare_shapes({k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, stored_shapes(weights))
+    if report:
+        raise DataError(f"weights do not match {cfg_path.name} (architecture {meta['architecture']}):{report}", weights)
+    del skeleton
     model = build_model(meta, str(cfg_path))
-    state = load_state_dict(weights)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-              for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {missing}")
-        if unexpected:
-            parts.append(f"unexpected keys: {unexpected}")
-        if shapes:
-            parts.append(f"shape mismatches: {shapes}")
-        raise DataError("weights do not match config.json: " + "; ".join(parts), weights)
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(load_state_dict(weights), strict=True)
     return model.to(map_location)
 
 

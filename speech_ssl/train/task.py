@@ -32,7 +32,12 @@ from torch import nn
 
 from speech_ssl.config import ConfigError, _from_dict, to_dict
 from speech_ssl.data.sampler import DynamicBatchSampler
-from speech_ssl.models.checkpoint import checkpoint_paths, load_state_dict, read_checkpoint_config
+from speech_ssl.models.checkpoint import (
+    checkpoint_paths,
+    compare_shapes,
+    load_state_dict,
+    read_checkpoint_config,
+)
 from speech_ssl.models.config import PRESETS, Wav2Vec2Config, get_preset
 from speech_ssl.train.config import TrainConfig
 from speech_ssl.train.monitor import AlarmChecker
@@ -175,15 +180,10 @@ def load_checkpoint_weights(model: nn.Module, folder: Path, strict: bool, what: 
     read_checkpoint_config(folder)  # a clear error when the folder is not one of our checkpoints
     weights, _ = checkpoint_paths(folder)
     state = load_state_dict(weights)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if strict and (missing or unexpected or shapes):
-        raise ConfigError(
-            f"{weights}: weights do not match {what} (missing {missing[:4]}, unexpected "
-            f"{unexpected[:4]}, shape mismatches {shapes[:4]}); check {hint}"
-        )
+    report = compare_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                            {k: tuple(v.shape) for k, v in state.items()})
+    if strict and report:
+        raise ConfigError(f"{weights}: weights do not match {what} (check {hint}):{report}")
     model.load_state_dict(state, strict=strict)
 
 
