@@ -200,3 +200,23 @@ def test_load_checkpoint_weights_names_file_model_and_hint(tmp_path):
     load_checkpoint_weights(other, tmp_path / "ck", False, "the model", "nothing")
     key = "wav2vec2.encoder.layers.0.attn.q_proj.weight"
     assert torch.equal(other.state_dict()[key], src.state_dict()[key])
+
+
+def test_load_checkpoint_weights_refuses_a_folder_whose_config_does_not_describe_its_weights(tmp_path):
+    """--init-from / --resume: the folder's config.json must describe its own weights, even when the weights
+    happen to fit the run's model."""
+    import json
+
+    from speech_ssl.errors import DataError
+    from speech_ssl.models.checkpoint import save_model
+    from speech_ssl.models.config import get_preset
+    from speech_ssl.models.wav2vec2 import Wav2Vec2ForPretraining
+    from speech_ssl.train.task import load_checkpoint_weights
+
+    cfg = get_preset("tiny")
+    save_model(Wav2Vec2ForPretraining(cfg), tmp_path / "ck")
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    meta["model"]["encoder_layers"] = 5
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"config.json \(architecture Wav2Vec2ForPretraining\):\n  \d+ missing: "):
+        load_checkpoint_weights(Wav2Vec2ForPretraining(cfg), tmp_path / "ck", True, "the model", "nothing")

@@ -149,11 +149,9 @@ def stored_shapes(weights: Path) -> dict[str, tuple]:
         raise DataError(f"cannot read safetensors: {e}", weights) from None
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the saved model and load its weights (strict: every key and shape must match).
-
-    The shapes are compared with the file's header on a model built on the meta device first, so a config
-    that names a much bigger architecture than its weights is an error before any memory is allocated."""
+def check_checkpoint(path: str | Path) -> dict:
+    """Check that a checkpoint's weights are what its ``config.json`` describes (from the safetensors header
+    and a model built on the meta device: nothing is allocated); returns the config. DataError otherwise."""
     weights, cfg_path = checkpoint_paths(path)
     meta = read_checkpoint_config(path)
     with torch.device("meta"):
@@ -161,7 +159,16 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
     report = compare_shapes({k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, stored_shapes(weights))
     if report:
         raise DataError(f"weights do not match {cfg_path.name} (architecture {meta['architecture']}):{report}", weights)
-    del skeleton
+    return meta
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the saved model and load its weights (strict: every key and shape must match).
+
+    :func:`check_checkpoint` runs first, so a config that names a much bigger architecture than its weights
+    is an error before any memory is allocated."""
+    weights, cfg_path = checkpoint_paths(path)
+    meta = check_checkpoint(path)
     model = build_model(meta, str(cfg_path))
     model.load_state_dict(load_state_dict(weights), strict=True)
     return model.to(map_location)

@@ -32,12 +32,7 @@ from torch import nn
 
 from speech_ssl.config import ConfigError, _from_dict, to_dict
 from speech_ssl.data.sampler import DynamicBatchSampler
-from speech_ssl.models.checkpoint import (
-    checkpoint_paths,
-    compare_shapes,
-    load_state_dict,
-    read_checkpoint_config,
-)
+from speech_ssl.models.checkpoint import check_checkpoint, checkpoint_paths, compare_shapes, load_state_dict
 from speech_ssl.models.config import PRESETS, Wav2Vec2Config, get_preset
 from speech_ssl.train.config import TrainConfig
 from speech_ssl.train.monitor import AlarmChecker
@@ -177,7 +172,7 @@ def load_checkpoint_weights(model: nn.Module, folder: Path, strict: bool, what: 
     With ``strict``, any missing / unexpected key or shape mismatch raises a ConfigError naming the weights
     file, ``what`` the model is and the settings to ``check`` (``hint``); without it the matching keys load.
     """
-    read_checkpoint_config(folder)  # a clear error when the folder is not one of our checkpoints
+    check_checkpoint(folder)  # one of our checkpoints, and its weights are what its config.json says
     weights, _ = checkpoint_paths(folder)
     state = load_state_dict(weights)
     report = compare_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()},
