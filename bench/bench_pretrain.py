@@ -48,8 +48,9 @@ def bench(preset: str, args, corpus: Path) -> dict:
     import torch
 
     from speech_ssl.train.config import load_train_config
+    from speech_ssl.train.report import peak_memory_gb
     from speech_ssl.train.tasks import PretrainTask
-    from speech_ssl.train.trainer import Trainer, peak_memory_gb
+    from speech_ssl.train.trainer import Trainer
 
     overrides = [
         f"model.preset={preset}",
