@@ -49,7 +49,8 @@ def bench(preset: str, args, corpus: Path) -> dict:
 
     from speech_ssl.train.config import load_train_config
     from speech_ssl.train.pretrain_task import PretrainTask
-    from speech_ssl.train.trainer import Trainer, peak_memory_gb
+    from speech_ssl.train.report import peak_memory_gb
+    from speech_ssl.train.trainer import Trainer
 
     overrides = [
         f"model.preset={preset}",

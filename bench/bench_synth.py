@@ -48,7 +48,7 @@ def end_to_end(languages: list[str], minutes: float, workers: int, augment: floa
 def stages(n: int = 40) -> dict:
     from data_prep.synth.acoustics import AcousticsConfig, process, resample
     from data_prep.synth.corpus import _encode
-    from data_prep.synth.espeak import SAMPLE_RATE, get_engine
+    from data_prep.synth.espeak import ESPEAK_RATE, get_engine
     from data_prep.synth.speakers import make_speakers
     from data_prep.synth.text import Grammar
 
@@ -67,13 +67,13 @@ def stages(n: int = 40) -> dict:
     out["synthesize"] = time.process_time() - t
     t = time.process_time()
     for r in res:
-        y, _, _ = process(r.samples.astype(np.float32) / 32768, SAMPLE_RATE, acfg, rng)
+        y, _, _ = process(r.samples.astype(np.float32) / 32768, ESPEAK_RATE, acfg, rng)
         ys.append(y)
-        audio += y.size / SAMPLE_RATE
+        audio += y.size / ESPEAK_RATE
     out["acoustics"] = time.process_time() - t
     for fmt, rate in (("flac", 16000), ("mp3", 48000), ("sph", 8000)):
         t = time.process_time()
-        zs = [resample(y, SAMPLE_RATE, rate) for y in ys]
+        zs = [resample(y, ESPEAK_RATE, rate) for y in ys]
         out[f"resample_{rate}"] = time.process_time() - t
         t = time.process_time()
         for z in zs:

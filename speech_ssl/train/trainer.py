@@ -19,180 +19,60 @@ run continues exactly. Crop offsets are seeded by (seed, epoch, ids) in the data
 
 Only rank 0 writes (logs, checkpoints). Signals (SIGTERM / SIGUSR1) set a flag that travels in the
 per-update all-reduce, so all ranks agree to save and stop at the same update.
+
+This module is the loop and the update; the rest lives next to it: :mod:`~speech_ssl.train.stream` (training
+batches, validation loader), :mod:`~speech_ssl.train.state` (what a checkpoint holds, resuming, optimizer
+state by parameter name), :mod:`~speech_ssl.train.report` (summed logs, log lines, the run summary),
+:mod:`~speech_ssl.train.signals` (stop signals).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
-import resource
-import signal
-import threading
+import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from speech_ssl.config import save_config
-from speech_ssl.errors import DataError
-from speech_ssl.train.checkpoint import (
-    CheckpointError,
-    checkpoint_name,
-    list_checkpoints,
-    load_train_state,
-    prune,
-    resolve_resume,
-    save_checkpoint,
-)
+from speech_ssl.train.checkpoint import checkpoint_name, load_train_state, prune, save_checkpoint
 from speech_ssl.train.config import TrainConfig
 from speech_ssl.train.distributed import (
     DistInfo,
     all_gather_object,
-    all_reduce_sum,
     barrier,
     batch_seed,
     pick_device,
     rng_state,
     seed_everything,
-    set_rng_state,
     wrap_model,
 )
 from speech_ssl.train.monitor import Monitor
+from speech_ssl.train.report import Interval, LogSums, describe_run, interval_metrics, quick_loss
 from speech_ssl.train.schedules import lr_at, warmup_end
-from speech_ssl.train.task import Task
+from speech_ssl.train.signals import StopSignals
+from speech_ssl.train.state import (
+    config_changes,
+    find_resume_checkpoint,
+    full_model_state,
+    group_parameters,
+    optimizer_state_by_name,
+    restore_train_state,
+    train_state,
+)
+from speech_ssl.train.stream import BatchStream, to_device, valid_loader
 
-SAMPLE_RATE = 16000
-STATE_VERSION = 1
-
-
-def _ignore_stop_signals(worker_id: int) -> None:
-    """DataLoader workers ignore SIGTERM/SIGUSR1/SIGINT: a scheduler (or ``timeout``) signals the whole process
-    group, and only the main process may react (save a checkpoint, then exit); a worker dying first would
-    crash the step instead."""
-    for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
-        signal.signal(s, signal.SIG_IGN)
+if TYPE_CHECKING:  # annotations only
+    from speech_ssl.train.task import Task
 
 
 class TrainingAborted(RuntimeError):
     """The run cannot continue (e.g. too many non-finite updates in a row); the message says why."""
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-def _add(sums: dict[str, Any], key: str, value: Any) -> None:
-    if torch.is_tensor(value):
-        value = value.detach().double().sum()
-    sums[key] = sums[key] + value if key in sums else value
-
-
-def peak_memory_gb(device: torch.device) -> float:
-    """Peak GPU memory allocated by torch on ``device``, or this process's peak RSS on CPU (GiB)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(d, dict):
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: d}
-
-
-def config_changes(saved: Path, cfg: TrainConfig) -> list[str]:
-    """``key: old -> new`` for every setting that differs from the run directory's ``config.yaml``."""
-    import yaml
-
-    from speech_ssl.config import to_dict
-
-    if not Path(saved).is_file():
-        return []
-    try:
-        old = _flatten(yaml.safe_load(Path(saved).read_text()) or {})
-    except yaml.YAMLError:
-        return [f"{saved} is not valid YAML"]
-    new = _flatten(to_dict(cfg))
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-
-
-class BatchStream:
-    """Endless training micro-batches for one rank, resumable at (epoch, offset in the epoch)."""
-
-    def __init__(self, task: Task, info: DistInfo, num_workers: int = 0, epoch: int = 1, offset: int = 0):
-        self.task = task
-        self.info = info
-        self.num_workers = num_workers
-        self.epoch = epoch
-        self.offset = offset
-        self._it = None
-
-    def _open(self) -> None:
-        split = self.task.split("train", self.epoch, self.info.rank, self.info.world_size)
-        if not split.batches:
-            raise DataError("no training batches (all utterances filtered out?)", "data.train")
-        loader = torch.utils.data.DataLoader(
-            split.dataset,
-            batch_sampler=split.batches[self.offset :],
-            collate_fn=split.collate,
-            num_workers=self.num_workers,
-            pin_memory=self.info.device.type == "cuda",
-            worker_init_fn=_ignore_stop_signals,
-        )
-        self._it = iter(loader)
-
-    def next(self) -> dict[str, Any]:
-        for _ in range(3):
-            if self._it is None:
-                self._open()
-            try:
-                batch = next(self._it)
-            except StopIteration:
-                self.epoch += 1
-                self.offset = 0
-                self._it = None
-                continue
-            self.offset += 1
-            return batch
-        raise DataError("training data yields no batches", "data.train")
-
-    def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "offset": self.offset}
-
-    def close(self) -> None:
-        """Stop the DataLoader workers now (they ignore SIGTERM, so they must not be left to the
-        interpreter's exit handler); a later ``next()`` reopens the loader at the same position."""
-        self._it = None
-
-
-@dataclass
-class _Interval:
-    """Sums over the updates since the last train log line."""
-
-    sums: dict[str, float] = field(default_factory=dict)
-    updates: int = 0
-    skipped: int = 0
-    gnorm: float = 0.0
-    gnorm_groups: dict[str, Any] = field(default_factory=dict)  # device tensors: no sync until logged
-    seconds: float = 0.0
-
-    def add(self, step: dict[str, Any]) -> None:
-        for k, v in step["sums"].items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.seconds += step["seconds"]
-        if step["updated"]:
-            self.updates += 1
-            self.gnorm += step["gnorm"]
-            for k, v in step.get("gnorm_groups", {}).items():
-                self.gnorm_groups[k] = self.gnorm_groups[k] + v if k in self.gnorm_groups else v
-        else:
-            self.skipped += 1
 
 
 class Trainer:
@@ -224,12 +104,10 @@ class Trainer:
         self.last_train: dict[str, float] | None = None
         self.stopped_by: str | None = None
         self._nonfinite_streak = 0
-        self._stop_signal: int | None = None
+        self.signals = StopSignals(self.info.is_main)
         self.monitor: Monitor | None = None
         self.resumed_from: Path | None = None
 
-    # ------------------------------------------------------------------------------------------------
-    # setup
     @property
     def ckpt_dir(self) -> Path:
         if self.run_dir is None:
@@ -240,10 +118,10 @@ class Trainer:
         if self.monitor is not None:
             self.monitor.info(msg)
         elif self.info.is_main:
-            import sys
-
             print(msg, file=sys.stderr, flush=True)
 
+    # ------------------------------------------------------------------------------------------------
+    # setup, save
     def setup(self, resume: bool | str | Path | None = None, init_from: str | Path | None = None) -> None:
         """Build model, optimizer, scaler and data; restore a checkpoint (``resume``) or weights (``init_from``).
 
@@ -253,17 +131,7 @@ class Trainer:
         cfg = self.cfg
         if resume and init_from:
             raise ValueError("--resume and --init-from are exclusive (resume restores the weights too)")
-        ckpt: Path | None = None
-        if resume:
-            if resume is True:
-                if self.run_dir is None:
-                    raise ValueError("resume=True needs a run directory")
-                if list_checkpoints(self.ckpt_dir):
-                    ckpt = resolve_resume(self.run_dir)
-                else:
-                    self._log(f"--resume: no checkpoint in {self.ckpt_dir}; starting from scratch")
-            else:
-                ckpt = resolve_resume(Path(resume))
+        ckpt = find_resume_checkpoint(resume, self.run_dir, self._log)
         if self.device.type == "cuda" and cfg.precision.allow_tf32 is not None:
             torch.backends.cuda.matmul.allow_tf32 = cfg.precision.allow_tf32
             torch.backends.cudnn.allow_tf32 = cfg.precision.allow_tf32
@@ -278,141 +146,40 @@ class Trainer:
         self.raw_model = model
         dcfg = cfg.distributed
         if self.task.ddp_find_unused_parameters() and not dcfg.find_unused_parameters:
-            import dataclasses
-
             dcfg = dataclasses.replace(dcfg, find_unused_parameters=True)
         self.model = wrap_model(model, dcfg, self.info)
         self.is_ddp = isinstance(self.model, nn.parallel.DistributedDataParallel)
         self.is_fsdp = cfg.distributed.strategy == "fsdp" and self.info.distributed
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt_groups = group_parameters(model, self.task.lr_scale)
+        if len(self.opt_groups.lr_scales) > 1:
+            self._log("learning-rate groups: " + self.opt_groups.describe())
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(
-            self._param_groups(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+            self.opt_groups.groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
         )
         p = cfg.precision
         self.scaler = torch.amp.GradScaler(
-            self.device.type,
-            init_scale=p.fp16_init_scale,
-            growth_interval=p.fp16_scale_window,
-            enabled=p.mode == "fp16",
+            self.device.type, init_scale=p.fp16_init_scale, growth_interval=p.fp16_scale_window, enabled=p.mode == "fp16"
         )
         self.stream = BatchStream(self.task, self.info, cfg.data.num_workers)
         if ckpt is not None:
-            self._load_state(load_train_state(ckpt), ckpt)
+            at = restore_train_state(
+                load_train_state(ckpt), ckpt, model=self.model, optimizer=self.optimizer, names=self.opt_groups.names,
+                fsdp=self.is_fsdp, scaler=self.scaler, info=self.info, update_freq=o.update_freq, log=self._log,
+            )
+            self.num_updates, self.skipped_total, self.best = at.num_updates, at.skipped, at.best
+            self.stream = BatchStream(self.task, self.info, cfg.data.num_workers, at.epoch, at.offset)
+            self._log(f"resumed from {ckpt} at update {self.num_updates} (epoch {at.epoch}, batch {at.offset})")
             self.resumed_from = ckpt
-
-    def _load_state(self, state: dict[str, Any], ckpt: Path) -> None:
-        W = self.info.world_size
-        if self.is_fsdp:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-
-            set_optimizer_state_dict(
-                self.model, self.optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True)
-            )
-        else:
-            try:
-                sd = state["optimizer"]
-                index = {n: i for i, n in enumerate(self._param_names())}
-                sd = {
-                    "state": {index[k]: v for k, v in sd["state"].items()},
-                    "param_groups": [dict(g, params=[index[n] for n in g["params"]]) for g in sd["param_groups"]],
-                }
-                self.optimizer.load_state_dict(sd)
-            except (ValueError, KeyError) as e:
-                raise CheckpointError(
-                    f"optimizer state does not match this model: {e} (use --init-from for weights only)",
-                    ckpt / "train_state.pt",
-                ) from e
-        if self.scaler.is_enabled() and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.num_updates = int(state["num_updates"])
-        self.skipped_total = int(state.get("skipped", 0))
-        self.best = state.get("best")
-        data = state.get("data", {"epoch": 1, "offset": 0})
-        old_w = int(state.get("world_size", W))
-        offset = int(data["offset"])
-        if old_w != W:
-            offset = offset * old_w // W
-            self._log(
-                f"resuming with {W} ranks instead of {old_w}: the data order and the effective batch change; "
-                "the run continues but not bit-exactly"
-            )
-        old_uf = int(state.get("update_freq", self.cfg.optim.update_freq))
-        if old_uf * old_w != self.cfg.optim.update_freq * W:
-            self._log(
-                f"effective batch changed: {old_w} ranks x update_freq {old_uf} before, "
-                f"{W} x {self.cfg.optim.update_freq} now"
-            )
-        self.stream = BatchStream(self.task, self.info, self.cfg.data.num_workers, int(data["epoch"]), offset)
-        rngs = state.get("rng") or []
-        if len(rngs) == W:
-            set_rng_state(rngs[self.info.rank])
-        self._log(f"resumed from {ckpt} at update {self.num_updates} (epoch {data['epoch']}, batch {offset})")
-
-    # ------------------------------------------------------------------------------------------------
-    # checkpoints
-    def _full_model_state(self) -> dict[str, torch.Tensor] | None:
-        if not self.is_fsdp:
-            return None
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        return get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-
-    def _param_groups(self) -> list[dict[str, Any]]:
-        """One AdamW group per distinct ``task.lr_scale`` (a single group unless the task asks for more).
-
-        DDP wraps ``raw_model`` and FSDP2 shards it in place, so its parameters are the optimizer's."""
-        groups: dict[float, list[tuple[str, nn.Parameter]]] = {}
-        for name, p in self.raw_model.named_parameters():
-            if p.requires_grad:
-                groups.setdefault(float(self.task.lr_scale(name)), []).append((name, p))
-        self._opt_names = [n for g in groups.values() for n, _ in g]
-        self._lr_scales = list(groups)  # by group index: a resumed optimizer state cannot override them
-        if len(groups) > 1:
-            self._log("learning-rate groups: " + ", ".join(f"lr x {s:g}: {len(g)} tensors" for s, g in groups.items()))
-        return [{"params": [p for _, p in g], "lr_scale": s} for s, g in groups.items()]
-
-    def _param_names(self) -> list[str]:
-        """Parameter names in the optimizer's order (state dicts are keyed by name)."""
-        return self._opt_names
-
-    def _full_optim_state(self) -> dict[str, Any]:
-        """The optimizer state keyed by parameter name (the same layout with DDP and FSDP)."""
-        if not self.is_fsdp:
-            sd = self.optimizer.state_dict()
-            names = self._param_names()
-            return {
-                "state": {names[i]: v for i, v in sd["state"].items()},
-                "param_groups": [dict(g, params=[names[i] for i in g["params"]]) for g in sd["param_groups"]],
-            }
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
-        return get_optimizer_state_dict(
-            self.model, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
-        )
-
-    def train_state(self, rngs: list[Any] | None = None, optim: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "num_updates": self.num_updates,
-            "optimizer": optim if optim is not None else self._full_optim_state(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
-            "data": self.stream.state(),
-            "rng": rngs if rngs is not None else [rng_state()],
-            "world_size": self.info.world_size,
-            "update_freq": self.cfg.optim.update_freq,
-            "best": self.best,
-            "skipped": self.skipped_total,
-            "seed": self.cfg.seed,
-        }
 
     def save(self, best: bool = False) -> Path | None:
         """Write a periodic checkpoint (or ``best/``) from rank 0; every rank must call this."""
         if self.run_dir is None:
             return None
         rngs = all_gather_object(rng_state(), self.info)
-        model_state = self._full_model_state()
-        optim = None if best else self._full_optim_state()
+        model_state = full_model_state(self.model, self.is_fsdp)
+        optim = None if best else optimizer_state_by_name(self.model, self.optimizer, self.opt_groups.names, self.is_fsdp)
         dest = None
         if self.info.is_main:
             dest = self.ckpt_dir / ("best" if best else checkpoint_name(self.num_updates))
@@ -423,7 +190,13 @@ class Trainer:
                 "task": self.task.name,
                 "valid": self.last_valid,
             }
-            state = None if best else self.train_state(rngs, optim)
+            state = None
+            if not best:
+                state = train_state(
+                    num_updates=self.num_updates, optimizer=optim, scaler=self.scaler, data=self.stream.state(),
+                    rngs=rngs, world_size=self.info.world_size, update_freq=self.cfg.optim.update_freq,
+                    best=self.best, skipped=self.skipped_total, seed=self.cfg.seed,
+                )
             save_checkpoint(dest, lambda f: self.task.save_weights(self.raw_model, f, model_state), state, meta)
             if not best:
                 prune(self.ckpt_dir, self.cfg.checkpoint.keep_last)
@@ -449,7 +222,7 @@ class Trainer:
 
     def _set_lr(self, n: int) -> float:
         lr = lr_at(self.cfg.schedule, n, self.cfg.optim.lr, self.cfg.optim.max_update)
-        for g, scale in zip(self.optimizer.param_groups, self._lr_scales):
+        for g, scale in zip(self.optimizer.param_groups, self.opt_groups.lr_scales):
             g["lr"] = lr * scale
         return lr
 
@@ -493,11 +266,11 @@ class Trainer:
         self.task.begin_update(self.raw_model, n)
         lr = self._set_lr(n)
         self.model.train()
-        sums: dict[str, Any] = {}
+        logs = LogSums()
         for i in range(F):
             cpu_batch = self.stream.next()
             audio_samples = float(self.task.batch_audio_samples(cpu_batch))  # on the host: no device sync
-            batch = _to_device(cpu_batch, self.device)
+            batch = to_device(cpu_batch, self.device)
             # after fetching: opening a DataLoader iterator draws from the global RNG
             seed_everything(batch_seed(cfg.seed, n, i * W + rank))
             with self._sync(i == F - 1):
@@ -508,32 +281,25 @@ class Trainer:
                     self.scaler.scale(loss).backward()
                 else:
                     loss.backward()
-            _add(sums, "loss", loss)
-            _add(sums, "sample_size", out.sample_size)
-            for k, v in out.logs.items():
-                if k not in ("loss", "sample_size"):
-                    _add(sums, k, v)
-            _add(sums, "n_batches", 1.0)
-            _add(sums, "audio_samples", audio_samples)
-        keys = sorted(sums)
-        stop = 1.0 if self._stop_signal is not None else 0.0
-        vec = torch.tensor(
-            [float(sums[k]) if not torch.is_tensor(sums[k]) else 0.0 for k in keys] + [stop],
-            dtype=torch.float64,
-            device=self.device,
-        )
-        tens = [j for j, k in enumerate(keys) if torch.is_tensor(sums[k])]
-        if tens:
-            vec[tens] = torch.stack([sums[keys[j]].to(self.device) for j in tens])
-        all_reduce_sum(vec, self.info)
-        host = vec.tolist()
-        vals = dict(zip(keys, host[:-1]))
-        stop_all = host[-1] > 0
+            logs.add_output(out, loss)
+            logs.add("audio_samples", audio_samples)
+        stop = 1.0 if self.signals.received is not None else 0.0
+        vals, (stop_all,) = logs.all_reduce(self.info, self.device, extra=(stop,))
+        return {
+            "stop": stop_all > 0,
+            "lr": lr,
+            **self._optimizer_step(vals, n),
+            "sums": vals,
+            "seconds": time.perf_counter() - t0,
+        }
 
+    def _optimizer_step(self, vals: dict[str, float], n: int) -> dict[str, Any]:
+        """Steps 4-6 of update ``n`` given its reduced sums: scale, norm, step or skip (and maybe abort)."""
+        cfg = self.cfg
         if self.scaler.is_enabled():
             self.scaler.unscale_(self.optimizer)
         ss = vals.get("sample_size", 0.0)
-        factor = W / (ss if ss > 0 else 1.0)
+        factor = self.info.world_size / (ss if ss > 0 else 1.0)
         grads = [p.grad for p in self.params if p.grad is not None]
         if grads:
             torch._foreach_mul_(grads, factor)
@@ -576,54 +342,28 @@ class Trainer:
                 f"fp16 loss scale fell to {scale:g} (< precision.min_loss_scale={cfg.precision.min_loss_scale:g}): "
                 "gradients overflow at any scale. Use precision.mode=bf16, lower the lr, or set optim.clip_norm."
             )
-        return {
-            "updated": finite,
-            "stop": stop_all,
-            "lr": lr,
-            "gnorm": gnorm,
-            "gnorm_groups": group_norms,
-            "loss_scale": scale,
-            "sums": vals,
-            "seconds": time.perf_counter() - t0,
-        }
+        return {"updated": finite, "gnorm": gnorm, "gnorm_groups": group_norms, "loss_scale": scale}
 
     # ------------------------------------------------------------------------------------------------
     # validation
     def validate(self) -> dict[str, float]:
         """Metrics over the validation split (sharded over ranks, summed); deterministic masks."""
         W, rank = self.info.world_size, self.info.rank
-        split = self.task.split("valid", 1, rank, W)
-        loader = torch.utils.data.DataLoader(
-            split.dataset, batch_sampler=split.batches, collate_fn=split.collate, num_workers=self.cfg.data.num_workers,
-            worker_init_fn=_ignore_stop_signals,
-        )
+        loader = valid_loader(self.task, self.info, self.cfg.data.num_workers)
         model = self.model if self.is_fsdp else self.raw_model
         model.eval()
-        sums: dict[str, Any] = {}
+        logs = LogSums()
         t0 = time.perf_counter()
         with torch.no_grad():
             for j, batch in enumerate(loader):
-                batch = _to_device(batch, self.device)
+                batch = to_device(batch, self.device)
                 seed_everything(batch_seed(self.cfg.seed, -1, j * W + rank))
                 with self._autocast():
                     out = self.task.valid_step(model, batch)
-                _add(sums, "loss", out.loss.float())
-                _add(sums, "sample_size", out.sample_size)
-                for k, v in out.logs.items():
-                    if k not in ("loss", "sample_size"):
-                        _add(sums, k, v)
-                _add(sums, "n_batches", 1.0)
+                logs.add_output(out, out.loss.float())
         model.train()
-        keys = sorted(sums)
-        if self.info.distributed:
-            keys = sorted(set().union(*all_gather_object(keys, self.info)))
-        vec = torch.tensor(
-            [float(sums[k].item()) if torch.is_tensor(sums.get(k)) else float(sums.get(k, 0.0)) for k in keys],
-            dtype=torch.float64,
-            device=self.device,
-        )
-        all_reduce_sum(vec, self.info)
-        metrics = self.task.reduce_metrics(dict(zip(keys, vec.tolist())))
+        sums, _ = logs.all_reduce(self.info, self.device, gather_keys=True)
+        metrics = self.task.reduce_metrics(sums)
         metrics["valid_seconds"] = time.perf_counter() - t0
         self.last_valid = metrics
         return metrics
@@ -647,58 +387,7 @@ class Trainer:
             self.save(best=True)
 
     # ------------------------------------------------------------------------------------------------
-    # signals
-    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
-        self._stop_signal = signum
-        if self.info.is_main:
-            import sys
-
-            print(
-                f"received {signal.Signals(signum).name}: saving a checkpoint at the end of this update, then exiting",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    @contextlib.contextmanager
-    def _signals(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGUSR1)}
-        try:
-            yield
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-
-    # ------------------------------------------------------------------------------------------------
     # the loop
-    def describe(self) -> str:
-        """Start-of-run summary: model size, effective batch in hours of audio and how to reach the recipe's."""
-        cfg, W = self.cfg, self.info.world_size
-        F = cfg.optim.update_freq
-        mt = cfg.data.max_tokens
-        per_update = mt * W * F / SAMPLE_RATE / 3600
-        nparams = sum(p.numel() for p in self.raw_model.parameters())
-        lines = [
-            f"task {self.task.name}: {nparams / 1e6:.2f}M parameters, {self.task.describe_batch()}".rstrip(", "),
-            f"device {self.device} x {W} rank(s) ({self.info.backend or 'single process'}), precision "
-            f"{cfg.precision.mode}, strategy {cfg.distributed.strategy if W > 1 else 'none'}",
-            f"effective batch: max_tokens {mt:,} samples x {W} rank(s) x update_freq {F} = "
-            f"{per_update:.3f} h of audio per update at most (the real amount is logged as audio_h_per_update)",
-        ]
-        lines += self.task.data_summary(self.info.rank, W)
-        ref_g, ref_f = cfg.optim.reference_gpus, cfg.optim.reference_update_freq
-        if ref_g > 0:
-            ref = mt * ref_g * ref_f / SAMPLE_RATE / 3600
-            need = max(1, math.ceil(ref_g * ref_f / W))
-            lines.append(
-                f"recipe batch: {ref_g} GPUs x update_freq {ref_f} = {ref:.3f} h per update; with {W} rank(s) set "
-                f"optim.update_freq={need} to match ({mt * W * need / SAMPLE_RATE / 3600:.3f} h)"
-                + ("" if need == F else f"  <-- now {F}: the lr/warmup were tuned for the recipe batch")
-            )
-        return "\n".join(lines)
-
     def train(self) -> dict[str, float]:
         """Train until ``optim.max_update`` (or a signal / ``stop_after_updates``); returns the last metrics."""
         cfg = self.cfg
@@ -706,11 +395,7 @@ class Trainer:
             self.setup()
         wend = warmup_end(cfg.schedule, cfg.optim.max_update)
         self.monitor = Monitor(
-            self.run_dir,
-            cfg.logging,
-            self.info.is_main,
-            cfg.optim.max_update,
-            self.num_updates,
+            self.run_dir, cfg.logging, self.info.is_main, cfg.optim.max_update, self.num_updates,
             self.task.alarm_checker(wend),
         )
         if self.info.is_main and self.run_dir is not None:
@@ -719,24 +404,23 @@ class Trainer:
                 for line in config_changes(self.run_dir / "config.yaml", cfg):
                     self._log(f"config changed since the last run: {line}")
             save_config(cfg, self.run_dir / "config.yaml")
-        self._log(self.describe())
+        self._log(describe_run(cfg, self.task, self.info, self.raw_model))
         start = self.num_updates
-        interval = _Interval()
+        interval = Interval()
         saved_at = self.num_updates if self.resumed_from is not None else -1
         validated_at = -1
         log_every = max(1, cfg.logging.log_interval)
         try:
-            with self._signals():
+            with self.signals.installed():
                 while self.num_updates < cfg.optim.max_update:
                     step = self.train_update()
                     interval.add(step)
                     n = self.num_updates
-                    self._last_step = step
                     if step["updated"]:
-                        self.monitor.step(n, {"loss": self._quick_loss(step), "lr": step["lr"]})
+                        self.monitor.step(n, {"loss": quick_loss(step["sums"]), "lr": step["lr"]})
                         if n % log_every == 0:
                             self._log_interval(interval, step)
-                            interval = _Interval()
+                            interval = Interval()
                         vi = cfg.logging.valid_interval_updates
                         if vi > 0 and n % vi == 0 and self.task.has_valid():
                             self._validate_and_keep_best()
@@ -752,15 +436,13 @@ class Trainer:
                         self.stopped_by = "stop_after_updates"
                         break
                 if interval.updates or interval.skipped:
-                    self._log_interval(interval, self._last_step)
+                    self._log_interval(interval, step)
                 if self.stopped_by is None and self.task.has_valid() and validated_at != self.num_updates:
                     self._validate_and_keep_best()
                 if saved_at != self.num_updates:
                     self.save()
                 if self.stopped_by is not None:
-                    self._log(
-                        f"stopped at update {self.num_updates} ({self.stopped_by}); continue with --resume"
-                    )
+                    self._log(f"stopped at update {self.num_updates} ({self.stopped_by}); continue with --resume")
                 else:
                     self._log(f"done: {self.num_updates} updates")
         finally:
@@ -768,26 +450,7 @@ class Trainer:
             self.monitor.close()
         return self.last_valid or self.last_train or {}
 
-    def _quick_loss(self, step: dict[str, Any]) -> float:
-        s = step["sums"]
-        return s.get("loss", 0.0) / (s.get("sample_size", 0.0) or 1.0) / math.log(2)
-
-    def _log_interval(self, iv: _Interval, step: dict[str, Any]) -> None:
-        metrics = self.task.reduce_metrics(iv.sums)
-        audio_s = iv.sums.get("audio_samples", 0.0) / SAMPLE_RATE
-        extra = {
-            "lr": step["lr"],
-            "gnorm": iv.gnorm / max(iv.updates, 1),
-            "audio_s_per_s": audio_s / max(iv.seconds, 1e-9),
-            "audio_h_per_update": audio_s / 3600 / max(iv.updates + iv.skipped, 1),
-            "mem_gb": peak_memory_gb(self.device),
-            "epoch": float(self.stream.epoch),
-            "skipped": float(iv.skipped),
-        }
-        for k, v in iv.gnorm_groups.items():
-            extra[f"gnorm_{k}"] = float(v) / max(iv.updates, 1)
-        if step.get("loss_scale") is not None:
-            extra["loss_scale"] = step["loss_scale"]
-        metrics.update(extra)
+    def _log_interval(self, iv: Interval, step: dict[str, Any]) -> None:
+        metrics = interval_metrics(iv, step, self.task, self.stream.epoch, self.device)
         self.last_train = metrics
         self.monitor.log("train", self.num_updates, metrics)

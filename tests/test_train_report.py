@@ -1,0 +1,86 @@
+"""report.LogSums (the one reduction of summed logs) and the interval log line."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from speech_ssl.train.distributed import DistInfo
+from speech_ssl.train.report import Interval, LogSums, interval_metrics, quick_loss
+
+
+def step_output(loss, sample_size, logs):  # what LogSums reads of a task's StepOutput
+    return SimpleNamespace(loss=loss, sample_size=sample_size, logs=logs)
+
+
+def test_log_sums_add_in_float64_and_reduce_once():
+    logs = LogSums()
+    for loss, n in ((1.5, 3), (2.25, 4)):
+        out = step_output(loss=torch.tensor(loss), sample_size=n, logs={"correct": torch.tensor([1.0, 2.0]), "loss": 9.0})
+        logs.add_output(out, out.loss.float())
+        logs.add("audio_samples", 100.0)
+    assert logs.sums["loss"].dtype == torch.float64  # stays a device tensor until the reduce
+    sums, extra = logs.all_reduce(DistInfo(), torch.device("cpu"), extra=(1.0, 0.0))
+    assert list(sums) == sorted(sums)
+    assert sums == {"audio_samples": 200.0, "correct": 6.0, "loss": 3.75, "n_batches": 2.0, "sample_size": 7.0}
+    assert extra == [1.0, 0.0]
+    assert quick_loss(sums) == pytest.approx(3.75 / 7 / math.log(2))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank: int, port: int, q) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        info = DistInfo(rank=rank, world_size=2, backend="gloo")
+        logs = LogSums()
+        if rank == 0:  # rank 1 saw no validation batch: it has no keys at all
+            logs.add_output(step_output(torch.tensor(2.0), 5, {"wer_errors": 3.0}), torch.tensor(2.0))
+        sums, _ = logs.all_reduce(info, torch.device("cpu"), gather_keys=True)
+        q.put((rank, sums))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_log_sums_agree_on_the_union_of_keys_over_ranks():
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    port = _free_port()
+    procs = [ctx.Process(target=_rank_main, args=(r, port, q)) for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict(q.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    want = {"loss": 2.0, "n_batches": 1.0, "sample_size": 5.0, "wer_errors": 3.0}
+    assert got[0] == got[1] == want
+
+
+def test_interval_line():
+    iv = Interval()
+    iv.add({"sums": {"loss": 4.0, "sample_size": 2.0, "audio_samples": 32000.0}, "seconds": 2.0, "updated": True,
+            "gnorm": 3.0, "gnorm_groups": {"head": torch.tensor(1.0)}})
+    iv.add({"sums": {"loss": 2.0, "sample_size": 2.0, "audio_samples": 16000.0}, "seconds": 1.0, "updated": False})
+
+    class T:
+        def reduce_metrics(self, s):
+            return {"loss": s["loss"] / s["sample_size"]}
+
+    m = interval_metrics(iv, {"lr": 0.1, "loss_scale": None}, T(), 3, torch.device("cpu"))
+    assert list(m)[:8] == ["loss", "lr", "gnorm", "audio_s_per_s", "audio_h_per_update", "mem_gb", "epoch", "skipped"]
+    assert m["loss"] == 1.5 and m["gnorm"] == 3.0 and m["skipped"] == 1.0 and m["epoch"] == 3.0
+    assert m["audio_s_per_s"] == pytest.approx(1.0) and m["audio_h_per_update"] == pytest.approx(1.5 / 3600)
+    assert m["gnorm_head"] == 1.0 and "loss_scale" not in m
