@@ -29,6 +29,7 @@ import torch
 from speech_ssl.data.audio import SAMPLE_RATE, read_audio
 from speech_ssl.data.manifest import read_labels, read_manifest
 from speech_ssl.data.units import Dictionary, Unit, infer_unit, labels_to_text, tokens_to_text
+from speech_ssl.data.workers import Guarded, GuardedCollate, raise_if_failed, stop_workers
 from speech_ssl.decode.ctc import BeamConfig, BeamSearchDecoder, greedy_ctc
 from speech_ssl.decode.io import write_jsonl, write_transcripts
 from speech_ssl.decode.score import ScoreResult, default_speaker, score
@@ -198,7 +199,7 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
     batches = [[short_rows[j] for j in b] for b in length_batches([sizes[i] for i in short_rows], opts.max_tokens)]
     batches += [[i] for i in long_rows]
     loader = torch.utils.data.DataLoader(
-        rows_ds, batch_sampler=batches, collate_fn=_pad_batch, num_workers=opts.num_workers,
+        Guarded(rows_ds), batch_sampler=batches, collate_fn=GuardedCollate(_pad_batch), num_workers=opts.num_workers,
         pin_memory=device.type == "cuda",
     )
     if opts.precision not in ("fp32", "bf16", "fp16"):
@@ -208,20 +209,25 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
     def amp():  # entered around model calls only (not across the generator's yields)
         return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
-    for idx, x, lens in loader:
-        t0 = time.perf_counter()
-        if len(idx) == 1 and int(lens[0]) > chunk:
+    batches_it = iter(loader)
+    try:
+        for batch in batches_it:
+            idx, x, lens = raise_if_failed(batch)
+            t0 = time.perf_counter()
+            if len(idx) == 1 and int(lens[0]) > chunk:
+                with amp():
+                    lp = chunked_log_probs(model, x[0].to(device), conv_layers, chunk, context, opts.max_tokens)
+                yield idx[0], lp.cpu(), time.perf_counter() - t0
+                continue
             with amp():
-                lp = chunked_log_probs(model, x[0].to(device), conv_layers, chunk, context, opts.max_tokens)
-            yield idx[0], lp.cpu(), time.perf_counter() - t0
-            continue
-        with amp():
-            out = model(x.to(device, non_blocking=True), lens.to(device))
-        logits, out_lens = out.logits, out.out_lengths
-        lp = logits.float().log_softmax(-1).cpu()
-        dt = (time.perf_counter() - t0) / len(idx)
-        for r, i in enumerate(idx):
-            yield i, lp[r, : int(out_lens[r])], dt
+                out = model(x.to(device, non_blocking=True), lens.to(device))
+            logits, out_lens = out.logits, out.out_lengths
+            lp = logits.float().log_softmax(-1).cpu()
+            dt = (time.perf_counter() - t0) / len(idx)
+            for r, i in enumerate(idx):
+                yield i, lp[r, : int(out_lens[r])], dt
+    finally:
+        stop_workers(batches_it)
 
 
 class _ManifestAudio(torch.utils.data.Dataset):

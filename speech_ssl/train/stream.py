@@ -1,6 +1,7 @@
 """The trainer's data: an endless, resumable stream of training micro-batches and the validation loader.
 
-Both come from ``task.split(name, epoch, rank, world)``. The training position is (epoch, batches
+Both come from ``task.split(name, epoch, rank, world)``; a DataError in a worker is raised in the main process
+with its own message (:mod:`speech_ssl.data.workers`). The training position is (epoch, batches
 taken in that epoch); a checkpoint stores it and :class:`BatchStream` reopens the epoch there. DataLoader
 workers ignore the stop signals (:mod:`speech_ssl.train.signals`).
 """
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from speech_ssl.data.workers import Guarded, GuardedCollate, raise_if_failed, stop_workers
 from speech_ssl.errors import DataError
 from speech_ssl.train.distributed import DistInfo
 from speech_ssl.train.signals import ignore_stop_signals
@@ -39,9 +41,9 @@ class BatchStream:
         if not split.batches:
             raise DataError("no training batches (all utterances filtered out?)", "data.train")
         loader = torch.utils.data.DataLoader(
-            split.dataset,
+            Guarded(split.dataset),
             batch_sampler=split.batches[self.offset :],
-            collate_fn=split.collate,
+            collate_fn=GuardedCollate(split.collate),
             num_workers=self.num_workers,
             pin_memory=self.info.device.type == "cuda",
             worker_init_fn=ignore_stop_signals,
@@ -60,7 +62,7 @@ class BatchStream:
                 self._it = None
                 continue
             self.offset += 1
-            return batch
+            return raise_if_failed(batch)
         raise DataError("training data yields no batches", "data.train")
 
     def state(self) -> dict[str, int]:
@@ -69,6 +71,7 @@ class BatchStream:
     def close(self) -> None:
         """Stop the DataLoader workers now (they ignore SIGTERM, so they must not be left to the
         interpreter's exit handler); a later ``next()`` reopens the loader at the same position."""
+        stop_workers(self._it)
         self._it = None
 
 
@@ -76,6 +79,7 @@ def valid_loader(task: Task, info: DistInfo, num_workers: int) -> torch.utils.da
     """This rank's shard of the validation split (epoch 1: the same batches every time)."""
     split = task.split("valid", 1, info.rank, info.world_size)
     return torch.utils.data.DataLoader(
-        split.dataset, batch_sampler=split.batches, collate_fn=split.collate, num_workers=num_workers,
+        Guarded(split.dataset), batch_sampler=split.batches, collate_fn=GuardedCollate(split.collate),
+        num_workers=num_workers,
         worker_init_fn=ignore_stop_signals,
     )

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from speech_ssl.config import save_config
+from speech_ssl.data.workers import raise_if_failed, stop_workers
 from speech_ssl.train.checkpoint import checkpoint_name, load_train_state, prune, save_checkpoint
 from speech_ssl.train.config import TrainConfig
 from speech_ssl.train.distributed import (
@@ -354,13 +355,17 @@ class Trainer:
         model.eval()
         logs = LogSums()
         t0 = time.perf_counter()
-        with torch.no_grad():
-            for j, batch in enumerate(loader):
-                batch = to_device(batch, self.device)
-                seed_everything(batch_seed(self.cfg.seed, -1, j * W + rank))
-                with self._autocast():
-                    out = self.task.valid_step(model, batch)
-                logs.add_output(out, out.loss.float())
+        batches = iter(loader)
+        try:
+            with torch.no_grad():
+                for j, batch in enumerate(batches):
+                    batch = to_device(raise_if_failed(batch), self.device)
+                    seed_everything(batch_seed(self.cfg.seed, -1, j * W + rank))
+                    with self._autocast():
+                        out = self.task.valid_step(model, batch)
+                    logs.add_output(out, out.loss.float())
+        finally:
+            stop_workers(batches)
         model.train()
         sums, _ = logs.all_reduce(self.info, self.device, gather_keys=True)
         metrics = self.task.reduce_metrics(sums)
