@@ -478,3 +478,21 @@ def test_head_and_body_gradient_norms_are_logged(tmp_path, one_thread):
     for e in train:
         assert e["gnorm_head"] > 0 and e["gnorm_body"] > 0
         assert math.hypot(e["gnorm_head"], e["gnorm_body"]) == pytest.approx(e["gnorm"], rel=1e-4)
+
+
+def test_empty_transcript_is_an_error_or_a_counted_skip(tmp_path):
+    make_corpus(tmp_path)
+    lines = (tmp_path / "train.ltr").read_text().splitlines()
+    lines[5] = ""  # the shortest utterance: kept by data.max_sample_size below
+    (tmp_path / "train.ltr").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"train.ltr:6: empty transcript .*finetune.skip_empty_labels=true"):
+        CTCTask(load_task_config("ctc", write_config(tmp_path)), "ft.yaml").build_model()
+    task = CTCTask(load_task_config("ctc", write_config(tmp_path), ["finetune.skip_empty_labels=true",
+                                                                    "data.max_sample_size=12000"]), "ft.yaml")
+    task.build_model()
+    (summary,) = task.data_summary(0, 1)
+    parts = task.datasets("train")
+    assert sum(len(p) for p in parts) + parts[0].num_too_long + 1 == len(lines)
+    assert parts[0].num_too_long > 0
+    assert f"skipped {parts[0].num_too_long + 1}:" in summary and "1 with an empty transcript" in summary
+    assert f"{parts[0].num_too_long} longer than data.max_sample_size=12000" in summary

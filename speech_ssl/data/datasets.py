@@ -181,7 +181,9 @@ class FinetuneDataset(AudioDataset):
 
     ``labels``: the label file (default ``<manifest>.<label_ext>``); ``dictionary``: a ``Dictionary`` or
     the path of ``dict.<ext>.txt``. All labels are encoded when the dataset is built, so a symbol outside
-    the dictionary fails at once, naming the label file and line.
+    the dictionary fails at once, naming the label file and line. An empty transcript is an error too unless
+    ``skip_empty_labels`` (then the row is dropped and counted in ``num_empty_labels``). Rows longer than
+    ``max_sample_size`` are dropped (counted in ``num_too_long``): cropping would cut audio off its transcript.
     """
 
     pad = True
@@ -197,6 +199,7 @@ class FinetuneDataset(AudioDataset):
         sample_rate: int = SAMPLE_RATE,
         seed: int = 1,
         unk_ok: bool = False,
+        skip_empty_labels: bool = False,
     ):
         super().__init__(
             manifest, min_sample_size, max_sample_size, normalize, sample_rate, seed, drop_longer=True
@@ -204,6 +207,22 @@ class FinetuneDataset(AudioDataset):
         self.dictionary = dictionary if isinstance(dictionary, Dictionary) else Dictionary.load(dictionary)
         self.label_path = str(labels)
         lines = read_labels(labels, len(self.manifest), self.manifest.source)
+        empty = [int(r) for r in self.rows if not lines[r].strip()]
+        self.num_empty_labels = len(empty) if skip_empty_labels else 0
+        if empty and not skip_empty_labels:
+            raise DataError(
+                f"empty transcript ({len(empty)} in this file): CTC would train on an empty target; fix or "
+                "remove the row, or skip and count such rows (finetune.skip_empty_labels=true)",
+                self.label_path, empty[0] + 1,
+            )
+        if empty:
+            keep = np.array([bool(lines[r].strip()) for r in self.rows])
+            self.rows, self.raw_sizes = self.rows[keep], self.raw_sizes[keep]
+            self.num_skipped += len(empty)
+            logger.info("%s: skipped %d rows with empty transcripts, e.g. line %d", self.label_path, len(empty),
+                        empty[0] + 1)
+            if len(self.rows) == 0:
+                raise DataError("no rows left after skipping empty transcripts", self.label_path)
         self.targets = [
             self.dictionary.encode(lines[r], self.label_path, int(r) + 1, unk_ok=unk_ok) for r in self.rows
         ]

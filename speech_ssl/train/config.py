@@ -173,6 +173,7 @@ class FinetuneSection:
     head_bias_init: Literal["prior", "zero"] = "prior"
     head_weight_init: Literal["zero", "xavier", "hf"] = "zero"
     init_blank_prob: float | None = None  # "prior" with this blank posterior instead of 1 - labels/frames
+    skip_empty_labels: bool = False  # rows with an empty transcript: an error (default), or skipped and counted
     reinit_layers: int = 0  # fresh weights for the top N Transformer layers of the pretrained model (fairseq: 0)
     # Monitoring
     all_blank_threshold: float = 0.999

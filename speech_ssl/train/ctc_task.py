@@ -337,7 +337,7 @@ class CTCTask(Task):
             for m in manifests:
                 ds = FinetuneDataset(
                     m, self._label_path(m), self.dictionary, d.min_sample_size, d.max_sample_size, d.normalize,
-                    seed=self.cfg.seed,
+                    seed=self.cfg.seed, skip_empty_labels=self.ft.skip_empty_labels,
                 )
                 self._check_labels(ds, m)
                 parts.append(ds)
@@ -373,9 +373,6 @@ class CTCTask(Task):
                 "(zero_infinity), e.g. %s:%d (%d symbols, %d frames)",
                 manifest, len(bad), len(ds), ds.label_path, r + 1, need[bad[0]], frames[bad[0]],
             )
-        empty = int((ds.target_sizes == 0).sum())
-        if empty:
-            logger.warning("%s: %d utterances have empty labels", manifest, empty)
 
     def describe_batch(self) -> str:
         c = self.model_cfg

@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from speech_ssl.data.audio import SAMPLE_RATE
 from speech_ssl.data.datasets import PretrainDataset
 from speech_ssl.data.sampler import MultiCorpusBatchSampler
 from speech_ssl.models.checkpoint import save_model
@@ -68,14 +67,7 @@ class PretrainTask(Task):
         return super().make_sampler(name, parts, max_tokens, **common)
 
     def data_summary(self, rank: int, world_size: int) -> list[str]:
-        split = self.split("train", 1, rank, world_size)
-        parts = self.datasets("train")
-        hours = sum(float(p.raw_sizes.sum()) for p in parts) / SAMPLE_RATE / 3600
-        skipped = sum(p.num_skipped for p in parts)
-        lines = [
-            f"train: {sum(len(p) for p in parts)} utterances, {hours:.2f} h ({skipped} skipped as shorter than "
-            f"{self.cfg.data.min_sample_size} samples), {len(split.batches)} batches per epoch per rank"
-        ]
+        lines = super().data_summary(rank, world_size)
         sampler = self._samplers[("train", rank, world_size)]
         if hasattr(sampler, "language_shares"):
             for name, sh in sampler.language_shares(1).items():

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from speech_ssl.config import ConfigError, _from_dict, to_dict
+from speech_ssl.data.audio import SAMPLE_RATE
 from speech_ssl.data.sampler import DynamicBatchSampler
 from speech_ssl.models.checkpoint import check_checkpoint, checkpoint_paths, compare_shapes, load_state_dict
 from speech_ssl.models.config import PRESETS, Wav2Vec2Config, get_preset
@@ -162,8 +163,24 @@ class Task:
         return ""
 
     def data_summary(self, rank: int, world_size: int) -> list[str]:
-        """Lines printed at the start of a run (corpus size, language shares, ...)."""
-        return []
+        """Lines printed at the start of a run: the training data kept and every row dropped, by reason."""
+        split = self.split("train", 1, rank, world_size)
+        parts = self.datasets("train")
+        d = self.cfg.data
+        hours = sum(float(p.raw_sizes.sum()) for p in parts) / SAMPLE_RATE / 3600
+        short = sum(p.num_too_short for p in parts)
+        long = sum(p.num_too_long for p in parts)
+        empty = sum(getattr(p, "num_empty_labels", 0) for p in parts)
+        dropped = [f"{short} shorter than data.min_sample_size={d.min_sample_size} samples"]
+        if long:
+            dropped.append(f"{long} longer than data.max_sample_size={d.max_sample_size} samples (dropped, not "
+                           "cropped, so that no audio is cut off its transcript)")
+        if empty:
+            dropped.append(f"{empty} with an empty transcript (finetune.skip_empty_labels)")
+        return [
+            f"train: {sum(len(p) for p in parts)} utterances, {hours:.2f} h; skipped {short + long + empty}: "
+            f"{', '.join(dropped)}; {len(split.batches)} batches per epoch per rank"
+        ]
 
 
 def load_checkpoint_weights(model: nn.Module, folder: Path, strict: bool, what: str, hint: str) -> None:
