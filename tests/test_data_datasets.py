@@ -139,3 +139,32 @@ def test_dataloader_with_sampler(corpus):
     assert sorted(seen) == list(range(len(ds)))
 
 
+
+
+def test_manifest_counts_must_match_the_audio(tmp_path):
+    """Policy: num_samples is the length at 16 kHz within 1%; an 8 kHz file listed with its own frame count
+    (fairseq's manifest script) and a count 3x the audio are errors naming the manifest line."""
+    sf.write(tmp_path / "a.wav", np.zeros(8000, np.float32), 8000)  # 1 s at 8 kHz = 16000 samples at 16 kHz
+    sf.write(tmp_path / "b.wav", np.zeros(16000, np.float32), 16000)
+    for rows, msg in ((["a.wav\t16000", "b.wav\t16000"], None),
+                      (["b.wav\t16000", "a.wav\t8000"], r"m.tsv:3: .* lists 8000 samples .* x0.500: a count of frames "
+                                                       r"at the file's own rate"),
+                      (["b.wav\t48000"], r"m.tsv:2: .* lists 48000 samples .* has 16000 at 16000 Hz \(a stale")):
+        (tmp_path / "m.tsv").write_text(f"{tmp_path}\n" + "\n".join(rows) + "\n")
+        ds = PretrainDataset(tmp_path / "m.tsv")
+        if msg is None:
+            assert [len(ds.load(i)) for i in range(len(ds))] == [16000, 16000]
+            continue
+        with pytest.raises(DataError, match=msg):
+            for i in range(len(ds)):
+                ds.load(i)
+
+
+def test_manifest_rows_stay_inside_the_root(tmp_path):
+    from speech_ssl.data.manifest import read_manifest
+
+    (tmp_path / "m.tsv").write_text(f"{tmp_path}/root\na/b.wav\t16000\na/../../c.wav\t16000\n")
+    with pytest.raises(DataError, match=r"m.tsv:3: row path 'a/../../c.wav' leaves the manifest's root"):
+        read_manifest(tmp_path / "m.tsv")
+    (tmp_path / "m.tsv").write_text(f"{tmp_path}/root\na/../b.wav\t16000\n{tmp_path}/c.wav\t16000\n")
+    assert len(read_manifest(tmp_path / "m.tsv")) == 2  # inside the root after all, and an absolute path

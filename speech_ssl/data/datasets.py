@@ -54,6 +54,24 @@ class DatasetConfig:
     seed: int = 1
 
 
+# A manifest's num_samples must match the audio (at the loader's rate) within 1%: batching, cropping and the
+# CTC frame counts all rely on it.
+LENGTH_TOLERANCE = 0.01
+
+
+def length_mismatch(path: Path, listed: int, actual: int, rate: int) -> str:
+    """The message for a manifest count that disagrees with the audio, with the likely cause."""
+    msg = f"the manifest lists {listed} samples for {path} but it has {actual} at {rate} Hz"
+    ratio = listed / max(actual, 1)
+    if ratio < 0.99 and any(abs(ratio - r / rate) < 0.01 for r in (8000, 11025, 22050, 24000, 44100, 48000)):
+        msg += (f" (x{ratio:.3f}: a count of frames at the file's own rate, as fairseq's manifest script writes for "
+                "audio that is not 16 kHz; counts here are samples after resampling to 16 kHz: rewrite the "
+                "manifest with `speech-ssl prepare` or the resampled lengths)")
+    else:
+        msg += " (a stale manifest, or a file replaced after it was written: write the manifest again)"
+    return msg
+
+
 def _as_manifest(manifest: str | Path | Manifest) -> Manifest:
     return manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
 
@@ -129,6 +147,9 @@ class AudioDataset(torch.utils.data.Dataset):
             raise DataError(
                 f"{err.reason} (manifest {self.manifest.source}:{self.manifest.line_of(row)})", err.path
             ) from err
+        if abs(len(x) - e.num_samples) > max(LENGTH_TOLERANCE * e.num_samples, 16):
+            raise DataError(length_mismatch(self.manifest.full_path(row), e.num_samples, len(x), self.sample_rate),
+                            self.manifest.source, self.manifest.line_of(row))
         return torch.from_numpy(x)
 
     def __getitem__(self, index: int) -> dict[str, Any]:

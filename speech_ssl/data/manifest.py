@@ -12,7 +12,9 @@ rate*; ``num_samples`` is always the length at 16 kHz that the loader returns (u
 
     conversational/training/audio/BABEL_X.sph\t56000\t80000\t108000
 
-Rows of both kinds may be mixed. Paths are relative to the root (absolute paths are allowed too).
+Rows of both kinds may be mixed. Paths are relative to the root and must stay inside it (``../`` that leaves
+the root is an error); absolute paths are allowed and used as they are. ``num_samples`` must match the
+audio within 1% when it is loaded (a DataError names the row otherwise, see ``datasets.length_mismatch``).
 
 Labels (``.wrd`` words, ``.ltr`` letters with ``|`` word boundaries, ``.phn`` space-separated phones)
 are text files with one line per manifest row, in the same order.
@@ -22,6 +24,7 @@ Dictionaries and the text units of label lines live in :mod:`speech_ssl.data.uni
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -108,6 +111,12 @@ def read_manifest(path: str | Path) -> Manifest:
             )
         if not cols[0]:
             raise DataError("malformed manifest row: empty path", path, lineno)
+        if not posixpath.isabs(cols[0]) and posixpath.normpath(cols[0]).split("/")[0] == "..":
+            raise DataError(
+                f"row path {cols[0]!r} leaves the manifest's root {root}: relative paths must stay inside it "
+                "(write an absolute path to use a file elsewhere)",
+                path, lineno,
+            )
         n = _int_field(cols[1], "num_samples", path, lineno)
         if n == 0:
             raise DataError("malformed manifest row: num_samples is 0", path, lineno)

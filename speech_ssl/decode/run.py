@@ -26,7 +26,8 @@ from typing import Callable
 
 import torch
 
-from speech_ssl.data.audio import SAMPLE_RATE, read_audio
+from speech_ssl.data.audio import SAMPLE_RATE
+from speech_ssl.data.datasets import AudioDataset
 from speech_ssl.data.manifest import read_labels, read_manifest
 from speech_ssl.data.units import Dictionary, Unit, infer_unit, labels_to_text, tokens_to_text
 from speech_ssl.data.workers import Guarded, GuardedCollate, raise_if_failed, stop_workers
@@ -195,7 +196,7 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
     for i in too_short:
         yield i, torch.zeros(0, vocab_size), 0.0
 
-    rows_ds = _ManifestAudio(manifest, normalize)
+    rows_ds = _ManifestAudio(manifest, normalize=normalize)
     batches = [[short_rows[j] for j in b] for b in length_batches([sizes[i] for i in short_rows], opts.max_tokens)]
     batches += [[i] for i in long_rows]
     loader = torch.utils.data.DataLoader(
@@ -230,24 +231,11 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
         stop_workers(batches_it)
 
 
-class _ManifestAudio(torch.utils.data.Dataset):
-    """Manifest row ``i`` -> ``(i, waveform (L,) float32)``; errors name the manifest line."""
-
-    def __init__(self, manifest, normalize: bool):
-        self.manifest = manifest
-        self.normalize = normalize
-
-    def __len__(self) -> int:
-        return len(self.manifest)
+class _ManifestAudio(AudioDataset):
+    """Manifest row ``i`` -> ``(i, waveform (L,) float32)`` (every row; errors name the manifest line)."""
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        m = self.manifest
-        e = m.entries[i]
-        try:
-            x = read_audio(m.full_path(i), e.start, e.end, normalize=self.normalize)
-        except DataError as err:
-            raise DataError(f"{err.reason} (manifest {m.source}:{m.line_of(i)})", err.path) from err
-        return i, torch.from_numpy(x)
+        return i, self.load(i)
 
 
 def _pad_batch(items: list[tuple[int, torch.Tensor]]) -> tuple[list[int], torch.Tensor, torch.Tensor]:
