@@ -147,7 +147,7 @@ def test_manifest_counts_must_match_the_audio(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(8000, np.float32), 8000)  # 1 s at 8 kHz = 16000 samples at 16 kHz
     sf.write(tmp_path / "b.wav", np.zeros(16000, np.float32), 16000)
     for rows, msg in ((["a.wav\t16000", "b.wav\t16000"], None),
-                      (["b.wav\t16000", "a.wav\t8000"], r"m.tsv:3: .* lists 8000 samples .*x0\\.500: a count of frames "
+                      (["b.wav\t16000", "a.wav\t8000"], r"m.tsv:3: .* lists 8000 samples .*x0\.500: a count of frames "
                                                        r"at the file's own rate"),
                       (["b.wav\t48000"], r"m.tsv:2: .* lists 48000 samples .* has 16000 at 16000 Hz \(a stale")):
         (tmp_path / "m.tsv").write_text(f"{tmp_path}\n" + "\n".join(rows) + "\n")
