@@ -412,7 +412,8 @@ def summarize(corpus: str, splits: dict[str, dict], log: BadInputLog, out: Path)
 def add_verify_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify-audio", action="store_true",
                    help="decode every audio file in full (finds corrupt frames and NaN/Inf samples; by default "
-                        "only headers are read, as nothing is converted)")
+                        "only headers are read, as nothing is converted). --skip-bad turns it on: a file can only "
+                        "be skipped when it is found bad now, not mid-training")
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
@@ -421,7 +422,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
                    help="parallel worker processes (default: min(4, CPUs))")
     p.add_argument("--skip-bad", action="store_true",
-                   help="skip bad inputs, count them and list them in OUT/<corpus>.bad.tsv instead of stopping")
+                   help="skip bad inputs, count them and list them in OUT/<corpus>.bad.tsv instead of stopping "
+                        "(every audio file is then decoded in full to find them: --verify-audio)")
     p.add_argument("--force", action="store_true", help="redo splits that are already finished")
     p.add_argument("--sentencepiece", type=int, default=0, metavar="VOCAB",
                    help="also train a sentencepiece model of VOCAB pieces on the train transcripts and write "

@@ -60,6 +60,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force, args.verify_audio))
+    print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force, args.verify_audio or args.skip_bad))
     run_sentencepiece(args, "librilight", lambda splits: splits[-1:])  # the largest set (10h when present)
     return 0

@@ -81,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force, args.verify_audio))
+    print(prepare(args.root, args.out, args.workers, args.skip_bad, args.force, args.verify_audio or args.skip_bad))
     run_sentencepiece(args, "librispeech", lambda splits: ["train-960"] if "train-960" in splits else
                       [s for s in splits if s.startswith("train-")] or splits)
     return 0

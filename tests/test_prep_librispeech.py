@@ -158,3 +158,17 @@ def test_verify_audio_finds_nan(libri, tmp_path):
     assert "skipped 0" in librispeech.prepare(root, tmp_path / "headers")  # a header read cannot see NaN
     with pytest.raises(DataError, match=r"103-203-0000.wav: NaN/Inf sample at frame 10"):
         librispeech.prepare(root, tmp_path / "verified", verify=True)
+
+
+def test_skip_bad_decodes_every_file_so_nan_audio_is_skipped_now(libri, tmp_path, capsys):
+    """--skip-bad implies --verify-audio: the NaN file is skipped and counted, not left for training to find."""
+    from speech_ssl.cli import main
+
+    root, _ = libri
+    x = np.zeros(1000, np.float32)
+    x[10] = np.nan
+    (root / "dev-clean" / "103" / "203" / "103-203-0000.flac").unlink()
+    sf.write(root / "dev-clean" / "103" / "203" / "103-203-0000.wav", x, 16000, subtype="FLOAT")
+    assert main(["prepare", "librispeech", "--root", str(root), "--out", str(tmp_path / "o"), "--skip-bad"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 1" in out and "103-203-0000" in (tmp_path / "o" / "librispeech.bad.tsv").read_text()
