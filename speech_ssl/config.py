@@ -11,6 +11,7 @@ and line.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -164,7 +165,10 @@ def _from_dict(cls: type[T], data: dict, keypath: list[str], source: str | None)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{_where(source, keypath)}: {e}") from e
+        # __post_init__ checks start their message with the field's name: point at that key's line.
+        first = str(e).split(" ", 1)[0]
+        where = keypath + [first] if first in fields else keypath
+        raise ConfigError(f"{_where(source, where)}: {e}") from e
 
 
 def _field_default(f: dataclasses.Field) -> Any:
@@ -254,12 +258,20 @@ def load_config(cls: type[T], path: str | Path | None, overrides: typing.Iterabl
     data = read_yaml(path) if path is not None else {}
     overrides = list(overrides)
     source = str(path) if path is not None else None
-    # Validate the file alone first so that its errors point at its lines.
-    from_dict(cls, data, source)
-    if overrides:
-        apply_overrides(data, overrides)
+    # The file alone first, so that its errors point at its lines.
+    cfg = from_dict(cls, data, source)
+    if not overrides:
+        return cfg
+    base = copy.deepcopy(data)
+    apply_overrides(data, overrides)
+    try:
         return from_dict(cls, data, "command-line override")
-    return from_dict(cls, data, source)
+    except ConfigError:
+        # Name the override that breaks it: the first one after which the config no longer builds.
+        for item in overrides:
+            apply_overrides(base, [item])
+            from_dict(cls, base, f"command-line override {item!r}")
+        raise
 
 
 def save_config(obj: Any, path: str | Path) -> None:

@@ -72,3 +72,18 @@ def test_partial_section_keeps_parent_defaults(tmp_path):
     cfg = load_config(Parent, p)
     assert cfg.optim.lr == 0.25
     assert cfg.optim.betas == (0.1, 0.2)  # the parent's default, not Optim's (0.9, 0.98)
+
+
+def test_value_errors_point_at_the_key_and_overrides_name_themselves(tmp_path):
+    from speech_ssl.train.tasks import load_task_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: pretrain\ndata:\n  train: [a.tsv]\noptim:\n  lr: 0.001\n  update_freq: 0\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:6: key 'optim.update_freq': update_freq must be >= 1"):
+        load_task_config("pretrain", cfg)
+    cfg.write_text("task: pretrain\ndata:\n  train: [a.tsv]\n")
+    with pytest.raises(ConfigError, match=r"^command-line override 'optim.update_freq=0': key 'optim.update_freq'"):
+        load_task_config("pretrain", cfg, ["optim.lr=0.1", "optim.update_freq=0"])
+    (tmp_path / "latin1.yaml").write_bytes("task: pretrain\n# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml:2: config is not UTF-8 text: byte 0xe9 at column 6"):
+        load_task_config("pretrain", tmp_path / "latin1.yaml")
