@@ -74,8 +74,17 @@ def embed_file(model, audio: str, layer: int | str | None, normalize: bool = Fal
     """(frames, dim) float32 numpy array of ``model``'s layer ``layer`` for one file."""
     backbone = _backbone(model, device)
     layer = _check_layer(backbone, layer)
-    return embed_waveform(backbone, read_audio(audio, normalize=normalize), layer, chunk_seconds,
-                          context_seconds, device)
+    wav = read_audio(audio, normalize=normalize)
+    _check_length(backbone, len(wav), audio)
+    return embed_waveform(backbone, wav, layer, chunk_seconds, context_seconds, device)
+
+
+def _check_length(backbone, n: int, path, line: int | None = None) -> None:
+    rf = backbone.cfg.receptive_field
+    if n < rf:
+        raise DataError(f"audio of {n} samples ({n / SAMPLE_RATE * 1000:.0f} ms) is shorter than the model's "
+                        f"receptive field ({rf} samples = {rf / SAMPLE_RATE * 1000:.0f} ms): no frame to embed",
+                        path, line)
 
 
 def save_npy(path: str | Path, arr: np.ndarray) -> None:
@@ -116,6 +125,7 @@ def embed_manifest(model, manifest: str, out_dir: str, layer: int | str | None, 
                 wav = read_audio(Path(man.root) / e.path, start=e.start, end=e.end, normalize=normalize)
             except DataError as err:
                 raise DataError(f"row {e.path}: {err}", manifest, lineno) from err
+            _check_length(backbone, len(wav), manifest, lineno)
             arr = embed_waveform(backbone, wav, layer, chunk_seconds, context_seconds, device)
             save_npy(dest, arr)
             frames = arr.shape[0]
