@@ -69,3 +69,19 @@ def test_errors_name_the_file(tmp_path):
     (tmp_path / "a" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match="cannot read safetensors"):
         load_model(tmp_path / "a")
+
+
+def test_refused_pickles_are_one_sentence_without_advice_to_disable_the_protection(tmp_path):
+    import argparse
+
+    from speech_ssl.errors import describe_load_error
+
+    torch.save({"a": argparse.Namespace(x=1)}, tmp_path / "ns.pt")
+    with pytest.raises(Exception) as info:
+        torch.load(tmp_path / "ns.pt", weights_only=True)
+    msg = describe_load_error(info.value)
+    assert "argparse.Namespace" in msg and "weights_only" not in msg and "\n" not in msg
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "ns.pt").read_bytes()[:100])
+    with pytest.raises(Exception) as info:
+        torch.load(tmp_path / "cut.pt", weights_only=True)
+    assert "truncated or corrupted" in describe_load_error(info.value)

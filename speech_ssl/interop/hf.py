@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from speech_ssl.config import from_dict, to_dict
-from speech_ssl.errors import DataError
+from speech_ssl.errors import DataError, describe_load_error
 from speech_ssl.files import atomic_write_bytes
 from speech_ssl.models.checkpoint import (
     load_state_dict,
@@ -248,7 +248,7 @@ def read_hf_state_dict(folder: Path) -> dict[str, torch.Tensor]:
         try:
             return torch.load(binf, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - report any unpickling refusal with the file
-            raise DataError(f"cannot read with torch.load(weights_only=True): {e}", binf) from e
+            raise DataError(f"cannot read pytorch_model.bin: {describe_load_error(e)}", binf) from None
     raise DataError("no model.safetensors, model.safetensors.index.json or pytorch_model.bin", folder)
 
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import torch
 
-from speech_ssl.errors import DataError
+from speech_ssl.errors import DataError, describe_load_error
 
 META = "meta.json"
 STATE = "train_state.pt"
@@ -162,7 +162,7 @@ def load_train_state(ckpt: Path, map_location: str | torch.device = "cpu") -> di
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, ...
-        raise CheckpointError(f"cannot read training state: {type(e).__name__}: {e}", path) from e
+        raise CheckpointError(f"cannot read training state: {describe_load_error(e)}", path) from None
     if not isinstance(state, dict) or "num_updates" not in state:
         raise CheckpointError("training state has no 'num_updates'", path)
     return state
