@@ -220,3 +220,41 @@ def test_load_checkpoint_weights_refuses_a_folder_whose_config_does_not_describe
     (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match=r"config.json \(architecture Wav2Vec2ForPretraining\):\n  \d+ missing: "):
         load_checkpoint_weights(Wav2Vec2ForPretraining(cfg), tmp_path / "ck", True, "the model", "nothing")
+
+
+def test_checkpoint_write_failure_keeps_the_previous_one_and_stale_temp_folders_go(tmp_path):
+    """A full disk / file-size limit while saving: a one-line CheckpointError, the previous checkpoint intact and
+    no temp folder left; a temp folder of a killed writer is removed by the next successful save."""
+    import subprocess
+    import sys
+
+    code = f"""
+import resource, signal, torch
+from pathlib import Path
+from speech_ssl.train.checkpoint import CheckpointError, save_checkpoint, verify_checkpoint
+dest = Path({str(tmp_path / "ck" / "checkpoint_00000001")!r})
+def weights(f):
+    (f / "model.safetensors").write_bytes(b"x" * 100)
+save_checkpoint(dest, weights, {{"num_updates": 1}}, {{"num_updates": 1}})
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+try:
+    save_checkpoint(dest, weights, {{"num_updates": 2, "big": torch.zeros(10000)}}, {{"num_updates": 2}})
+except CheckpointError as e:
+    print("ERROR", e)
+verify_checkpoint(dest)
+print("INTACT")
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "INTACT" in res.stdout, res.stderr
+    (line,) = [x for x in res.stdout.splitlines() if x.startswith("ERROR")]
+    assert "could not write the checkpoint" in line and "checkpoint_00000001 is unchanged" in line
+    assert "--resume" in line
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["checkpoint_00000001"]
+    from speech_ssl.train.checkpoint import save_checkpoint
+
+    stale = tmp_path / "ck" / ".tmp-checkpoint_00000002-999999999"  # a writer killed mid-save
+    stale.mkdir()
+    save_checkpoint(tmp_path / "ck" / "checkpoint_00000003", lambda f: (f / "model.safetensors").write_bytes(b"y"),
+                    None, {"num_updates": 3})
+    assert not stale.exists()

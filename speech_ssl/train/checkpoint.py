@@ -27,6 +27,7 @@ from typing import Any, Callable
 import torch
 
 from speech_ssl.errors import DataError, describe_load_error
+from speech_ssl.files import fsync_dir
 
 META = "meta.json"
 STATE = "train_state.pt"
@@ -50,17 +51,20 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _remove_stale(parent: Path) -> None:
+    """Remove ``.tmp-*`` / ``.old-*`` folders that a killed writer left behind (their process is gone)."""
+    for p in list(parent.glob(".tmp-*")) + list(parent.glob(".old-*")):
+        pid = p.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # that writer is still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def checkpoint_name(num_updates: int) -> str:
@@ -84,10 +88,14 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
+    old = None
     try:
         write_weights(tmp)
         if train_state is not None:
-            torch.save(train_state, tmp / STATE)
+            try:
+                torch.save(train_state, tmp / STATE)
+            except RuntimeError as e:  # torch reports a failed write (disk full, file-size limit) this way
+                raise OSError(str(e).splitlines()[0]) from e
         files = {}
         for p in sorted(tmp.iterdir()):
             if p.is_file():
@@ -99,20 +107,29 @@ def save_checkpoint(
         meta_tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
         _fsync_file(meta_tmp)
         meta_tmp.replace(tmp / META)
-        _fsync_dir(tmp)
-        old = None
+        fsync_dir(tmp)
         if dest.exists():
             old = dest.parent / f".old-{dest.name}-{os.getpid()}"
             if old.exists():
                 shutil.rmtree(old)
             dest.replace(old)
         tmp.replace(dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:  # disk full, file-size limit, permissions: the previous checkpoint stays as it was
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not dest.exists():
+            old.replace(dest)
+        kept = f"{dest.name} is unchanged" if dest.exists() else "no earlier checkpoint of this name was touched"
+        raise CheckpointError(
+            f"could not write the checkpoint ({e.strerror or e}); {kept}: free space (or raise the limit) and "
+            "continue with --resume", dest.parent,
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _remove_stale(dest.parent)
     return dest
 
 
