@@ -121,7 +121,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and old.exists() and not dest.exists():
             old.replace(dest)
-        kept = f"{dest.name} is unchanged" if dest.exists() else "no earlier checkpoint of this name was touched"
+        kept = f"{dest.name} is unchanged" if dest.exists() else "the earlier checkpoints are unchanged"
         raise CheckpointError(
             f"could not write the checkpoint ({e.strerror or e}); {kept}: free space (or raise the limit) and "
             "continue with --resume", dest.parent,
