@@ -103,7 +103,8 @@ def test_hold_out_every_nth_conversation(tmp_path):
     rest = read_manifest(tmp_path / "train-ft.tsv")
     full = read_manifest(src)
     assert sorted(e.path for e in held.entries + rest.entries) == sorted(e.path for e in full.entries)
-    assert [e.path for e in rest.entries] == [e.path for e in full.entries if e not in held.entries]  # order kept
+    # manifest order kept
+    assert [e.path for e in rest.entries] == [e.path for e in full.entries if e not in held.entries]
     wrd = read_labels(tmp_path / "valid.wrd", len(held))
     for e, w in zip(held.entries, wrd):  # labels stay with their rows
         stem = e.path.split("/")[1].split(".")[0]
@@ -139,7 +140,8 @@ def test_manifest_split_command(tmp_path, capsys):
 def test_ordered_dictionary_counts_and_errors(tmp_path):
     (tmp_path / "a.ltr").write_text("A B | A\n")
     (tmp_path / "b.ltr").write_text("B | C\n")
-    n = ordered_dictionary([tmp_path / "a.ltr", tmp_path / "b.ltr"], ["|", "B", "A", "C", "Z"], tmp_path / "d.txt")
+    files = [tmp_path / "a.ltr", tmp_path / "b.ltr"]
+    n = ordered_dictionary(files, ["|", "B", "A", "C", "Z"], tmp_path / "d.txt")
     assert n == {"|": 2, "B": 2, "A": 2, "C": 1, "Z": 0}
     assert (tmp_path / "d.txt").read_text() == "| 2\nB 2\nA 2\nC 1\nZ 0\n"  # the given order, unseen kept at 0
     with pytest.raises(DataError, match=r"\['C'\]"):

@@ -71,8 +71,8 @@ def test_lm_lexicon_from_text_and_errors(tmp_path, capsys):
     (tmp_path / "train.wrd").write_text("HELLO WORLD\nWORLD HOLD\n\n")
     (tmp_path / "dict.ltr.txt").write_text(DICT)
     out = tmp_path / "lex.txt"
-    assert main(["lm", "lexicon", "--text", str(tmp_path / "train.wrd"), "--dict", str(tmp_path / "dict.ltr.txt"),
-                 "--out", str(out)]) == 0
+    assert main(["lm", "lexicon", "--text", str(tmp_path / "train.wrd"),
+                 "--dict", str(tmp_path / "dict.ltr.txt"), "--out", str(out)]) == 0
     assert out.read_text() == "HELLO\tH E L L O |\nHOLD\tH O L D |\nWORLD\tW O R L D |\n"
     capsys.readouterr()
     assert main(["lm", "lexicon", "--text", str(tmp_path / "none.wrd"), "--out", str(out)]) == 2

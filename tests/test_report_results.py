@@ -29,8 +29,9 @@ def _log(run: Path, updates: list[int], valid: dict | None = None) -> None:
 
 
 def librispeech_exp(exp: Path) -> Path:
-    for name, dec, t, w, c in (("base-10m", "greedy", "dev-clean", 0.5, 0.25), ("base-10m", "greedy", "test-clean",
-                                0.4, 0.2), ("base-10m", "lm", "test-clean", 0.3, 0.15),
+    for name, dec, t, w, c in (("base-10m", "greedy", "dev-clean", 0.5, 0.25),
+                               ("base-10m", "greedy", "test-clean", 0.4, 0.2),
+                               ("base-10m", "lm", "test-clean", 0.3, 0.15),
                                ("base-100h", "greedy", "dev-other", 0.1234, 0.0456)):
         d = exp / "decode" / name / dec / t
         _score(d, "word", w)
@@ -155,7 +156,8 @@ def test_last_update_and_finetune_runs(tmp_path):
     assert last_update(tmp_path / "en-10m-pretrained") == "7" and last_update(tmp_path / "ky-scratch") == ""
     assert last_update(tmp_path / "nothing") == ""
     runs = finetune_runs(tmp_path)
-    assert runs == {"en": {"10m-pretrained": tmp_path / "en-10m-pretrained"}, "ky": {"scratch": tmp_path / "ky-scratch"}}
+    assert runs == {"en": {"10m-pretrained": tmp_path / "en-10m-pretrained"},
+                    "ky": {"scratch": tmp_path / "ky-scratch"}}
 
 
 def test_results_curves_command(tmp_path, capsys):

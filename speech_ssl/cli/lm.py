@@ -1,14 +1,16 @@
-"""``speech-ssl lm build --text T --order N --out lm.arpa [--units word|letter] [--lexicon-out L]``
-and ``speech-ssl lm lexicon (--text T | --arpa lm.arpa) --out L [--dict dict.ltr.txt]``.
+"""speech-ssl lm build | lexicon: n-gram language models and lexicons for beam-search decoding.
 
-Uses KenLM's ``lmplz`` when it is on PATH (word units), otherwise our own interpolated modified
+    speech-ssl lm build --text T --order N --out lm.arpa [--units word|letter] [--lexicon-out L]
+    speech-ssl lm lexicon (--text T | --arpa lm.arpa) --out L [--dict dict.ltr.txt]
+
+lm build uses KenLM's lmplz when it is on PATH (word units), otherwise our own interpolated modified
 Kneser-Ney ARPA writer, which keeps all n-grams in memory and is meant for small corpora (see
-``speech_ssl/decode/lm.py``). ``--units letter`` builds a letter LM (``|`` word boundaries) for
-lexicon-free beam search; ``--lexicon-out`` writes a letter lexicon (``WORD W O R D |``) of the
-text's words for lexicon-constrained search.
+speech_ssl/decode/lm.py). --units letter builds a letter LM (| word boundaries) for lexicon-free beam
+search; --lexicon-out writes a letter lexicon (WORD W O R D |) of the text's words for
+lexicon-constrained search.
 
-``lm lexicon`` writes such a letter lexicon for an existing LM: of the words of a text (``--text``) or of the
-unigrams of an ARPA file (``--arpa``, ``.gz`` too), keeping only words spelled with the symbols of ``--dict``.
+lm lexicon writes such a letter lexicon for an existing LM: of the words of a text (--text) or of the
+unigrams of an ARPA file (--arpa, .gz too), keeping only the words spelled with the symbols of --dict.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def add_parser(subparsers) -> None:
     b.add_argument("--spm-model", metavar="MODEL", help="sentencepiece model for --lexicon-out")
     b.add_argument("--upper", action="store_true", help="upper-case the text first (LibriSpeech letters)")
     b.set_defaults(func=run)
-    x = sub.add_parser("lexicon", help="a letter lexicon (WORD W O R D |) of a text's words or an ARPA's unigrams")
+    x = sub.add_parser("lexicon",
+                       help="a letter lexicon (WORD W O R D |) of a text's words or an ARPA's unigrams")
     src = x.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="text whose words (whitespace-separated) are listed")
     src.add_argument("--arpa", help="ARPA file (.gz too) whose unigrams are listed")

@@ -6,8 +6,10 @@
     speech-ssl results curves exp/synth/finetune --out exp/synth/finetune_curves.png
         CTC loss and blank fraction per update of the runs LANG-CONDITION under the folder (one column per
         language); needs matplotlib (the [plot] extra): exit 3 without it
-    speech-ssl results pretrain-info exp/synth/pretrain --wall 812 --device cpu --command "..." --train "[a.tsv,b.tsv]"
-        RUN/final/pretrain_info.json: updates, wall time, command, machine, manifests, last train/valid numbers
+    speech-ssl results pretrain-info exp/synth/pretrain --wall 812 --device cpu --command "..." \
+        --train "[a.tsv,b.tsv]"
+        RUN/final/pretrain_info.json: updates, wall time, command, machine, manifests, last train and
+        validation numbers
 """
 
 from __future__ import annotations

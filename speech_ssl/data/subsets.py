@@ -126,7 +126,8 @@ def hold_out(src: str | Path, rest: str | Path, held: str | Path, every: int = 1
     return {"held": len(valid), "rest": len(others), "how": how}
 
 
-def ordered_dictionary(label_files: Sequence[str | Path], symbols: Sequence[str], out: str | Path) -> dict[str, int]:
+def ordered_dictionary(label_files: Sequence[str | Path], symbols: Sequence[str],
+                       out: str | Path) -> dict[str, int]:
     """Write ``out`` (fairseq ``SYMBOL COUNT`` lines) with ``symbols`` in the given order and their counts in
     ``label_files`` (0 for a symbol never seen), so that every model trained with it shares one output
     layout. A symbol of the labels that is not in ``symbols`` is an error naming the files. Returns the

@@ -88,7 +88,8 @@ def commonvoice_table(exp: Path) -> str:
 
 
 def babel_table(exp: Path) -> str:
-    rows = ["| language | decoder | valid WER / CER | dev (test) WER / CER | updates |", "|---|---|---|---|---|"]
+    rows = ["| language | decoder | valid WER / CER | dev (test) WER / CER | updates |",
+            "|---|---|---|---|---|"]
     for run in sorted(p for p in exp.glob("decode/*/*") if p.is_dir()):
         lang, dec = run.parent.name, run.name
         cells = []
@@ -102,7 +103,8 @@ def babel_table(exp: Path) -> str:
             cells.append(f"{100 * w:.1f} / {100 * c:.1f}")
         ups = last_update(exp / "finetune" / lang)
         rows.append(f"| {lang} | {dec} | {cells[0]} | {cells[1]} | {ups} |")
-    return "# recipes/babel results (%, WER / CER; BABEL's dev set is the test set)\n\n" + "\n".join(rows) + "\n"
+    title = "# recipes/babel results (%, WER / CER; BABEL's dev set is the test set)"
+    return title + "\n\n" + "\n".join(rows) + "\n"
 
 
 def synth_table(exp: Path) -> str:
