@@ -195,3 +195,12 @@ def test_pretrain_info_and_command(tmp_path, capsys):
     assert main(["results", "pretrain-info", str(tmp_path / "none"), "--wall", "5", "--device", "cpu",
                  "--command", "x", "--train", "a.tsv"]) == 1
     assert "log.jsonl" in capsys.readouterr().err
+
+
+def test_results_curves_without_matplotlib_exits_3(tmp_path, capsys, monkeypatch):
+    import sys
+
+    _log(tmp_path / "ft" / "en-10m-scratch", [1, 2])
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    assert main(["results", "curves", str(tmp_path / "ft"), "--out", str(tmp_path / "c.png")]) == 3
+    assert "no fine-tuning curves" in capsys.readouterr().err and not (tmp_path / "c.png").exists()
