@@ -1,7 +1,10 @@
-# recipes/lib.sh: the functions the librispeech, commonvoice and babel run.sh share. Sourced (not run) by
-# each run.sh after it has set its knobs; the functions read the run.sh's variables (recipe, repo, exp,
-# stage, stop_stage, tiny, ngpu, device, precision, seed, decode_workers, pretrained, pretrained_format,
-# pretrain_updates, ft_updates, pretrain_overrides, ft_overrides).
+# recipes/lib.sh: the functions the four recipes' run.sh share (librispeech, commonvoice, babel, synth).
+# Sourced (not run) by each run.sh after it has set its knobs; the functions read the run.sh's variables
+# (recipe, repo, exp, stage, stop_stage, tiny, ngpu, device, precision, seed, threads, decode_workers,
+# pretrained, pretrained_format, pretrain_updates, ft_updates, pretrain_overrides, ft_overrides; synth sets
+# only those of parse_options, setup_env, log, run_stage and finalize).
+# The run.sh hold no Python: every step is a `speech-ssl` command (ssl ...), apart from one-line look-ups
+# (and update_freq below, which reads a config).
 
 # --name value flags (icefall's parse_options): --stop-stage 3 sets stop_stage=3; only names the run.sh set
 parse_options() {  # "$@"
@@ -21,9 +24,10 @@ parse_options() {  # "$@"
 }
 
 # py / ssl: the installed speech-ssl's Python, else SPEECH_SSL_PYTHON or python3 with this checkout on
-# PYTHONPATH; threads; ngpu (default: the visible GPUs, 0 with DEVICE=cpu) -> device (cuda | cpu, fp32 on CPU)
+# PYTHONPATH; threads; ngpu (default: the visible GPUs, 0 with DEVICE=cpu) -> device (cuda | cpu, fp32 on CPU).
+# threads, ngpu and precision may be unset (synth has no NGPU / PRECISION knobs).
 setup_env() {
-  if [ -n "$threads" ]; then export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads; fi
+  if [ -n "${threads:-}" ]; then export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads; fi
   export SPEECH_SSL_NO_BAR=1
   if command -v speech-ssl >/dev/null 2>&1 && [ -z "${SPEECH_SSL_PYTHON:-}" ]; then
     py=$(head -1 "$(command -v speech-ssl)" | sed 's/^#!//')
@@ -32,7 +36,7 @@ setup_env() {
     py=${SPEECH_SSL_PYTHON:-python3}
     export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
   fi
-  if [ -z "$ngpu" ]; then
+  if [ -z "${ngpu:-}" ]; then
     if [ "$device" = cpu ]; then ngpu=0
     else ngpu=$("$py" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0); fi
   fi
@@ -66,17 +70,23 @@ print(max(1, math.ceil(ref / max(int(sys.argv[2]), 1))) if ref else o.get("updat
 EOF
 }
 
-# final = copy of the best (else the last) checkpoint without the training state
-finalize() {  # RUN
-  local src=$1/checkpoints/best
-  [ -f "$src/model.safetensors" ] || src=$(ls -d "$1"/checkpoints/checkpoint_* | sort | tail -1)
+# RUN/final = a copy of a checkpoint without the training state: WHICH=best keeps the best checkpoint (the
+# validation metric's; the last one when there is no best/), WHICH=last the last one
+finalize() {  # RUN best|last
+  local src
+  case "$2" in
+    best) src=$1/checkpoints/best
+          [ -f "$src/model.safetensors" ] || src=$(ls -d "$1"/checkpoints/checkpoint_* | sort | tail -1) ;;
+    last) src=$(ls -d "$1"/checkpoints/checkpoint_* | sort | tail -1) ;;
+    *) echo "finalize: WHICH is best or last, not '$2'" >&2; exit 2 ;;
+  esac
   rm -rf "$1/final.tmp" && cp -r "$src" "$1/final.tmp" && rm -f "$1/final.tmp/train_state.pt"
   rm -rf "$1/final" && mv "$1/final.tmp" "$1/final"
 }
 
 # train_run: `train KIND CONFIG OVERRIDES...` plus device, seed, update_freq, PRECISION, the updates knob
 # (PRETRAIN_UPDATES / FT_UPDATES), the tiny-mode sizes and the user's PRETRAIN_OVERRIDES / FT_OVERRIDES (last,
-# so they win), resumed in RUN_DIR; then RUN_DIR/final
+# so they win), resumed in RUN_DIR; then RUN_DIR/final = the best checkpoint (finalize RUN_DIR best)
 train_run() {  # pretrain|finetune RUN_DIR UPDATE_FREQ CONFIG OVERRIDES...
   local kind=$1 run=$2 uf=$3 updates more
   shift 3
@@ -100,7 +110,7 @@ train_run() {  # pretrain|finetune RUN_DIR UPDATE_FREQ CONFIG OVERRIDES...
   read -r -a extra <<<"$more"
   cmd+=("${extra[@]}")
   "${cmd[@]}" --run-dir "$run" --resume
-  finalize "$run"
+  finalize "$run" best
 }
 
 # fmt / start: the checkpoint fine-tuning starts from: --pretrained as is (ours) or converted into

@@ -1,65 +1,13 @@
-"""Parts of the demo that are cheap to test alone: subsets, PCA, plots, the results table."""
+"""Parts of the demo that are cheap to test alone: PCA, the results table (subsets: test_data_subsets.py,
+plots: test_report_plots.py)."""
 
 from __future__ import annotations
 
-import json
-import math
-
 import numpy as np
 import pytest
-import soundfile as sf
 
-from speech_ssl.data.manifest import read_labels, read_manifest
 from speech_ssl.demo.codes import pca_2d
-from speech_ssl.demo.manifests import subset_split
-from speech_ssl.demo.plots import plot_code_usage, plot_finetuning, plot_pretraining
 from speech_ssl.demo.results import format_table, markdown, table_rows
-from speech_ssl.errors import DataError
-
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def _split(tmp_path, n=20):
-    rng = np.random.default_rng(0)
-    rows, ltr, wrd = [], [], []
-    for i in range(n):
-        secs = 0.5 + 0.1 * (i % 5)
-        x = (0.1 * rng.standard_normal(int(secs * 16000))).astype(np.float32)
-        sf.write(tmp_path / f"u{i:02d}.flac", x, 16000)
-        rows.append(f"u{i:02d}.flac\t{len(x)}")
-        w = f"WORD{i}"
-        wrd.append(w)
-        ltr.append(" ".join(w) + " |")
-    (tmp_path / "train.tsv").write_text(str(tmp_path) + "\n" + "\n".join(rows) + "\n")
-    (tmp_path / "train.ltr").write_text("\n".join(ltr) + "\n")
-    (tmp_path / "train.wrd").write_text("\n".join(wrd) + "\n")
-    (tmp_path / "dict.ltr.txt").write_text("W 20\nO 20\n")
-    return tmp_path / "train.tsv"
-
-
-def test_subset_split_seconds_alignment_and_nesting(tmp_path):
-    src = _split(tmp_path)
-    small = subset_split(src, tmp_path / "sub" / "a.tsv", seconds=3.0, seed=3)
-    big = subset_split(src, tmp_path / "sub" / "b.tsv", seconds=6.0, seed=3)
-    assert 3.0 <= small["seconds"] < 3.0 + 0.9 and 6.0 <= big["seconds"] < 6.0 + 0.9
-    m = read_manifest(tmp_path / "sub" / "a.tsv")
-    assert sum(m.sizes) / 16000 == pytest.approx(small["seconds"])
-    wrd = read_labels(tmp_path / "sub" / "a.wrd", len(m))
-    ltr = read_labels(tmp_path / "sub" / "a.ltr", len(m))
-    for e, w, lt in zip(m.entries, wrd, ltr):  # labels stay with their audio
-        i = int(e.path[1:3])
-        assert w == f"WORD{i}" and lt == " ".join(w) + " |"
-    assert (tmp_path / "sub" / "dict.ltr.txt").read_text() == "W 20\nO 20\n"
-    # the smaller subset is inside the bigger one (same seed = prefix of the same shuffled order)
-    assert {e.path for e in m.entries} <= {e.path for e in read_manifest(tmp_path / "sub" / "b.tsv").entries}
-    # manifest order is kept
-    assert [e.path for e in m.entries] == sorted(e.path for e in m.entries)
-
-
-def test_subset_split_too_little_audio(tmp_path):
-    src = _split(tmp_path, n=3)
-    with pytest.raises(DataError, match="train.tsv"):
-        subset_split(src, tmp_path / "x.tsv", seconds=60)
 
 
 def test_pca_2d_recovers_a_line_and_a_plane():
@@ -75,43 +23,6 @@ def test_pca_2d_recovers_a_line_and_a_plane():
     # 2 components of rank-2 data keep every pairwise distance
     d = lambda a: np.linalg.norm(a[:, None] - a[None], axis=-1)  # noqa: E731
     assert d(xy) == pytest.approx(d(y - y.mean(0)), abs=1e-9)
-
-
-def _is_png(path):
-    import matplotlib.image as mpimg
-
-    assert path.read_bytes()[:8] == PNG
-    img = mpimg.imread(path)
-    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
-
-
-def test_plots_are_png(tmp_path):
-    log = tmp_path / "run" / "log.jsonl"
-    log.parent.mkdir()
-    lines = []
-    for u in range(1, 11):
-        lines.append({"split": "train", "update": u, "loss": 3.5 - 0.1 * u, "accuracy": 0.1 + 0.03 * u,
-                      "code_perplexity": 20 + u, "prob_perplexity": 22 + u, "temp": 2 - 0.01 * u,
-                      "nll_loss": 5 - 0.2 * u, "blank_frac": 0.5 + 0.04 * u})
-    lines.append({"split": "valid", "update": 10, "loss": 2.6, "accuracy": 0.4})
-    lines.append({"alarm": "x", "update": 3, "message": "m"})
-    log.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    paths = [
-        plot_pretraining(log, tmp_path / "p" / "pre.png", chance_bits=math.log2(11), num_codes=64),
-        plot_finetuning({"en": {"a": log.parent, "b": log.parent}, "ky": {"a": log.parent}}, tmp_path / "p" / "ft.png"),
-        plot_code_usage(np.array([[0, 0], [1, 2], [-1, 0.5]]), ["en", "de", "ky"], np.array([0.7, 0.3]),
-                        tmp_path / "p" / "codes.png", highlight="ky"),
-    ]
-    for p in paths:
-        _is_png(p)
-    assert not list((tmp_path / "p").glob(".*tmp*"))  # written atomically, no leftovers
-    # runs that validated get a third row: the valid unit error rate
-    lines.append({"split": "valid", "update": 10, "uer": 40.0, "wer": 80.0})
-    log.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    three = plot_finetuning({"en": {"a": log.parent}}, tmp_path / "p" / "ft3.png")
-    import matplotlib.image as mpimg
-
-    assert mpimg.imread(three).shape[0] > 1.3 * mpimg.imread(paths[1]).shape[0]
 
 
 def test_results_table_means_and_markdown():
@@ -150,10 +61,3 @@ def test_results_table_means_and_markdown():
     assert "| multi | `recipes/synth/pretrained` | 1,2,3 | 2/3 | 50.0 ± 26.5 | 30.0 40.0 80.0 |" in md
     assert "| mono | `recipes/synth/pretrained_mono` | 1 | 1/1 | 35.0 |" in md
     assert "| scratch | random weights (the run's seed) | 1 | 0/1 |" in md
-
-
-def test_smooth_is_a_trailing_mean():
-    from speech_ssl.demo.plots import _smooth
-
-    assert _smooth([1, 2, 3, 4], 2) == pytest.approx([1.0, 1.5, 2.5, 3.5])
-    assert _smooth([5.0], 10) == pytest.approx([5.0])

@@ -6,8 +6,8 @@
 #
 #   1 prepare each pack of --packs (`speech-ssl prepare babel`: utterances cut by the transcript timestamps,
 #     8 -> 16 kHz, words, letters) and hold out every 10th training conversation as the validation set
-#     (train-ft / valid); BABEL's dev set is the test set (TINY=1 first generates an embedded corpus in the
-#     LDC BABEL layout with `speech-ssl prepare synth`)
+#     (train-ft / valid, `speech-ssl manifest split`); BABEL's dev set is the test set (TINY=1 first
+#     generates an embedded corpus in the LDC BABEL layout with `speech-ssl prepare synth`)
 #   2 multilingual model: --pretrained CK (ours, an HF folder such as XLSR-53, or a fairseq .pt; converted),
 #     else XLSR pretraining (recipes/commonvoice/conf/pretrain_xlsr.yaml) on the training audio of every
 #     pack with alpha sampling
@@ -16,7 +16,7 @@
 #   4 word n-gram LM per language on its train-ft transcripts (`speech-ssl lm build`), or --lm-dir DIR
 #     holding LANG.arpa (+ LANG.lexicon.txt)
 #   5 decode valid and dev: greedy, and LM beam search with weights tuned on valid
-#   6 score (WER, CER) -> EXP/results.md
+#   6 score (WER, CER) -> EXP/results.md (`speech-ssl results table`)
 #
 # Every option is an environment variable or a flag (--packs ... == PACKS=...). A finished step is skipped
 # when its output exists; training stages continue with --resume.
@@ -30,6 +30,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 recipe=babel
 # parse_options, setup_env (py, ssl, ngpu, device), log, run_stage, train_run, decode_set, score_dir, ...
+# train_run keeps the BEST checkpoint of each run as RUN/final (finalize RUN best)
 . "$here/../lib.sh"
 
 stage=1
@@ -117,33 +118,8 @@ if run_stage 1; then
     [ -f "$d/valid.tsv" ] && continue
     # Hold out every Nth training conversation (both sides of a call together) for validation; with fewer
     # than N conversations, every Nth utterance.
-    "$py" - "$d" "$valid_every" <<'EOF'
-import re, sys
-from pathlib import Path
-from speech_ssl.data.manifest import read_labels, read_manifest, write_labels, write_manifest
-d, every = Path(sys.argv[1]), int(sys.argv[2])
-m = read_manifest(d / "train.tsv")
-labels = {x: read_labels(d / f"train.{x}", len(m), str(d / "train.tsv")) for x in ("wrd", "ltr")}
-def call(path: str) -> str:
-    stem = Path(path).stem
-    if m.entries[0].start is None:
-        stem = re.sub(r"_\d+$", "", stem)  # cut audio: <conversation side>_<line>
-    return re.sub(r"_(inLine|outLine)$", "", stem)
-calls = sorted({call(e.path) for e in m.entries})
-if len(calls) >= every:
-    held = set(calls[every - 1::every])
-    valid = [i for i, e in enumerate(m.entries) if call(e.path) in held]
-    how = f"{len(held)} of {len(calls)} conversations"
-else:
-    valid = list(range(every - 1, len(m), every)) or [len(m) - 1]
-    how = f"every {every}th utterance ({len(calls)} conversations)"
-rest = [i for i in range(len(m)) if i not in set(valid)]
-for name, rows in (("train-ft", rest), ("valid", valid)):
-    for x, lines in labels.items():
-        write_labels(d / f"{name}.{x}", [lines[i] for i in rows])
-    write_manifest(d / f"{name}.tsv", m.root, [m.entries[i] for i in rows])
-print(f"{d.name}: validation = {how}: {len(valid)} utterances; train-ft {len(rest)}")
-EOF
+    ssl manifest split "$d/train.tsv" --rest "$d/train-ft.tsv" --held "$d/valid.tsv" --every "$valid_every" \
+      --by conversation
   done
 fi
 
@@ -190,13 +166,7 @@ if run_stage 4; then
       [ -f "$lm" ] || { log 4 "no $lm"; exit 2; }
       if [ ! -f "$lex" ]; then  # letter lexicon of the training words
         log 4 "$l: letter lexicon of the train-ft words -> $lex"
-        "$py" - "$data/$l/train-ft.wrd" "$lex" "$data/$l/dict.ltr.txt" <<'EOF'
-import sys
-from speech_ssl.data.manifest import Dictionary
-from speech_ssl.decode.ctc import write_letter_lexicon
-words = {w for line in open(sys.argv[1], encoding="utf-8") for w in line.split()}
-print(write_letter_lexicon(sorted(words), sys.argv[2], Dictionary.load(sys.argv[3]).symbols), "words")
-EOF
+        ssl lm lexicon --text "$data/$l/train-ft.wrd" --dict "$data/$l/dict.ltr.txt" --out "$lex"
       fi
     elif [ -f "$lm" ]; then
       log 4 "$l LM exists: $lm"
@@ -238,34 +208,5 @@ fi
 if run_stage 6; then
   log 6 "scoring into $exp/results.md"
   for d in "$exp"/decode/*/*/*/; do score_dir "$d" word char; done
-  "$py" - "$exp" <<'EOF'
-import json, math, os, sys
-from pathlib import Path
-exp = Path(sys.argv[1])
-rows = ["| language | decoder | valid WER / CER | dev (test) WER / CER | updates |", "|---|---|---|---|---|"]
-for run in sorted(p for p in exp.glob("decode/*/*") if p.is_dir()):
-    lang, dec = run.parent.name, run.name
-    cells = []
-    for t in ("valid", "dev"):
-        f = run / t / "score.word.json"
-        if not f.exists():
-            cells.append("-")
-            continue
-        w = json.loads(f.read_text())["error_rate"]
-        c = json.loads((run / t / "score.char.json").read_text())["error_rate"]
-        if not (math.isfinite(w) and math.isfinite(c)):
-            sys.exit(f"{run / t}: non-finite error rate")
-        cells.append(f"{100 * w:.1f} / {100 * c:.1f}")
-    ups = ""
-    log = exp / "finetune" / lang / "log.jsonl"
-    if log.exists():
-        tr = [json.loads(x) for x in log.read_text().splitlines() if '"train"' in x]
-        ups = str(tr[-1]["update"]) if tr else ""
-    rows.append(f"| {lang} | {dec} | {cells[0]} | {cells[1]} | {ups} |")
-text = "# recipes/babel results (%, WER / CER; BABEL's dev set is the test set)\n\n" + "\n".join(rows) + "\n"
-tmp = exp / ".results.md.tmp"
-tmp.write_text(text)
-os.replace(tmp, exp / "results.md")
-print(text)
-EOF
+  ssl results table "$exp" --recipe babel
 fi

@@ -6,13 +6,14 @@
 #
 #   1 prepare each language of --languages and --ft-languages (`speech-ssl prepare commonvoice`: 16 kHz FLAC,
 #     words, letters, eSpeak phones) and a ~1 h labelled subset of each fine-tuning language's train set
+#     (`speech-ssl manifest subset`)
 #     (TINY=1 first generates an embedded corpus in the CommonVoice layout with `speech-ssl prepare synth`)
 #   2 multilingual model: --pretrained CK (ours, an HF folder such as XLSR-53, or a fairseq .pt; converted),
 #     else pretraining conf/pretrain_xlsr.yaml on the train sets of --languages with alpha sampling
 #   3 fine-tune per language on --units: phn (phonemes, the paper's PER setting) and/or ltr (letters, WER)
 #     with conf/finetune_xlsr_<unit>.yaml; update_freq = ceil(4 x 5 / your GPU count)
 #   4 decode dev and test greedily
-#   5 score (PER on phones; WER and CER on letters) -> EXP/results.md
+#   5 score (PER on phones; WER and CER on letters) -> EXP/results.md (`speech-ssl results table`)
 #
 # Every option is an environment variable or a flag (--languages fr,de == LANGUAGES=fr,de). A finished
 # step is skipped when its output exists; training stages continue with --resume.
@@ -26,6 +27,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 recipe=commonvoice
 # parse_options, setup_env (py, ssl, ngpu, device), log, run_stage, train_run, decode_set, score_dir, ...
+# train_run keeps the BEST checkpoint of each run as RUN/final (finalize RUN best)
 . "$here/../lib.sh"
 
 stage=1
@@ -100,7 +102,7 @@ if run_stage 1; then
   for l in "${ft_langs[@]}"; do
     [ -f "$data/$l/train-ft.tsv" ] && continue
     log 1 "$l: ${ft_seconds} s labelled subset of train -> $data/$l/train-ft.tsv"
-    if ! "$py" -m speech_ssl.demo.manifests "$data/$l/train.tsv" "$data/$l/.train-ft.tsv" "$ft_seconds" --seed "$seed"; then
+    if ! ssl manifest subset "$data/$l/train.tsv" "$data/$l/.train-ft.tsv" "$ft_seconds" --seed "$seed"; then
       log 1 "$l: train holds less than $ft_seconds s; fine-tuning on all of it"
       for x in tsv wrd ltr phn; do [ -f "$data/$l/train.$x" ] && cp "$data/$l/train.$x" "$data/$l/.train-ft.$x"; done
     fi
@@ -164,34 +166,5 @@ if run_stage 5; then
   for d in "$exp"/decode/*/*/; do
     case "$d" in */*-phn/*) score_dir "$d" phone ;; *) score_dir "$d" word char ;; esac
   done
-  "$py" - "$exp" <<'EOF'
-import json, math, os, sys
-from pathlib import Path
-exp = Path(sys.argv[1])
-rows = ["| language | units | dev PER | test PER | dev WER / CER | test WER / CER | updates |", "|---|---|---|---|---|---|---|"]
-for run in sorted(p for p in exp.glob("decode/*") if p.is_dir()):
-    lang, unit = run.name.rsplit("-", 1)
-    cells = {}
-    for t in ("dev", "test"):
-        s = {u: json.loads((run / t / f"score.{u}.json").read_text())["error_rate"]
-             for u in ("phone", "word", "char") if (run / t / f"score.{u}.json").exists()}
-        bad = [u for u, v in s.items() if not math.isfinite(v)]
-        if bad:
-            sys.exit(f"{run / t}: non-finite {bad}")
-        cells[t] = s
-    per = [f"{100 * cells[t]['phone']:.1f}" if "phone" in cells[t] else "-" for t in ("dev", "test")]
-    wer = [f"{100 * cells[t]['word']:.1f} / {100 * cells[t]['char']:.1f}" if "word" in cells[t] else "-"
-           for t in ("dev", "test")]
-    ups = ""
-    log = exp / "finetune" / run.name / "log.jsonl"
-    if log.exists():
-        tr = [json.loads(x) for x in log.read_text().splitlines() if '"train"' in x]
-        ups = str(tr[-1]["update"]) if tr else ""
-    rows.append(f"| {lang} | {unit} | {per[0]} | {per[1]} | {wer[0]} | {wer[1]} | {ups} |")
-text = "# recipes/commonvoice results (%, greedy decoding)\n\n" + "\n".join(rows) + "\n"
-tmp = exp / ".results.md.tmp"
-tmp.write_text(text)
-os.replace(tmp, exp / "results.md")
-print(text)
-EOF
+  ssl results table "$exp" --recipe commonvoice
 fi

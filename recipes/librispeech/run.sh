@@ -12,7 +12,7 @@
 #   4 word n-gram LM: --lm ARPA (+ --lexicon, else one made from the ARPA's unigrams), or
 #     `speech-ssl lm build` on the training transcripts
 #   5 decode dev/test clean/other: greedy, and LM beam search with weights tuned on the matching dev set
-#   6 score (WER, CER) -> EXP/results.md
+#   6 score (WER, CER) -> EXP/results.md (`speech-ssl results table`)
 #
 # Every option is an environment variable or a flag (--ngpu 8 == NGPU=8). A finished step is skipped when
 # its output exists; training stages continue with --resume.
@@ -27,6 +27,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 recipe=librispeech
 # parse_options, setup_env (py, ssl, ngpu, device), log, run_stage, train_run, decode_set, score_dir, ...
+# train_run keeps the BEST checkpoint of each run as RUN/final (finalize RUN best)
 . "$here/../lib.sh"
 
 stage=1
@@ -112,22 +113,12 @@ if run_stage 1; then
   if [ ! -f "$data/dict.ltr.txt" ]; then
     # fairseq's letter dictionary order for every subset (so models and heads are interchangeable), with the
     # counts of the training letters; a letter never seen keeps count 0.
-    "$py" - "$data" <<'EOF'
-import collections, os, sys
-from pathlib import Path
-data = Path(sys.argv[1])
-order = "| E T A O N I H S R D L U M W C F G Y P B V K ' X J Q Z".split()
-n = collections.Counter()
-parts = [f for f in sorted(data.glob("librispeech/train-*.ltr")) if f.name != "train-960.ltr"]
-for f in parts + sorted(data.glob("librilight/train-10h.ltr")):
-    n.update(f.read_text(encoding="utf-8").split())
-extra = sorted(set(n) - set(order))
-if extra:
-    sys.exit(f"{data}: letters outside LibriSpeech's alphabet in the training labels: {extra}")
-tmp = data / ".dict.ltr.txt.tmp"
-tmp.write_text("".join(f"{s} {n[s]}\n" for s in order), encoding="utf-8")
-os.replace(tmp, data / "dict.ltr.txt")
-EOF
+    tr_ltr=()
+    for f in "$data"/librispeech/train-*.ltr "$data"/librilight/train-10h.ltr; do
+      [ -f "$f" ] && [ "${f##*/}" != train-960.ltr ] && tr_ltr+=("$f")
+    done
+    ssl manifest dict --symbols "| E T A O N I H S R D L U M W C F G Y P B V K ' X J Q Z" \
+      --out "$data/dict.ltr.txt" "${tr_ltr[@]}" >/dev/null
   fi
 fi
 
@@ -186,34 +177,8 @@ if run_stage 4; then
       log 4 "LM $lm, lexicon exists: $exp/lm/lexicon.txt"
     else
       log 4 "letter lexicon of the unigrams of $lm -> $exp/lm/lexicon.txt"
-      "$py" - "$lm" "$exp/lm/lexicon.txt" "$data/dict.ltr.txt" <<'EOF'
-import gzip, sys
-from speech_ssl.decode.ctc import write_letter_lexicon
-from speech_ssl.data.manifest import Dictionary
-path = sys.argv[1]
-opener = gzip.open if path.endswith(".gz") else open
-words, section = [], None
-try:
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("\\"):
-                if section == 1:
-                    break
-                section = 1 if line == "\\1-grams:" else None
-                continue
-            if section == 1 and line:
-                parts = line.split("\t")
-                if len(parts) < 2:
-                    sys.exit(f"{path}: malformed 1-gram line: {line[:80]!r}")
-                words.append(parts[1])
-except UnicodeDecodeError:
-    sys.exit(f"{path}: not an ARPA text file (a KenLM binary?): pass --lexicon with it")
-if not words:
-    sys.exit(f"{path}: no \\1-grams: section (an ARPA file is needed to derive the lexicon; pass --lexicon)")
-symbols = Dictionary.load(sys.argv[3]).symbols
-print(f"{write_letter_lexicon(words, sys.argv[2], symbols)} words in {sys.argv[2]}")
-EOF
+      ssl lm lexicon --arpa "$lm" --dict "$data/dict.ltr.txt" --out "$exp/lm/lexicon.txt" || {
+        log 4 "no lexicon from $lm (an ARPA text file is needed): pass --lexicon"; exit 1; }
     fi
   elif [ -f "$exp/lm/lm.arpa" ]; then
     log 4 "LM exists: $exp/lm/lm.arpa"
@@ -272,29 +237,5 @@ fi
 if run_stage 6; then
   log 6 "scoring into $exp/results.md"
   for d in "$exp"/decode/*/*/*/; do score_dir "$d" word char; done
-  "$py" - "$exp" <<'EOF'
-import json, math, os, sys
-from pathlib import Path
-exp = Path(sys.argv[1])
-sets = ["dev-clean", "dev-other", "test-clean", "test-other"]
-found = {}
-for p in sorted(exp.glob("decode/*/*/*/score.word.json")):
-    name, dec, t = p.parts[-4], p.parts[-3], p.parts[-2]
-    w = json.loads(p.read_text())["error_rate"]
-    c = json.loads((p.parent / "score.char.json").read_text())["error_rate"]
-    if not (math.isfinite(w) and math.isfinite(c)):
-        sys.exit(f"{p}: non-finite error rate")
-    found.setdefault((name, dec), {})[t] = (w, c)
-present = [s for s in sets if any(s in v for v in found.values())]
-head = "| model | decoder | " + " | ".join(f"{s} WER / CER" for s in present) + " |"
-rows = [head, "|" + "---|" * (2 + len(present))]
-for (name, dec), v in sorted(found.items()):
-    cells = [f"{100 * v[s][0]:.1f} / {100 * v[s][1]:.1f}" if s in v else "-" for s in present]
-    rows.append(f"| {name} | {dec} | " + " | ".join(cells) + " |")
-text = "# recipes/librispeech results (%, WER / CER)\n\n" + "\n".join(rows) + "\n"
-tmp = exp / ".results.md.tmp"
-tmp.write_text(text)
-os.replace(tmp, exp / "results.md")
-print(text)
-EOF
+  ssl results table "$exp" --recipe librispeech
 fi

@@ -64,7 +64,7 @@ def random_init(args, seed: int) -> Path:
     """A pretraining checkpoint with ``--pretrained``'s architecture and random weights (seeded)."""
     out = Path(args.out) / "random_init" / f"s{seed}"
     if not (out / "model.safetensors").exists():
-        subprocess.run([sys.executable, "-m", "speech_ssl.demo.init", args.pretrained, str(out), "--seed", str(seed)],
+        subprocess.run([sys.executable, "-m", "speech_ssl", "init", args.pretrained, str(out), "--seed", str(seed)],
                        check=True, stdout=subprocess.DEVNULL)
     return out
 

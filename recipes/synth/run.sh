@@ -25,6 +25,11 @@ set -euo pipefail
 orig_args="$0 $*"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+recipe=synth
+# parse_options, setup_env (py, ssl, device), log, run_stage, finalize, tuned_weights, score_dir. Unlike the
+# other recipes (best checkpoint, train_run), synth keeps the LAST checkpoint of each run as RUN/final
+# (finalize RUN last): its runs are fixed budgets compared at their end.
+. "$here/../lib.sh"
 
 stage=1
 stop_stage=8
@@ -72,21 +77,9 @@ if [ "$tiny" = 1 ]; then
   exp=${EXP:-$repo/exp/synth-tiny}
 fi
 
-# --name value flags (icefall's parse_options): --stop-stage 3 sets stop_stage=3
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --*)
-      name=${1#--}; name=${name//-/_}
-      if [ $# -lt 2 ]; then echo "run.sh: $1 needs a value" >&2; exit 2; fi
-      if ! declare -p "$name" >/dev/null 2>&1; then echo "run.sh: unknown option $1" >&2; exit 2; fi
-      printf -v "$name" '%s' "$2"; shift 2 ;;
-    *) echo "run.sh: unexpected argument $1 (options are --name value)" >&2; exit 2 ;;
-  esac
-done
+parse_options "$@"
 
-if [ "$device" = auto ]; then
-  device=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo cpu)
-fi
+setup_env  # device auto|cpu|cuda -> cuda when a GPU is visible, else cpu
 if [ "$device" = cuda ]; then
   pretrain_max_tokens=${pretrain_max_tokens:-1536000}
   pretrain_workers=${pretrain_workers:-6}
@@ -94,24 +87,10 @@ else
   pretrain_max_tokens=${pretrain_max_tokens:-192000}
   pretrain_workers=${pretrain_workers:-0}
 fi
-[ -n "$threads" ] && export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
-export SPEECH_SSL_NO_BAR=1
-
-if command -v speech-ssl >/dev/null 2>&1 && [ -z "${SPEECH_SSL_PYTHON:-}" ]; then
-  ssl() { speech-ssl "$@"; }
-  py=$(head -1 "$(command -v speech-ssl)" | sed 's/^#!//')
-  [ -x "$py" ] || py=python3
-else
-  py=${SPEECH_SSL_PYTHON:-python3}
-  export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-  ssl() { "$py" -m speech_ssl "$@"; }
-fi
 
 conf=$here/conf
 corpus=$exp/corpus
 data=$exp/data
-log() { echo "$(date -u +%H:%M:%S) [synth stage $1] ${*:2}" >&2; }
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 IFS=, read -r -a langs <<<"$languages"
 mkdir -p "$exp"
 
@@ -143,7 +122,7 @@ if run_stage 2; then
   for s in "10m:$ten_min" "1h:$one_hour"; do
     name=${s%%:*}; secs=${s#*:}
     [ -f "$data/en/train-$name.tsv" ] && continue
-    "$py" -m speech_ssl.demo.manifests "$data/librispeech/train-clean-100.tsv" "$data/en/train-$name.tsv" "$secs" \
+    ssl manifest subset "$data/librispeech/train-clean-100.tsv" "$data/en/train-$name.tsv" "$secs" \
       --seed "$seed" || log 2 "no English $name subset (not enough audio; raise ENGLISH_MINUTES)"
   done
 fi
@@ -166,7 +145,7 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
     return 0
   fi
   log 3 "$name on $device: $pretrain_updates updates, max_tokens $pretrain_max_tokens, train $train"
-  local start cmd pid timer rc wall last
+  local start cmd pid timer rc wall
   start=$(date +%s)
   cmd=(ssl pretrain "$conf/pretrain.yaml" "data.train=$train"
        "data.valid=[$data/librispeech/dev-clean.tsv]" "device=$device" "seed=$seed"
@@ -189,30 +168,9 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
   set -e
   [ "$rc" = 0 ] || { log 3 "$name failed (exit $rc)"; exit "$rc"; }
   wall=$(( $(date +%s) - start ))
-  last=$(ls -d "$run"/checkpoints/checkpoint_* | sort | tail -1)
-  rm -rf "$run/final" && cp -r "$last" "$run/final" && rm -f "$run/final/train_state.pt"
-  "$py" - "$run" "$wall" "$device" "$orig_args (TINY=$tiny NJ=$nj PRETRAIN_UPDATES=$pretrain_updates PRETRAIN_MAX_TOKENS=$pretrain_max_tokens PRETRAIN_SECONDS=$pretrain_seconds)" "$train" <<'EOF'
-import json, os, platform, sys
-from pathlib import Path
-run, wall, device = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-ev = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
-tr = [e for e in ev if e.get("split") == "train"]
-va = [e for e in ev if e.get("split") == "valid"]
-gpu = ""
-if device == "cuda":
-    import torch
-    gpu = torch.cuda.get_device_name(0)
-keep = ("update", "loss", "accuracy", "code_perplexity", "prob_perplexity", "temp")
-info = {
-    "updates": tr[-1]["update"] if tr else 0, "wall_seconds_last_invocation": wall, "command": sys.argv[4],
-    "machine": f"{gpu or platform.processor() or 'cpu'}, {os.cpu_count()} CPU cores ({device})",
-    "train_manifests": sys.argv[5].strip("[]").split(","),
-    "train_last": {k: tr[-1][k] for k in keep if tr and k in tr[-1]},
-    "valid_last": {k: va[-1][k] for k in keep if va and k in va[-1]},
-}
-(run / "final" / "pretrain_info.json").write_text(json.dumps(info, indent=1) + "\n")
-print(json.dumps(info, indent=1))
-EOF
+  finalize "$run" last
+  ssl results pretrain-info "$run" --wall "$wall" --device "$device" --train="$train" \
+    --command="$orig_args (TINY=$tiny NJ=$nj PRETRAIN_UPDATES=$pretrain_updates PRETRAIN_MAX_TOKENS=$pretrain_max_tokens PRETRAIN_SECONDS=$pretrain_seconds)"
   if [ "$publish" = 1 ]; then
     rm -rf "$dest.tmp" && cp -r "$run/final" "$dest.tmp"
     cp "$run/log.jsonl" "$dest.tmp/pretrain_log.jsonl"
@@ -244,15 +202,13 @@ finetune() {  # name train_tsv labels updates extra-overrides...
   [ "$tiny" = 1 ] && extra=("logging.log_interval=1" "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0")
   ssl finetune "$conf/finetune.yaml" "data.train=[$tr]" "data.valid=[$valid]" "finetune.labels=$labels" \
     "optim.max_update=$updates" "device=$device" "seed=$seed" "$@" "${extra[@]}" --run-dir "$run" --resume
-  local last
-  last=$(ls -d "$run"/checkpoints/checkpoint_* | sort | tail -1)
-  rm -rf "$run/final" && cp -r "$last" "$run/final" && rm -f "$run/final/train_state.pt"
+  finalize "$run" last
 }
 
 if run_stage 4; then
   [ -f "$pretrained/model.safetensors" ] || { log 4 "no pretrained model at $pretrained (run stage 3 or set PRETRAINED)"; exit 1; }
   rnd=$exp/random_init/s$seed
-  "$py" -m speech_ssl.demo.init "$pretrained" "$rnd" --seed "$seed" >/dev/null
+  ssl init "$pretrained" "$rnd" --seed "$seed" >/dev/null
   scratch=("finetune.pretrained=$rnd" "finetune.feature_grad_mult=1.0" "finetune.freeze_finetune_updates=0")
   want() { [ "$conditions" = all ] || [[ ",$conditions," == *",$1,"* ]]; }
   en10=$data/en/train-10m.tsv; en1h=$data/en/train-1h.tsv; lo=$data/cv/$left_out/train.tsv
@@ -300,7 +256,7 @@ if run_stage 6; then
         ssl decode --checkpoint "$ck" --manifest "$dev" --out "$out/tune" --labels "$labels" --device "$device" \
           --lm "$exp/lm/en.arpa" --lexicon "$exp/lm/en.lexicon.txt" --tune \
           --tune-lm-weights=0,0.5,1,2,3 --tune-word-scores=-1,0,1,2
-      read -r lw ws < <("$py" -c 'import json,sys; b=json.load(open(sys.argv[1]))["tune"]["best"]; print(b["lm_weight"], b["word_score"])' "$out/tune/summary.json")
+      read -r lw ws < <(tuned_weights "$out/tune/summary.json")
       [ -f "$out/lm/summary.json" ] || \
         ssl decode --checkpoint "$ck" --manifest "$test" --out "$out/lm" --labels "$labels" --device "$device" \
           --lm "$exp/lm/en.arpa" --lexicon "$exp/lm/en.lexicon.txt" --lm-weight "$lw" --word-score "$ws"
@@ -311,50 +267,12 @@ fi
 if run_stage 7; then
   log 7 "scoring into $exp/results.md"
   for d in "$exp"/decode/*/*/; do
-    [ -f "$d/hyp.txt" ] && [ -f "$d/ref.txt" ] || continue
-    case "$d" in */en-*) unit=char ;; *) unit=phone ;; esac
-    [ -f "$d/score.$unit.json" ] || ssl score --ref "$d/ref.txt" --hyp "$d/hyp.txt" --unit "$unit" --json "$d/score.$unit.json" >/dev/null
+    case "$d" in */en-*) score_dir "$d" char ;; *) score_dir "$d" phone ;; esac
   done
-  "$py" - "$exp" <<'EOF'
-import json, sys
-from pathlib import Path
-exp = Path(sys.argv[1])
-rows = ["| model | decoder | WER | CER | PER | updates |", "|---|---|---|---|---|---|"]
-for d in sorted(exp.glob("decode/*/*/summary.json")):
-    name, dec = d.parent.parent.name, d.parent.name
-    if dec == "tune":
-        continue
-    s = json.loads(d.read_text())["score"]
-    extra = {}
-    for u in ("char", "phone"):
-        p = d.parent / f"score.{u}.json"
-        if p.exists():
-            extra[u] = json.loads(p.read_text())["error_rate"]
-    ups = ""
-    log = exp / "finetune" / name / "log.jsonl"
-    if log.exists():
-        tr = [json.loads(x) for x in log.read_text().splitlines() if '"train"' in x]
-        ups = str(tr[-1]["update"]) if tr else ""
-    wer = f"{100 * s['error_rate']:.1f}" if s["metric"] == "WER" else "-"
-    cer = f"{100 * extra['char']:.1f}" if "char" in extra else "-"
-    per = f"{100 * s['error_rate']:.1f}" if s["metric"] == "PER" else "-"
-    rows.append(f"| {name} | {dec} | {wer} | {cer} | {per} | {ups} |")
-text = "# recipes/synth results (test sets, %)\n\n" + "\n".join(rows) + "\n"
-tmp = exp / ".results.md.tmp"
-tmp.write_text(text)
-tmp.replace(exp / "results.md")
-print(text)
-runs = {}
-for d in sorted(exp.glob("finetune/*/log.jsonl")):
-    lang, _, cond = d.parent.name.partition("-")
-    runs.setdefault(lang, {})[cond] = d.parent
-try:
-    from speech_ssl.demo.plots import plot_finetuning
-    if runs:
-        print("fine-tuning curves:", plot_finetuning(runs, exp / "finetune_curves.png"))
-except ImportError as e:  # matplotlib is the optional [plot] extra
-    print(f"no fine-tuning curves ({e})")
-EOF
+  ssl results table "$exp" --recipe synth
+  rc=0
+  ssl results curves "$exp/finetune" --out "$exp/finetune_curves.png" || rc=$?
+  [ "$rc" = 0 ] || [ "$rc" = 3 ] || exit "$rc"  # 3: no matplotlib (the optional [plot] extra), no curves
 fi
 
 if run_stage 8; then  # the left-out language over seeds: escape rate and spread of every init (escape_sweep.py)

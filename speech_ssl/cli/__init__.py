@@ -17,11 +17,14 @@ COMMANDS = [
     "convert",
     "embed",
     "prepare",
+    "manifest",
+    "init",
     "pretrain",
     "finetune",
     "decode",
     "lm",
     "score",
+    "results",
     "demo",
 ]
 

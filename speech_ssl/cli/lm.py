@@ -1,10 +1,16 @@
-"""``speech-ssl lm build --text T --order N --out lm.arpa [--units word|letter] [--lexicon-out L]``.
+"""speech-ssl lm build | lexicon: n-gram language models and lexicons for beam-search decoding.
 
-Uses KenLM's ``lmplz`` when it is on PATH (word units), otherwise our own interpolated modified
+    speech-ssl lm build --text T --order N --out lm.arpa [--units word|letter] [--lexicon-out L]
+    speech-ssl lm lexicon (--text T | --arpa lm.arpa) --out L [--dict dict.ltr.txt]
+
+lm build uses KenLM's lmplz when it is on PATH (word units), otherwise our own interpolated modified
 Kneser-Ney ARPA writer, which keeps all n-grams in memory and is meant for small corpora (see
-``speech_ssl/decode/lm.py``). ``--units letter`` builds a letter LM (``|`` word boundaries) for
-lexicon-free beam search; ``--lexicon-out`` writes a letter lexicon (``WORD W O R D |``) of the
-text's words for lexicon-constrained search.
+speech_ssl/decode/lm.py). --units letter builds a letter LM (| word boundaries) for lexicon-free beam
+search; --lexicon-out writes a letter lexicon (WORD W O R D |) of the text's words for
+lexicon-constrained search.
+
+lm lexicon writes such a letter lexicon for an existing LM: of the words of a text (--text) or of the
+unigrams of an ARPA file (--arpa, .gz too), keeping only the words spelled with the symbols of --dict.
 """
 
 from __future__ import annotations
@@ -37,6 +43,15 @@ def add_parser(subparsers) -> None:
     b.add_argument("--spm-model", metavar="MODEL", help="sentencepiece model for --lexicon-out")
     b.add_argument("--upper", action="store_true", help="upper-case the text first (LibriSpeech letters)")
     b.set_defaults(func=run)
+    x = sub.add_parser("lexicon",
+                       help="a letter lexicon (WORD W O R D |) of a text's words or an ARPA's unigrams")
+    src = x.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="text whose words (whitespace-separated) are listed")
+    src.add_argument("--arpa", help="ARPA file (.gz too) whose unigrams are listed")
+    x.add_argument("--out", required=True, help="output lexicon")
+    x.add_argument("--dict", metavar="DICT", help="keep only words spelled with this dictionary's symbols "
+                   "(fairseq dict.*.txt)")
+    x.set_defaults(func=run_lexicon)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,4 +98,29 @@ def run(args: argparse.Namespace) -> int:
             elif counts and not line.strip():
                 break
     print(f"{args.out}: {args.order}-gram {args.units} LM by {engine} in {time.time() - t0:.1f} s ({', '.join(counts)})")
+    return 0
+
+
+def run_lexicon(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from speech_ssl.data.manifest import Dictionary
+    from speech_ssl.decode.ctc import write_letter_lexicon
+    from speech_ssl.decode.lm import read_arpa_unigrams
+    from speech_ssl.errors import DataError
+
+    try:
+        if args.arpa:
+            words = read_arpa_unigrams(args.arpa)
+        else:
+            if not Path(args.text).is_file():
+                raise DataError("text not found", args.text)
+            words = sorted({w for line in open(args.text, encoding="utf-8") for w in line.split()})
+        symbols = Dictionary.load(args.dict).symbols if args.dict else None
+        n = write_letter_lexicon(words, args.out, symbols)
+    except DataError as e:
+        print(f"speech-ssl lm lexicon: {e}", file=sys.stderr)
+        return 2
+    print(f"{n} words in {args.out}")
     return 0

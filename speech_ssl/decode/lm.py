@@ -279,6 +279,39 @@ def build_lm(
     return "ours"
 
 
+def read_arpa_unigrams(path: str | Path) -> list[str]:
+    """The words of the ``\\1-grams:`` section of an ARPA file (``.gz`` too), in file order, reading no further
+    than that section (an official 4-gram ARPA is large). A KenLM binary or a file without the section is a
+    DataError naming the file."""
+    import gzip
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("ARPA file not found", path)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    words: list[str] = []
+    in_unigrams = False
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                line = line.strip()
+                if line.startswith("\\"):
+                    if in_unigrams:
+                        break
+                    in_unigrams = line == "\\1-grams:"
+                    continue
+                if in_unigrams and line:
+                    parts = line.split("\t")
+                    if len(parts) < 2:
+                        raise DataError(f"malformed 1-gram line: {line[:80]!r}", path, lineno)
+                    words.append(parts[1])
+    except UnicodeDecodeError:
+        raise DataError("not an ARPA text file (a KenLM binary?)", path) from None
+    if not words:
+        raise DataError("no \\1-grams: section (not an ARPA file?)", path)
+    return words
+
+
 class ArpaLM:
     """A backoff n-gram model read from an ARPA file, for scoring and tests (not fast)."""
 

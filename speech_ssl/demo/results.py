@@ -154,7 +154,7 @@ def markdown(results: dict) -> str:
 
 def write_results(out: str | Path, results: dict) -> None:
     """results.json, results.md and the plots (pretraining, fine-tuning; code usage is drawn by the run)."""
-    from speech_ssl.demo.plots import plot_finetuning, plot_pretraining
+    from speech_ssl.report.plots import plot_finetuning, plot_pretraining
 
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)

@@ -139,7 +139,7 @@ class Demo:
                       "--workers", 2], logs)
         dest = self.data / "en" / "train-10m.tsv"
         if not dest.exists():
-            from speech_ssl.demo.manifests import subset_split
+            from speech_ssl.data.subsets import subset_split
 
             s = subset_split(self.data / "librispeech" / "train-clean-100.tsv", dest, c.labelled_seconds, seed=1)
             self.log(f"data: English labelled split {dest.name}: {s['rows']} utterances, {s['seconds']:.0f} s")
@@ -230,7 +230,7 @@ class Demo:
 
     def random_checkpoint(self, like: str, seed: int) -> Path:
         """A pretraining model with ``like``'s architecture and fresh random weights (seeded)."""
-        from speech_ssl.demo.init import random_like
+        from speech_ssl.models.random_init import random_like
 
         return random_like(like, self.out / "random_init" / f"s{seed}", seed)
 
@@ -332,7 +332,7 @@ class Demo:
 
     def code_figure(self, ck: str) -> dict:
         from speech_ssl.demo.codes import code_usage, pca_2d
-        from speech_ssl.demo.plots import plot_code_usage
+        from speech_ssl.report.plots import plot_code_usage
 
         man = {"en": self.data / "librispeech" / "train-clean-100.tsv"}
         man.update({lang: self.cv_dir(lang) / "train.tsv" for lang in self.cfg.languages if lang != "en"})

@@ -1,4 +1,4 @@
-"""PNG figures of the demo (matplotlib, Agg backend; files written atomically).
+"""PNG figures of training runs, for the demo and the recipes (matplotlib, Agg backend; written atomically).
 
 - :func:`plot_pretraining`: loss, contrastive accuracy, code/prob perplexity and Gumbel temperature per update
   (train and held-out) from a run's ``log.jsonl``;
