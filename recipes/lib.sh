@@ -62,12 +62,7 @@ train() {  # pretrain|finetune CONFIG overrides...
 # 1 in tiny mode
 update_freq() {  # CONFIG
   if [ "$tiny" = 1 ]; then echo 1; return; fi
-  "$py" - "$1" "$ngpu" <<'EOF'
-import math, sys, yaml
-o = yaml.safe_load(open(sys.argv[1]))["optim"]
-ref = int(o.get("reference_gpus", 0)) * int(o.get("reference_update_freq", 1))
-print(max(1, math.ceil(ref / max(int(sys.argv[2]), 1))) if ref else o.get("update_freq", 1))
-EOF
+  ssl plan "$1" --gpus "$ngpu" --print update_freq
 }
 
 # RUN/final = a copy of a checkpoint without the training state: WHICH=best keeps the best checkpoint (the
@@ -100,7 +95,7 @@ train_run() {  # pretrain|finetune RUN_DIR UPDATE_FREQ CONFIG OVERRIDES...
       cmd+=("model.preset=tiny" "data.max_tokens=64000" "data.max_sample_size=16000" "data.min_sample_size=8000"
             "schedule.warmup_updates=1")
     else
-      cmd+=("finetune.freeze_finetune_updates=1" "finetune.mask_channel_length=8" "finetune.mask_length=4"
+      cmd+=("finetune.freeze_finetune_updates=1" "model.overrides.mask_channel_length=8" "model.overrides.mask_length=4"
             "data.max_tokens=160000")
     fi
     cmd+=("data.num_workers=0" "logging.log_interval=1" "logging.valid_interval_updates=0"

@@ -209,13 +209,13 @@ if run_stage 4; then
   [ -f "$pretrained/model.safetensors" ] || { log 4 "no pretrained model at $pretrained (run stage 3 or set PRETRAINED)"; exit 1; }
   rnd=$exp/random_init/s$seed
   ssl init "$pretrained" "$rnd" --seed "$seed" >/dev/null
-  scratch=("finetune.pretrained=$rnd" "finetune.feature_grad_mult=1.0" "finetune.freeze_finetune_updates=0")
+  scratch=("finetune.pretrained=$rnd" "model.overrides.feature_grad_mult=1.0" "finetune.freeze_finetune_updates=0")
   want() { [ "$conditions" = all ] || [[ ",$conditions," == *",$1,"* ]]; }
   en10=$data/en/train-10m.tsv; en1h=$data/en/train-1h.tsv; lo=$data/cv/$left_out/train.tsv
   want en-10m-pretrained && finetune en-10m-pretrained "$en10" ltr "$ft_updates" "finetune.pretrained=$pretrained"
   # the same with the conv encoder trained too (fairseq freezes it; at this scale training it halves the WER)
   want en-10m-pretrained-convtrain && finetune en-10m-pretrained-convtrain "$en10" ltr "$ft_updates" \
-    "finetune.pretrained=$pretrained" "finetune.feature_grad_mult=1.0"
+    "finetune.pretrained=$pretrained" "model.overrides.feature_grad_mult=1.0"
   want en-10m-scratch && finetune en-10m-scratch "$en10" ltr "$ft_updates" "${scratch[@]}"
   want en-10m-random-frozen && finetune en-10m-random-frozen "$en10" ltr "$ft_updates" "finetune.pretrained=$rnd"
   if want en-1h-scratch; then
@@ -282,7 +282,7 @@ if run_stage 8; then  # the left-out language over seeds: escape rate and spread
          --pretrained "$pretrained" --updates "$ft_left_out_updates" --seeds "$seeds" --jobs "$sweep_jobs"
          --out "$exp/seeds_$left_out" --common "device=$device" --setting "multilingual:")
   [ -f "$pretrained_mono/model.safetensors" ] && sweep+=(--setting "english-only:finetune.pretrained=$pretrained_mono")
-  sweep+=(--setting "scratch:finetune.pretrained={random},finetune.feature_grad_mult=1.0,finetune.freeze_finetune_updates=0"
+  sweep+=(--setting "scratch:finetune.pretrained={random},model.overrides.feature_grad_mult=1.0,finetune.freeze_finetune_updates=0"
           --setting "random-frozen:finetune.pretrained={random}")
   log 8 "$left_out over seeds $seeds, every init (escape_sweep.py)"
   "$py" "$here/escape_sweep.py" "${sweep[@]}" >/dev/null

@@ -19,6 +19,7 @@ COMMANDS = [
     "prepare",
     "manifest",
     "init",
+    "plan",
     "pretrain",
     "finetune",
     "decode",

@@ -9,6 +9,7 @@ its own section; the trainer only reads the sections defined here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -235,6 +236,13 @@ class FinetuneConfig(TrainConfig):
     optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
     schedule: FinetuneScheduleConfig = field(default_factory=FinetuneScheduleConfig)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
+
+
+def matching_update_freq(optim: OptimConfig, world_size: int) -> int:
+    """``update_freq`` that gives the recipe's batch (``reference_gpus x reference_update_freq`` micro-batches
+    per update) on ``world_size`` ranks, rounded up; the config's own ``update_freq`` when it has no reference."""
+    ref = optim.reference_gpus * optim.reference_update_freq
+    return max(1, math.ceil(ref / max(world_size, 1))) if optim.reference_gpus > 0 else optim.update_freq
 
 
 def load_train_config(

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from speech_ssl.data.audio import SAMPLE_RATE
-from speech_ssl.train.config import TrainConfig
+from speech_ssl.train.config import TrainConfig, matching_update_freq
 from speech_ssl.train.distributed import DistInfo, all_gather_object, all_reduce_sum
 
 if TYPE_CHECKING:  # annotations only: the trainer sees tasks through this interface
@@ -156,7 +156,7 @@ def describe_run(cfg: TrainConfig, task: Task, info: DistInfo, model: nn.Module)
     ref_g, ref_f = cfg.optim.reference_gpus, cfg.optim.reference_update_freq
     if ref_g > 0:
         ref = mt * ref_g * ref_f / SAMPLE_RATE / 3600
-        need = max(1, math.ceil(ref_g * ref_f / W))
+        need = matching_update_freq(cfg.optim, W)
         lines.append(
             f"recipe batch: {ref_g} GPUs x update_freq {ref_f} = {ref:.3f} h per update; with {W} rank(s) set "
             f"optim.update_freq={need} to match ({mt * W * need / SAMPLE_RATE / 3600:.3f} h)"
