@@ -47,7 +47,7 @@ def test_recipe_tiny_end_to_end_and_idempotent(tmp_path):
         assert (run / "final" / "model.safetensors").exists()
         c = yaml.safe_load((run / "config.yaml").read_text())
         assert c["finetune"]["labels"] == unit and float(c["optim"]["lr"]) == 3e-4
-        assert c["finetune"]["mask_prob"] == 0.75 and c["data"]["normalize"] is True
+        assert c["model"]["overrides"]["mask_prob"] == 0.75 and c["data"]["normalize"] is True
     # stages 4-5: PER on phones, WER and CER on letters, all finite
     for t in ("dev", "test"):
         per = json.loads((exp / "decode" / "tr-phn" / t / "score.phone.json").read_text())["error_rate"]

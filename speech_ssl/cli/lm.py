@@ -105,7 +105,7 @@ def run_lexicon(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from speech_ssl.data.manifest import Dictionary
+    from speech_ssl.data.units import Dictionary
     from speech_ssl.decode.ctc import write_letter_lexicon
     from speech_ssl.decode.lm import read_arpa_unigrams
     from speech_ssl.errors import DataError

@@ -78,7 +78,9 @@ def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) ->
         meta["freeze_finetune_updates"] = model.freeze_finetune_updates
     if extra:
         meta["extra"] = extra
-    save_state_dict(model.state_dict(), weights, metadata={"format": "pt", "speech_ssl": arch})
+    # One metadata key: safetensors writes a metadata map in random order, and the file should be
+    # byte-reproducible (the architecture is in config.json).
+    save_state_dict(model.state_dict(), weights, metadata={"format": "pt"})
     atomic_write_bytes(cfg_path, (json.dumps(meta, indent=2) + "\n").encode())
     return weights
 

@@ -25,8 +25,8 @@ import os
 import platform
 from pathlib import Path
 
-from speech_ssl.data.manifest import atomic_write_text
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_text
 
 RECIPES = ("librispeech", "commonvoice", "babel", "synth")
 LIBRISPEECH_SETS = ("dev-clean", "dev-other", "test-clean", "test-other")
