@@ -114,7 +114,7 @@ resolve_start() {
   if [ -n "$pretrained" ]; then
     fmt=$pretrained_format
     if [ "$fmt" = auto ]; then
-      fmt=$("$py" -c 'import sys; from speech_ssl.interop.auto import detect_format as d; print(d(sys.argv[1]))' "$pretrained")
+      fmt=$(ssl convert --detect "$pretrained")
     fi
     if [ "$fmt" = speech_ssl ]; then start=$pretrained; else start=$exp/pretrained; fi
   else

@@ -137,3 +137,14 @@ def test_embed_manifest_writes_one_file_per_row_and_resumes(tmp_path, capsys):
     man.write_text(f"{tmp_path / 'a'}\ns1/u0.flac\t8000\ns1/gone.flac\t12000\n")
     assert main(args) == 1 and f"{man}:3" in capsys.readouterr().err
     assert main(["embed", "--checkpoint", str(ck), "--out", str(out)]) == 2
+
+
+def test_convert_detect_prints_the_format(tmp_path, capsys):
+    from speech_ssl.cli import main
+    from speech_ssl.models import Wav2Vec2ForPretraining, get_preset
+    from speech_ssl.models.checkpoint import save_model
+
+    save_model(Wav2Vec2ForPretraining(get_preset("tiny")), tmp_path / "ck")
+    assert main(["convert", "--detect", str(tmp_path / "ck")]) == 0
+    assert capsys.readouterr().out.strip() == "speech_ssl"
+    assert main(["convert", "--detect", str(tmp_path / "nothing")]) == 1

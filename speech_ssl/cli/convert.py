@@ -12,10 +12,11 @@ def add_parser(subparsers) -> None:
                     "hf (HF transformers Wav2Vec2 folder), fairseq (a .pt file; input only). Every key goes "
                     "through an explicit table; a mismatch lists all missing/unexpected keys and shapes.",
     )
-    p.add_argument("--from", dest="src", nargs=2, metavar=("FORMAT", "PATH"), required=True,
+    p.add_argument("--from", dest="src", nargs=2, metavar=("FORMAT", "PATH"),
                    help="source format (speech_ssl, hf, fairseq) and path")
-    p.add_argument("--to", dest="dst", nargs=2, metavar=("FORMAT", "PATH"), required=True,
+    p.add_argument("--to", dest="dst", nargs=2, metavar=("FORMAT", "PATH"),
                    help="target format (speech_ssl, hf) and path")
+    p.add_argument("--detect", metavar="PATH", help="only print the format of the checkpoint at PATH")
     p.add_argument("--weight-norm-keys", choices=["parametrizations", "weight_g"], default="parametrizations",
                    help="HF output: spelling of the positional-conv weight-norm keys")
     p.set_defaults(func=run)
@@ -25,8 +26,18 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from speech_ssl.errors import DataError
-    from speech_ssl.interop.auto import FORMATS, load_any
+    from speech_ssl.interop.auto import FORMATS, detect_format, load_any
 
+    if args.detect:
+        try:
+            print(detect_format(args.detect))
+        except DataError as e:
+            print(f"speech-ssl convert: {e}", file=sys.stderr)
+            return 1
+        return 0
+    if args.src is None or args.dst is None:
+        print("speech-ssl convert: give --from FORMAT PATH and --to FORMAT PATH (or --detect PATH)", file=sys.stderr)
+        return 2
     (src_fmt, src), (dst_fmt, dst) = args.src, args.dst
     if src_fmt not in FORMATS:
         print(f"speech-ssl convert: unknown --from format {src_fmt!r} (known: {', '.join(FORMATS)})",
