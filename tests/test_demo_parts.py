@@ -61,3 +61,19 @@ def test_results_table_means_and_markdown():
     assert "| multi | `recipes/synth/pretrained` | 1,2,3 | 2/3 | 50.0 ± 26.5 | 30.0 40.0 80.0 |" in md
     assert "| mono | `recipes/synth/pretrained_mono` | 1 | 1/1 | 35.0 |" in md
     assert "| scratch | random weights (the run's seed) | 1 | 0/1 |" in md
+
+
+def test_demo_assets_are_package_data_not_checkout_paths():
+    """The demo finds its configs and shipped checkpoints inside the installed package (recipes/synth links to
+    them), so a wheel installed outside the checkout runs it."""
+    from pathlib import Path
+
+    import speech_ssl.demo
+    from speech_ssl.demo.config import ASSETS, CONF, SHIPPED, SHIPPED_MONO
+
+    pkg = Path(speech_ssl.demo.__path__[0]).resolve()
+    for p in (ASSETS, CONF, SHIPPED, SHIPPED_MONO):
+        assert p.resolve().is_relative_to(pkg)
+    assert (CONF / "finetune.yaml").is_file() and (SHIPPED / "model.safetensors").is_file()
+    repo = pkg.parents[1]
+    assert (repo / "recipes" / "synth" / "pretrained").resolve() == SHIPPED.resolve()

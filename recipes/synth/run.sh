@@ -54,7 +54,7 @@ pretrain_workers=${PRETRAIN_WORKERS:-}       # data loader processes (default: 0
 ft_updates=${FT_UPDATES:-1500}
 ft_left_out_updates=${FT_LEFT_OUT_UPDATES:-800}
 lm_order=${LM_ORDER:-3}
-publish=${PUBLISH:-0}                        # 1: copy the pretrained model into recipes/synth/pretrained/
+publish=${PUBLISH:-0}                        # 1: ship the pretrained model: speech_ssl/demo/assets/pretrained/
 mono=${MONO:-0}                              # 1: also pretrain on English only (-> pretrained_mono/)
 threads=${THREADS:-}                         # OMP threads for CPU training (default: torch's choice)
 conditions=${CONDITIONS:-all}                # stage 4: all, or a comma list of run names (en-10m-pretrained,...)
@@ -179,12 +179,14 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
   fi
 }
 
+# The shipped checkpoints are package data of speech_ssl.demo (recipes/synth/pretrained* link to them).
+assets=$(cd "$here/../.." && pwd)/speech_ssl/demo/assets
 if run_stage 3; then
-  pretrain_model pretrain "$(pretrain_train)" "$here/pretrained"
+  pretrain_model pretrain "$(pretrain_train)" "$assets/pretrained"
   if [ "$mono" = 1 ]; then  # the same budget on English only: the demo's monolingual comparison for $left_out
     en_train="$data/librispeech/train-clean-100.tsv"
     [ -f "$data/librilight/train-10h.tsv" ] && en_train="$en_train,$data/librilight/train-10h.tsv"
-    pretrain_model pretrain_mono "[$en_train]" "$here/pretrained_mono"
+    pretrain_model pretrain_mono "[$en_train]" "$assets/pretrained_mono"
   fi
 fi
 

@@ -3,10 +3,10 @@
 The miniature wav2vec 2.0 / XLSR experiment on the embedded eSpeak corpus, on CPU, no downloads: generate
 the corpus, pretrain briefly from scratch (curves), fine-tune on 10 minutes of English letters and on a
 language left out of pretraining (phones) from the pretrained checkpoint, from scratch and from random
-frozen weights for the same wall time (the left-out language also from ``recipes/synth/pretrained_mono``,
+frozen weights for the same wall time (the left-out language also from the shipped English-only checkpoint,
 English-only, when it exists), decode greedy and with an n-gram LM, score, and write DIR/results.md,
 DIR/results.json and DIR/plots/*.png. ``make demo`` runs it into demo_out/ (29 min on an idle 2-core box;
-``--quick`` under 5 min). The checkpoint is ``recipes/synth/pretrained`` when it exists, else the demo's
+``--quick`` under 5 min). The checkpoint is the shipped one (package data, speech_ssl/demo/assets/pretrained; recipes/synth/pretrained links to it) when it exists, else the demo's
 own short pretraining; the report says which. Re-running continues an interrupted demo.
 Overrides are fields of ``speech_ssl.demo.config.DemoConfig`` (e.g. finetune_seconds=300).
 """
@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="minimum sizes (~5 min on 2 cores)")
     p.add_argument("--out", default=None, help="output folder (default demo_out)")
     p.add_argument("--pretrained", default=None, metavar="CK",
-                   help="checkpoint to fine-tune from: auto (default: recipes/synth/pretrained when it exists), "
+                   help="checkpoint to fine-tune from: auto (default: the shipped checkpoint, package data), "
                         "none (this run's own pretraining) or a checkpoint folder")
     p.add_argument("--seeds", default=None, help="comma-separated fine-tuning seeds (default 1,2; quick: 1)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per process (default 1)")

@@ -6,14 +6,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from speech_ssl.config import load_config
 
-REPO = Path(__file__).resolve().parents[2]
-RECIPE = REPO / "recipes" / "synth"
-SHIPPED = RECIPE / "pretrained"  # the checkpoint recipes/synth stage 3 writes and the repo ships
-SHIPPED_MONO = RECIPE / "pretrained_mono"  # optional: English-only pretraining (its PROVENANCE.md has the budget)
+# Package data (installed with the wheel; recipes/synth links to it): the recipe's two configs, the shipped
+# multilingual checkpoint recipes/synth stage 3 makes, the English-only one (its PROVENANCE.md has the
+# budget) and the recipe's committed seed sweep of the left-out language.
+ASSETS = Path(str(resources.files("speech_ssl.demo") / "assets"))
+CONF = ASSETS / "conf"
+SHIPPED = ASSETS / "pretrained"
+SHIPPED_MONO = ASSETS / "pretrained_mono"
 
 
 @dataclass
@@ -37,7 +41,7 @@ class DemoConfig:
     labelled_seconds: float = 600.0  # "10 minutes" of English labels
     synth_workers: int = 0  # 0: all cores
     # -- pretraining
-    pretrained: str = "auto"  # auto: recipes/synth/pretrained when it exists; none: pretrain here; or a path
+    pretrained: str = "auto"  # auto: the shipped checkpoint (package data) when present; none: pretrain here; or a path
     pretrain_seconds: float = 240.0  # own pretraining (curves; the fine-tuning init when nothing is shipped)
     pretrain_max_update: int = 1500
     pretrain_overrides: list[str] = field(default_factory=list)

@@ -38,7 +38,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from speech_ssl.demo.config import RECIPE, REPO, SHIPPED, SHIPPED_MONO, DemoConfig
+from speech_ssl.demo.config import ASSETS, CONF, SHIPPED, SHIPPED_MONO, DemoConfig
 
 CALIBRATION_UPDATES = 6
 STARTUP_SECONDS = 6.0  # process start + model/data setup, subtracted from a run's budget
@@ -69,7 +69,8 @@ class Demo:
         env = dict(os.environ)
         n = str(self.cfg.threads)
         env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, SPEECH_SSL_NO_BAR="1", PYTHONWARNINGS="ignore")
-        env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        # the children import the same speech_ssl as this process (installed, or a checkout on sys.path)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         return env
 
     def ssl(self, args: list[str], log_file: Path, deadline: float | None = None, check: bool = True) -> int:
@@ -79,7 +80,7 @@ class Demo:
         with open(log_file, "a") as f:
             f.write("$ " + " ".join(cmd) + "\n")
             f.flush()
-            p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=self.env(), cwd=str(REPO))
+            p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=self.env())
             terminated = False
             while True:
                 try:
@@ -198,7 +199,7 @@ class Demo:
         self.log(f"pretraining from scratch for {c.pretrain_seconds:.0f} s on {len(self.pretrain_manifests())} "
                  f"languages (all but {c.left_out})")
         info = self.budgeted_train(
-            "pretrain", RECIPE / "conf" / "pretrain.yaml",
+            "pretrain", CONF / "pretrain.yaml",
             [f"data.train={tr}", f"data.valid={valid}", f"seed={c.seeds[0]}",
              f"logging.valid_interval_updates={max(5, c.pretrain_max_update // 10)}", *c.pretrain_overrides],
             self.out / "pretrain", c.pretrain_seconds, max_update_cap=c.pretrain_max_update,
@@ -219,11 +220,11 @@ class Demo:
         p = self.cfg.pretrained
         if p == "auto":
             if (SHIPPED / "model.safetensors").exists():
-                return str(SHIPPED), f"shipped checkpoint {SHIPPED.relative_to(REPO)} ({_shipped_note(SHIPPED)})"
+                return str(SHIPPED), f"shipped checkpoint speech_ssl/demo/assets/pretrained ({_shipped_note(SHIPPED)})"
             p = "none"
         if p == "none":
             return own["checkpoint"], (f"demo's own pretraining ({own['updates']} updates, "
-                                       f"{own['wall_seconds']:.0f} s; no shipped checkpoint in {SHIPPED.relative_to(REPO)})")
+                                       f"{own['wall_seconds']:.0f} s; no shipped checkpoint in {SHIPPED})")
         if not (Path(p) / "model.safetensors").exists() and not Path(p + ".safetensors").exists():
             raise DemoError(f"--pretrained {p}: not a checkpoint (model.safetensors + config.json)")
         return str(Path(p).resolve()), f"given checkpoint {p}"
@@ -237,7 +238,7 @@ class Demo:
     def finetune_all(self, ck: str) -> list[dict]:
         c = self.cfg
         results = []
-        conf = RECIPE / "conf" / "finetune.yaml"
+        conf = CONF / "finetune.yaml"
         en = self.data / "en"
         ky = self.cv_dir(c.left_out)
         jobs: list[tuple[str, str, str, list[str], float]] = []
@@ -365,7 +366,7 @@ def run_demo(cfg: DemoConfig, log=None) -> dict:
     mono = None
     if (SHIPPED_MONO / "model.safetensors").exists():
         mono = {"path": str(SHIPPED_MONO), "description": f"shipped English-only checkpoint "
-                f"{SHIPPED_MONO.relative_to(REPO)} ({_shipped_note(SHIPPED_MONO)})"}
+                f"speech_ssl/demo/assets/pretrained_mono ({_shipped_note(SHIPPED_MONO)})"}
         d.log(f"{cfg.left_out} is also fine-tuned from the {mono['description']}")
     runs: list[dict] = []
     d._stage("finetune", lambda: runs.extend(d.finetune_all(ck)))
@@ -377,10 +378,10 @@ def run_demo(cfg: DemoConfig, log=None) -> dict:
         d.timings["decode"] = round(d.timings.get("decode", 0.0) + time.time() - t, 1)
     codes: dict = {}
     d._stage("codes", lambda: codes.update(d.code_figure(ck)))
-    sweep_file = RECIPE / "results" / f"seeds_{cfg.left_out}.json"
+    sweep_file = ASSETS / f"seeds_{cfg.left_out}.json"
     sweep = None
     if sweep_file.exists():
-        sweep = {**json.loads(sweep_file.read_text()), "file": str(sweep_file.relative_to(REPO))}
+        sweep = {**json.loads(sweep_file.read_text()), "file": f"recipes/synth/results/seeds_{cfg.left_out}.json"}
     results = {
         "seed_sweep": sweep,
         "config": asdict(cfg),
