@@ -8,11 +8,11 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 # The quick preset, shrunk further: 3 languages, ~1 min of English, a few updates per stage.

@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_train_common import (  # noqa: F401 (the fixtures: one_thread, corpus, cfg_file)
+
+from speech_ssl.train.checkpoint import CheckpointError, find_latest, list_checkpoints, load_train_state
+from speech_ssl.train.config import load_train_config
+from speech_ssl.train.pretrain_task import PretrainTask
+from speech_ssl.train.trainer import Trainer, TrainingAborted
+from tests.train.test_common import (  # noqa: F401 (the fixtures: one_thread, corpus, cfg_file)
     REPO,
     cfg_file_fixture,
     corpus_fixture,
@@ -21,11 +26,6 @@ from test_train_common import (  # noqa: F401 (the fixtures: one_thread, corpus,
     run_cli,
     tiny_overrides,
 )
-
-from speech_ssl.train.checkpoint import CheckpointError, find_latest, list_checkpoints, load_train_state
-from speech_ssl.train.config import load_train_config
-from speech_ssl.train.pretrain_task import PretrainTask
-from speech_ssl.train.trainer import Trainer, TrainingAborted
 
 # every test here trains: one intra-op thread
 pytestmark = pytest.mark.usefixtures("one_thread")

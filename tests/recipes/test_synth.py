@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO
+
 RUN = REPO / "recipes" / "synth" / "run.sh"
 
 

@@ -8,7 +8,8 @@ import json
 import math
 
 import yaml
-from recipe_helpers import REPO, check_syntax_and_unknown_option, run_recipe
+
+from tests.recipes.helpers import REPO, check_syntax_and_unknown_option, run_recipe
 
 RUN = REPO / "recipes" / "commonvoice" / "run.sh"
 

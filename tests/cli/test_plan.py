@@ -3,8 +3,9 @@
 import pytest
 
 from speech_ssl.cli import main
+from tests import REPO
 
-BASE = "recipes/librispeech/conf/pretrain_base.yaml"
+BASE = str(REPO / "recipes" / "librispeech" / "conf" / "pretrain_base.yaml")
 
 
 @pytest.mark.parametrize("gpus,freq", [(64, 1), (8, 8), (3, 22), (1, 64)])

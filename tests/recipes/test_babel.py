@@ -9,7 +9,8 @@ import math
 from pathlib import Path
 
 import yaml
-from recipe_helpers import REPO, check_syntax_and_unknown_option, run_recipe
+
+from tests.recipes.helpers import REPO, check_syntax_and_unknown_option, run_recipe
 
 RUN = REPO / "recipes" / "babel" / "run.sh"
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_train_common import REPO, cfg_file_fixture, corpus_fixture, one_thread_fixture, tiny_overrides  # noqa: F401
 
 from speech_ssl.train.checkpoint import find_latest
 from speech_ssl.train.config import load_train_config
 from speech_ssl.train.pretrain_task import PretrainTask
 from speech_ssl.train.trainer import Trainer
+from tests.train.test_common import REPO, cfg_file_fixture, corpus_fixture, one_thread_fixture, tiny_overrides  # noqa: F401
 
 # every test here trains: one intra-op thread
 pytestmark = pytest.mark.usefixtures("one_thread")

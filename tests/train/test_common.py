@@ -21,8 +21,8 @@ from speech_ssl.train.schedules import (
     polynomial_decay_lr,
     tri_stage_lr,
 )
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SR = 16000
 
 

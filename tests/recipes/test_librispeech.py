@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from recipe_helpers import REPO, check_syntax_and_unknown_option, run_recipe
+
+from tests.recipes.helpers import REPO, check_syntax_and_unknown_option, run_recipe
 
 RUN = REPO / "recipes" / "librispeech" / "run.sh"
 

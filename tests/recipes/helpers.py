@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO
 
 
 def run_recipe(run: Path, args: list[str], env_extra: dict, timeout: float = 300) -> subprocess.CompletedProcess:
