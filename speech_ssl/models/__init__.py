@@ -6,7 +6,7 @@
     out.loss.backward(); out.logs          # contrastive/diversity/features_pen, accuracy, perplexities, temp
 
 Semantics follow fairseq (``fairseq/models/wav2vec/wav2vec2.py``, ``wav2vec_criterion.py``,
-``wav2vec2_asr.py``); the HF transformers parity tests (``tests/test_interop_hf.py``) check outputs to
+``wav2vec2_asr.py``); the HF transformers parity tests (``tests/interop/test_hf.py``) check outputs to
 1e-4. Deliberate differences from fairseq:
 
 - ``feature_proj`` (fairseq ``post_extract_proj``) always exists; fairseq omits it when the conv dim equals
