@@ -21,7 +21,7 @@ from typing import Sequence
 
 import torch
 
-from speech_ssl.data.units import WORD_SEP, Unit, tokens_to_text, word_to_letters
+from speech_ssl.data.units import WORD_SEP, SentencePieceVocab, Unit, tokens_to_text, word_to_letters
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_text, read_text
 
@@ -176,8 +176,6 @@ def write_spm_lexicon(words: Sequence[str], spm_model: str | Path, path: str | P
 
     For lexicon-constrained search over sentencepiece units (the silence token is then ``</s>``, which
     CTC never emits, so words are delimited by the ``▁`` pieces themselves)."""
-    from speech_ssl.data.units import SentencePieceVocab
-
     sp = SentencePieceVocab(spm_model)
     lines = []
     for w in sorted(set(words)):

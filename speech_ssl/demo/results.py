@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 
 from speech_ssl.files import atomic_write_text
+from speech_ssl.report.plots import plot_finetuning, plot_pretraining
 
 CONDITION_HELP = {
     "pretrained": "fine-tuned from the pretrained checkpoint (conv encoder frozen)",
@@ -154,8 +155,6 @@ def markdown(results: dict) -> str:
 
 def write_results(out: str | Path, results: dict) -> None:
     """results.json, results.md and the plots (pretraining, fine-tuning; code usage is drawn by the run)."""
-    from speech_ssl.report.plots import plot_finetuning, plot_pretraining
-
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     pt_log = out / "pretrain" / "log.jsonl"

@@ -38,7 +38,18 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from speech_ssl.data.subsets import subset_split
+from speech_ssl.decode.ctc import BeamConfig
+from speech_ssl.decode.run import DecodeOptions, decode_manifest
+from speech_ssl.decode.score import score
+from speech_ssl.demo.codes import code_usage, pca_2d
 from speech_ssl.demo.config import ASSETS, CONF, SHIPPED, SHIPPED_MONO, DemoConfig
+from speech_ssl.demo.results import write_results
+from speech_ssl.models.random_init import random_like
+from speech_ssl.report.plots import plot_code_usage
 
 CALIBRATION_UPDATES = 6
 STARTUP_SECONDS = 6.0  # process start + model/data setup, subtracted from a run's budget
@@ -140,8 +151,6 @@ class Demo:
                       "--workers", 2], logs)
         dest = self.data / "en" / "train-10m.tsv"
         if not dest.exists():
-            from speech_ssl.data.subsets import subset_split
-
             s = subset_split(self.data / "librispeech" / "train-clean-100.tsv", dest, c.labelled_seconds, seed=1)
             self.log(f"data: English labelled split {dest.name}: {s['rows']} utterances, {s['seconds']:.0f} s")
 
@@ -231,8 +240,6 @@ class Demo:
 
     def random_checkpoint(self, like: str, seed: int) -> Path:
         """A pretraining model with ``like``'s architecture and fresh random weights (seeded)."""
-        from speech_ssl.models.random_init import random_like
-
         return random_like(like, self.out / "random_init" / f"s{seed}", seed)
 
     def finetune_all(self, ck: str) -> list[dict]:
@@ -280,9 +287,6 @@ class Demo:
 
     def decode(self, run: dict, lm: tuple[Path, Path] | None) -> dict:
         """Greedy on test; English also LM beam search with (lm_weight, word_score) tuned on dev. In-process."""
-        from speech_ssl.decode.ctc import BeamConfig
-        from speech_ssl.decode.run import DecodeOptions, decode_manifest
-
         lang = run["lang"]
         ck = run["checkpoint"]
         dec = self.out / "decode" / lang / Path(run["run_dir"]).name
@@ -321,8 +325,6 @@ class Demo:
         return res
 
     def _scores(self, d: Path, char: bool) -> dict:
-        from speech_ssl.decode.score import score
-
         s = json.loads((d / "summary.json").read_text())
         sc = s["score"]
         out = {sc["metric"].lower(): sc["error_rate"], "rtf": s.get("rtf")}
@@ -332,13 +334,8 @@ class Demo:
         return out
 
     def code_figure(self, ck: str) -> dict:
-        from speech_ssl.demo.codes import code_usage, pca_2d
-        from speech_ssl.report.plots import plot_code_usage
-
         man = {"en": self.data / "librispeech" / "train-clean-100.tsv"}
         man.update({lang: self.cv_dir(lang) / "train.tsv" for lang in self.cfg.languages if lang != "en"})
-        import numpy as np
-
         usage = code_usage(ck, man, max_utterances=self.cfg.code_usage_utterances)
         langs = list(usage)
         xy, explained = pca_2d(np.stack([usage[k] for k in langs]))
@@ -349,10 +346,6 @@ class Demo:
 
 def run_demo(cfg: DemoConfig, log=None) -> dict:
     """All stages; returns the results mapping (also written to OUT/results.json)."""
-    import torch
-
-    from speech_ssl.demo.results import write_results
-
     torch.set_num_threads(cfg.threads)
     d = Demo(cfg, log)
     d.out.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,9 @@ from pathlib import Path
 from torch import nn
 
 from speech_ssl.errors import DataError
+from speech_ssl.interop.fairseq import load_fairseq
+from speech_ssl.interop.hf import load_hf
+from speech_ssl.models.checkpoint import load_model
 
 FORMATS = ("speech_ssl", "hf", "fairseq")
 
@@ -40,15 +43,9 @@ def load_any(path: str | Path, fmt: str | None = None) -> nn.Module:
     """Our model (Wav2Vec2Model / ForPretraining / ForCTC) from ``path`` in format ``fmt`` (auto-detected)."""
     fmt = fmt or detect_format(path)
     if fmt == "speech_ssl":
-        from speech_ssl.models.checkpoint import load_model
-
         return load_model(path)
     if fmt == "hf":
-        from speech_ssl.interop.hf import load_hf
-
         return load_hf(path)
     if fmt == "fairseq":
-        from speech_ssl.interop.fairseq import load_fairseq
-
         return load_fairseq(path)
     raise ValueError(f"unknown format {fmt!r} (known: {FORMATS})")

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from speech_ssl.models.checkpoint import build_model, read_checkpoint_config, save_model
+
 
 def random_like(like: str | Path, out: str | Path, seed: int = 1) -> Path:
     """Write ``out`` (model.safetensors + config.json): a ``Wav2Vec2ForPretraining`` with ``like``'s model
     config and weights drawn after ``torch.manual_seed(seed)``. An existing ``out`` is kept as it is."""
-    import torch
-
-    from speech_ssl.models.checkpoint import build_model, read_checkpoint_config, save_model
-
     out = Path(out)
     if (out / "model.safetensors").exists() and (out / "config.json").exists():
         return out

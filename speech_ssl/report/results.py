@@ -25,6 +25,8 @@ import os
 import platform
 from pathlib import Path
 
+import torch
+
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_text
 
@@ -163,8 +165,6 @@ def pretrain_info(run: str | Path, wall_seconds: float, device: str, command: st
     va = [e for e in ev if e.get("split") == "valid"]
     gpu = ""
     if device == "cuda":
-        import torch
-
         gpu = torch.cuda.get_device_name(0)
     info = {
         "updates": tr[-1]["update"] if tr else 0,

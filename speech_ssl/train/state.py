@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import yaml
 from torch import nn
 
+from speech_ssl.config import to_dict
 from speech_ssl.train.checkpoint import STATE, CheckpointError, list_checkpoints, resolve_resume
 from speech_ssl.train.config import TrainConfig
 from speech_ssl.train.distributed import DistInfo, set_rng_state
@@ -54,10 +56,6 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_changes(saved: Path, cfg: TrainConfig) -> list[str]:
     """``key: old -> new`` for every setting that differs from the run directory's ``config.yaml``."""
-    import yaml
-
-    from speech_ssl.config import to_dict
-
     if not Path(saved).is_file():
         return []
     try:
