@@ -28,9 +28,10 @@ def add_parser(subparsers) -> None:
                    help="output .npy path (one file) or folder (--manifest: <id>.npy per row and index.tsv)")
     p.add_argument("--manifest", default=None,
                    help="a fairseq manifest (.tsv): embed every row; rows already written are skipped")
-    p.add_argument("--normalize", action="store_true",
-                   help="per-utterance zero mean / unit variance (use for models trained with normalize=True, "
-                        "e.g. LARGE LV-60 and XLSR)")
+    p.add_argument("--normalize", choices=["auto", "yes", "no"], default="auto",
+                   help="per-utterance zero mean / unit variance of the waveform; auto (default): as the checkpoint "
+                        "records it (normalize in config.json, do_normalize of an HF folder, fairseq's "
+                        "task.normalize), no when it records nothing")
     p.add_argument("--chunk-seconds", type=float, default=0.0,
                    help="run audio longer than this in chunks of this length (0 = whole file in one pass)")
     p.add_argument("--chunk-context-seconds", type=float, default=2.0,
@@ -52,12 +53,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         model = load_any(args.checkpoint)
+        normalize = {"auto": None, "yes": True, "no": False}[args.normalize]
         if args.manifest:
-            written, skipped = embed_manifest(model, args.manifest, args.out, args.layer, args.normalize,
+            written, skipped = embed_manifest(model, args.manifest, args.out, args.layer, normalize,
                                               args.device, args.chunk_seconds, args.chunk_context_seconds)
             print(f"{args.out}: {written} utterances embedded, {skipped} already there; index.tsv lists them")
             return 0
-        arr = embed_file(model, args.audio, args.layer, args.normalize, args.device, args.chunk_seconds,
+        arr = embed_file(model, args.audio, args.layer, normalize, args.device, args.chunk_seconds,
                          args.chunk_context_seconds)
     except (DataError, ValueError) as e:
         print(f"speech-ssl embed: {e}", file=sys.stderr)

@@ -26,6 +26,14 @@ from speech_ssl.files import atomic_open, atomic_write_text
 from speech_ssl.models.inference import chunked_frames
 
 
+def model_normalize(model, normalize: bool | None = None) -> bool:
+    """Whether to normalise the input waveform: ``normalize`` when given, else what the model was trained with
+    (``model.normalize_input``, recorded in its checkpoint), else False (fairseq's default)."""
+    if normalize is not None:
+        return bool(normalize)
+    return bool(getattr(model, "normalize_input", None))
+
+
 def _backbone(model, device: str):
     """The Wav2Vec2Model inside a pretraining / CTC model (or the model itself), in eval mode on ``device``."""
     backbone = model.wav2vec2 if hasattr(model, "wav2vec2") else model
@@ -69,12 +77,12 @@ def embed_waveform(backbone, wav, layer: int | str, chunk_seconds: float = 0.0, 
     return h.float().cpu().numpy()
 
 
-def embed_file(model, audio: str, layer: int | str | None, normalize: bool = False, device: str = "cpu",
+def embed_file(model, audio: str, layer: int | str | None, normalize: bool | None = None, device: str = "cpu",
                chunk_seconds: float = 0.0, context_seconds: float = 2.0):
     """(frames, dim) float32 numpy array of ``model``'s layer ``layer`` for one file."""
     backbone = _backbone(model, device)
     layer = _check_layer(backbone, layer)
-    wav = read_audio(audio, normalize=normalize)
+    wav = read_audio(audio, normalize=model_normalize(model, normalize))
     _check_length(backbone, len(wav), audio)
     return embed_waveform(backbone, wav, layer, chunk_seconds, context_seconds, device)
 
@@ -100,12 +108,13 @@ def utterance_id(row_path: str, start: int | None = None) -> str:
     return f"{uid}_{start}" if start is not None else uid
 
 
-def embed_manifest(model, manifest: str, out_dir: str, layer: int | str | None, normalize: bool = False,
+def embed_manifest(model, manifest: str, out_dir: str, layer: int | str | None, normalize: bool | None = None,
                    device: str = "cpu", chunk_seconds: float = 0.0, context_seconds: float = 2.0) -> tuple[int, int]:
     """Every row of ``manifest`` -> ``out_dir/<id>.npy``; ``out_dir/index.tsv`` lists id, frames, source row.
 
     Rows whose ``.npy`` exists are skipped (a killed run continues). Returns (written, skipped)."""
     man = read_manifest(manifest)
+    normalize = model_normalize(model, normalize)
     backbone = _backbone(model, device)
     layer = _check_layer(backbone, layer)
     out = Path(out_dir)

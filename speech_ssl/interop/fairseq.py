@@ -283,15 +283,19 @@ def load_fairseq(path: str | Path, dict_path: str | Path | None = None) -> nn.Mo
     path = Path(path)
     ckpt = read_fairseq_checkpoint(path)
     state = ckpt["model"]
+    normalize = None
     try:
         if ckpt.get("cfg") is not None:
             cfg_all = _as_dict(ckpt["cfg"])
             model_cfg = _as_dict(cfg_all.get("model"))
             crit = cfg_all.get("criterion")
             crit = _as_dict(crit) if crit is not None else None
+            task = cfg_all.get("task")
+            normalize = _as_dict(task).get("normalize") if task is not None else None
         elif ckpt.get("args") is not None:
             model_cfg = _as_dict(ckpt["args"])
             crit = model_cfg
+            normalize = model_cfg.get("normalize")
         else:
             raise DataError("checkpoint has neither 'cfg' nor 'args'", path)
     except ValueError as e:
@@ -337,4 +341,5 @@ def load_fairseq(path: str | Path, dict_path: str | Path | None = None) -> nn.Mo
         raise DataError("fairseq weights do not match the key table:" + mismatch_report(missing, unexpected, shapes),
                         path)
     model.load_state_dict(new, strict=True)
+    model.normalize_input = None if normalize is None else bool(normalize)  # fairseq's task.normalize
     return model

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from speech_ssl.config import from_dict, to_dict
+from speech_ssl.data.audio import SAMPLE_RATE
 from speech_ssl.errors import DataError, describe_load_error
 from speech_ssl.files import atomic_write_bytes
 from speech_ssl.models.checkpoint import (
@@ -339,13 +340,27 @@ def load_hf(folder: str | Path) -> nn.Module:
         raise DataError(f"HF {hf_arch} weights do not match the key table:"
                         + mismatch_report(missing, unexpected, shapes), folder)
     model.load_state_dict(new_state, strict=False)
+    model.normalize_input = _read_do_normalize(folder)
     return model
+
+
+def _read_do_normalize(folder: Path) -> bool | None:
+    """``do_normalize`` of the folder's feature extractor (``preprocessor_config.json``), None without one."""
+    pf = folder / "preprocessor_config.json"
+    if not pf.is_file():
+        return None
+    try:
+        d = json.loads(pf.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"invalid JSON: {e.msg}", pf, e.lineno) from e
+    return bool(d["do_normalize"]) if "do_normalize" in d else None
 
 
 # ---------------------------------------------------------------------------- writing
 def save_hf(model: nn.Module, folder: str | Path, weight_norm_keys: str = "parametrizations") -> Path:
-    """Write ``model`` as an HF transformers Wav2Vec2 folder (config.json, model.safetensors and, for CTC
-    with a vocabulary, vocab.json). ``weight_norm_keys``: "parametrizations" (HF >= 4.x with torch
+    """Write ``model`` as an HF transformers Wav2Vec2 folder (config.json, model.safetensors,
+    preprocessor_config.json with the model's ``normalize_input`` as ``do_normalize`` and, for CTC with a
+    vocabulary, vocab.json). ``weight_norm_keys``: "parametrizations" (HF >= 4.x with torch
     parametrizations) or "weight_g" (older spelling)."""
     if weight_norm_keys not in ("parametrizations", "weight_g"):
         raise ValueError(f"weight_norm_keys must be 'parametrizations' or 'weight_g', got {weight_norm_keys!r}")
@@ -368,6 +383,18 @@ def save_hf(model: nn.Module, folder: str | Path, weight_norm_keys: str = "param
     save_state_dict(out, folder / "model.safetensors", metadata={"format": "pt"})
     hf_cfg = config_to_hf(cfg, arch, vocab_size)
     atomic_write_bytes(folder / "config.json", (json.dumps(hf_cfg, indent=2) + "\n").encode())
+    # HF's Wav2Vec2FeatureExtractor: what AutoFeatureExtractor / pipelines read (fairseq's default: no
+    # normalisation when the model does not record it)
+    fe = {
+        "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+        "feature_size": 1,
+        "sampling_rate": SAMPLE_RATE,
+        "padding_value": 0.0,
+        "padding_side": "right",
+        "do_normalize": bool(getattr(model, "normalize_input", None)),
+        "return_attention_mask": cfg.extractor_mode == "layer_norm",
+    }
+    atomic_write_bytes(folder / "preprocessor_config.json", (json.dumps(fe, indent=2) + "\n").encode())
     if isinstance(model, Wav2Vec2ForCTC) and model.vocab is not None:
         names = list(model.vocab)
         if names[:2] == ["<s>", "<pad>"]:

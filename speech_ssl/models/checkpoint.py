@@ -62,7 +62,8 @@ def architecture_of(model: nn.Module) -> str:
 
 def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) -> Path:
     """Write ``model`` (Wav2Vec2Model / ForPretraining / ForCTC) to a folder or ``.safetensors`` prefix.
-    ``extra`` (JSON-able) is stored under ``"extra"`` in the config. Returns the weights path."""
+    ``extra`` (JSON-able) is stored under ``"extra"`` in the config, with ``normalize`` from the model's
+    ``normalize_input`` unless ``extra`` names it. Returns the weights path."""
     weights, cfg_path = checkpoint_paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
     arch = architecture_of(model)
@@ -76,6 +77,9 @@ def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) ->
         meta["vocab_size"] = model.vocab_size
         meta["vocab"] = model.vocab
         meta["freeze_finetune_updates"] = model.freeze_finetune_updates
+    extra = dict(extra or {})
+    if getattr(model, "normalize_input", None) is not None:
+        extra.setdefault("normalize", bool(model.normalize_input))
     if extra:
         meta["extra"] = extra
     # One metadata key: safetensors writes a metadata map in random order, and the file should be
@@ -173,6 +177,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
     meta = check_checkpoint(path)
     model = build_model(meta, str(cfg_path))
     model.load_state_dict(load_state_dict(weights), strict=True)
+    normalize = (meta.get("extra") or {}).get("normalize")
+    model.normalize_input = None if normalize is None else bool(normalize)
     return model.to(map_location)
 
 

@@ -62,6 +62,10 @@ class Wav2Vec2Model(nn.Module):
 
     def __init__(self, cfg: Wav2Vec2Config):
         super().__init__()
+        # Per-utterance waveform normalisation the weights were trained with (zero mean, unit variance):
+        # True / False from the checkpoint's record, None when unknown. Set by the loaders, saved with the model;
+        # embed and decode apply it unless told otherwise.
+        self.normalize_input: bool | None = None
         self.cfg = cfg
         D = cfg.encoder_embed_dim
         self.feature_encoder = ConvFeatureEncoder(cfg.conv_feature_layers, cfg.extractor_mode, cfg.conv_bias)
@@ -207,6 +211,10 @@ class Wav2Vec2ForPretraining(nn.Module):
 
     def __init__(self, cfg: Wav2Vec2Config):
         super().__init__()
+        # Per-utterance waveform normalisation the weights were trained with (zero mean, unit variance):
+        # True / False from the checkpoint's record, None when unknown. Set by the loaders, saved with the model;
+        # embed and decode apply it unless told otherwise.
+        self.normalize_input: bool | None = None
         self.cfg = cfg
         self.wav2vec2 = Wav2Vec2Model(cfg)
         C = self.wav2vec2.feature_encoder.out_dim
@@ -320,6 +328,10 @@ class Wav2Vec2ForCTC(nn.Module):
     def __init__(self, cfg: Wav2Vec2Config, vocab_size: int, vocab: list[str] | None = None,
                  freeze_finetune_updates: int = 0):
         super().__init__()
+        # Per-utterance waveform normalisation the weights were trained with (zero mean, unit variance):
+        # True / False from the checkpoint's record, None when unknown. Set by the loaders, saved with the model;
+        # embed and decode apply it unless told otherwise.
+        self.normalize_input: bool | None = None
         if vocab is not None and len(vocab) != vocab_size:
             raise ValueError(f"vocab has {len(vocab)} symbols but vocab_size={vocab_size}")
         if vocab_size < 2:

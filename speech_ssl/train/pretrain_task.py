@@ -41,7 +41,7 @@ class PretrainTask(Task):
         if state_dict is not None:  # a gathered (FSDP) state: rebuild an unsharded copy on CPU
             model = self.build_model()
             model.load_state_dict(state_dict, strict=True)
-        save_model(model, folder)
+        save_model(model, folder, extra={"normalize": self.cfg.data.normalize})
 
     def load_weights(self, model: nn.Module, folder: Path, strict: bool = True) -> None:
         load_checkpoint_weights(model, folder, strict, "the configured model", "model.preset and model.overrides")
