@@ -175,9 +175,11 @@ def _device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: DecodeOptions, device, normalize: bool):
+def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: DecodeOptions, device, normalize: bool,
+                      group_norm: bool = False):
     """Yields (row index, log-probs (T, V) on CPU, seconds of model time for this row); audio is read by
-    ``opts.num_workers`` DataLoader workers while the model runs."""
+    ``opts.num_workers`` DataLoader workers while the model runs. ``group_norm``: the conv encoder normalises
+    over time (fairseq's BASE), so every utterance runs alone, unpadded."""
     sizes = manifest.sizes
     chunk = int(opts.chunk_seconds * SAMPLE_RATE)
     context = int(opts.chunk_context_seconds * SAMPLE_RATE)
@@ -197,7 +199,11 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
         yield i, torch.zeros(0, vocab_size), 0.0
 
     rows_ds = _ManifestAudio(manifest, normalize=normalize)
-    batches = [[short_rows[j] for j in b] for b in length_batches([sizes[i] for i in short_rows], opts.max_tokens)]
+    if group_norm:  # each utterance alone: padding would change a group-norm encoder's features (HF's pipeline too)
+        batches = [[i] for i in sorted(short_rows, key=lambda i: -sizes[i])]
+    else:
+        batches = [[short_rows[j] for j in b]
+                   for b in length_batches([sizes[i] for i in short_rows], opts.max_tokens)]
     batches += [[i] for i in long_rows]
     loader = torch.utils.data.DataLoader(
         Guarded(rows_ds), batch_sampler=batches, collate_fn=GuardedCollate(_pad_batch), num_workers=opts.num_workers,
@@ -275,7 +281,8 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
     audio_seconds = sum(manifest.sizes[:n_rows]) / SAMPLE_RATE
     t_start = time.perf_counter()
     for i, lp, dt in compute_emissions(
-        model, manifest, list(cfg.conv_feature_layers), len(symbols), opts, device, normalize
+        model, manifest, list(cfg.conv_feature_layers), len(symbols), opts, device, normalize,
+        group_norm=cfg.extractor_mode == "default",
     ):
         model_time += dt
         t0 = time.perf_counter()

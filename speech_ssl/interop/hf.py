@@ -27,6 +27,7 @@ from torch import nn
 
 from speech_ssl.config import from_dict, to_dict
 from speech_ssl.data.audio import SAMPLE_RATE
+from speech_ssl.data.units import WORD_SEP
 from speech_ssl.errors import DataError, describe_load_error
 from speech_ssl.files import atomic_write_bytes
 from speech_ssl.models.checkpoint import (
@@ -310,6 +311,9 @@ def load_hf(folder: str | Path) -> nn.Module:
                 vocab = [vocab[i] for i in perm]
         if vocab is not None and vocab[0] == "<pad>" and len(vocab) > 1 and vocab[1] == "<s>":
             vocab[0], vocab[1] = "<s>", "<pad>"
+        delimiter = _read_word_delimiter(folder)
+        if vocab is not None and delimiter not in (None, WORD_SEP) and delimiter in vocab and WORD_SEP not in vocab:
+            vocab[vocab.index(delimiter)] = WORD_SEP  # our word separator, whatever the tokenizer called it
         model: nn.Module = Wav2Vec2ForCTC(cfg, vocab_size, vocab)
     elif arch == "Wav2Vec2ForPretraining":
         model = Wav2Vec2ForPretraining(cfg)
@@ -342,6 +346,19 @@ def load_hf(folder: str | Path) -> nn.Module:
     model.load_state_dict(new_state, strict=False)
     model.normalize_input = _read_do_normalize(folder)
     return model
+
+
+def _read_word_delimiter(folder: Path) -> str | None:
+    """``word_delimiter_token`` of the folder's Wav2Vec2CTCTokenizer config, None without one."""
+    tf = folder / "tokenizer_config.json"
+    if not tf.is_file():
+        return None
+    try:
+        d = json.loads(tf.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"invalid JSON: {e.msg}", tf, e.lineno) from e
+    value = d.get("word_delimiter_token")
+    return value.get("content") if isinstance(value, dict) else value
 
 
 def _read_do_normalize(folder: Path) -> bool | None:
@@ -402,4 +419,14 @@ def save_hf(model: nn.Module, folder: str | Path, weight_norm_keys: str = "param
         atomic_write_bytes(folder / "vocab.json",
                             (json.dumps({s: i for i, s in enumerate(names)}, indent=2, ensure_ascii=False) + "\n")
                             .encode())
+        # Wav2Vec2CTCTokenizer: HF's <pad> is the CTC blank (our <s> at 0), "|" separates words
+        tok = {
+            "tokenizer_class": "Wav2Vec2CTCTokenizer",
+            "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
+            "word_delimiter_token": WORD_SEP, "replace_word_delimiter_char": " ", "do_lower_case": False,
+            "clean_up_tokenization_spaces": False,
+        }
+        atomic_write_bytes(folder / "tokenizer_config.json", (json.dumps(tok, indent=2) + "\n").encode())
+        special = {k: tok[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")}
+        atomic_write_bytes(folder / "special_tokens_map.json", (json.dumps(special, indent=2) + "\n").encode())
     return folder
