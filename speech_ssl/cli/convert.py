@@ -7,15 +7,15 @@ import argparse
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "convert", help="convert checkpoints: speech_ssl <-> HF transformers (fairseq .pt in)",
+        "convert", help="convert checkpoints: speech_ssl <-> HF transformers, speech_ssl <-> fairseq .pt",
         description="Convert a wav2vec 2.0 checkpoint. Formats: speech_ssl (model.safetensors + config.json), "
-                    "hf (HF transformers Wav2Vec2 folder), fairseq (a .pt file; input only). Every key goes "
+                    "hf (HF transformers Wav2Vec2 folder), fairseq (a .pt file: plain tensors and config dicts that fairseq's own model classes load). Every key goes "
                     "through an explicit table; a mismatch lists all missing/unexpected keys and shapes.",
     )
     p.add_argument("--from", dest="src", nargs=2, metavar=("FORMAT", "PATH"),
                    help="source format (speech_ssl, hf, fairseq) and path")
     p.add_argument("--to", dest="dst", nargs=2, metavar=("FORMAT", "PATH"),
-                   help="target format (speech_ssl, hf) and path")
+                   help="target format (speech_ssl, hf, fairseq) and path")
     p.add_argument("--detect", metavar="PATH", help="only print the format of the checkpoint at PATH")
     p.add_argument("--weight-norm-keys", choices=["parametrizations", "weight_g"], default="parametrizations",
                    help="HF output: spelling of the positional-conv weight-norm keys")
@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"speech-ssl convert: unknown --from format {src_fmt!r} (known: {', '.join(FORMATS)})",
               file=sys.stderr)
         return 2
-    if dst_fmt not in ("speech_ssl", "hf"):
-        print(f"speech-ssl convert: unknown --to format {dst_fmt!r} (known: speech_ssl, hf)", file=sys.stderr)
+    if dst_fmt not in ("speech_ssl", "hf", "fairseq"):
+        print(f"speech-ssl convert: unknown --to format {dst_fmt!r} (known: speech_ssl, hf, fairseq)",
+              file=sys.stderr)
         return 2
     try:
         model = load_any(src, src_fmt)
@@ -52,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
             from speech_ssl.interop.hf import save_hf
 
             save_hf(model, dst, weight_norm_keys=args.weight_norm_keys)
+        elif dst_fmt == "fairseq":
+            from speech_ssl.interop.fairseq import save_fairseq
+
+            save_fairseq(model, dst)
         else:
             from speech_ssl.models.checkpoint import save_model
 

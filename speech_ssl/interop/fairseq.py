@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import collections
+import io
 import pickle
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,9 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from speech_ssl.config import ConfigError, from_dict
+from speech_ssl.config import ConfigError, from_dict, to_dict
+from speech_ssl.data.audio import SAMPLE_RATE
 from speech_ssl.data.units import Dictionary
 from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_bytes
 from speech_ssl.models.checkpoint import mismatch_report
 from speech_ssl.models.config import Wav2Vec2Config
 from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC, Wav2Vec2ForPretraining
@@ -343,3 +346,62 @@ def load_fairseq(path: str | Path, dict_path: str | Path | None = None) -> nn.Mo
     model.load_state_dict(new, strict=True)
     model.normalize_input = None if normalize is None else bool(normalize)  # fairseq's task.normalize
     return model
+
+
+# ---------------------------------------------------------------------------- writing
+# Our config fields that fairseq's Wav2Vec2Config does not have (loss_weights belongs to its criterion).
+_OURS_ONLY = {"final_dropout", "layer_norm_eps", "loss_weights", "mask_channel_min_masks", "min_masks"}
+
+
+def config_to_fairseq(cfg: Wav2Vec2Config) -> dict[str, Any]:
+    """fairseq's ``cfg.model`` of a pretraining checkpoint (``Wav2Vec2Config``, ``_name: wav2vec2``)."""
+    d: dict[str, Any] = {"_name": "wav2vec2", "quantize_targets": True}
+    for k, v in to_dict(cfg).items():
+        if k in _OURS_ONLY:
+            continue
+        if k == "conv_feature_layers":  # fairseq keeps it as a Python literal string
+            v = "[" + ", ".join(f"({a}, {b}, {c})" for a, b, c in v) + "]"
+        d[k] = list(v) if isinstance(v, tuple) else v
+    return d
+
+
+def save_fairseq(model: nn.Module, path: str | Path) -> Path:
+    """Write a fairseq checkpoint ``.pt``: plain tensors under ``model`` (fairseq's parameter names) and plain
+    dicts under ``cfg`` (model, task, criterion), so fairseq's own ``Wav2Vec2Model`` / ``Wav2VecCtc`` load it and
+    nothing in it needs our classes to unpickle. A CTC model's vocabulary is not stored (fairseq keeps it in the
+    task's ``dict.ltr.txt``); its dictionary file is written beside the ``.pt`` when the model has one."""
+    path = Path(path)
+    arch = type(model).__name__
+    if arch not in ("Wav2Vec2ForPretraining", "Wav2Vec2ForCTC"):
+        raise TypeError(f"cannot export a {arch} to fairseq (a pretraining or CTC model)")
+    cfg: Wav2Vec2Config = model.cfg
+    ours = model.state_dict()
+    identity_proj = cfg.conv_dim == cfg.encoder_embed_dim  # fairseq has no post_extract_proj then
+    state = {fs: ours[o].detach().cpu().float().contiguous() for o, fs in key_table(cfg, arch)
+             if not (identity_proj and ".post_extract_proj." in f".{fs}")}
+    normalize = bool(getattr(model, "normalize_input", None))
+    pre = config_to_fairseq(cfg)
+    criterion_pre = {"_name": "wav2vec", "infonce": True, "loss_weights": list(cfg.loss_weights),
+                     "log_keys": ["prob_perplexity", "code_perplexity", "temp"]}
+    task_pre = {"_name": "audio_pretraining", "data": "", "normalize": normalize, "sample_rate": SAMPLE_RATE}
+    if arch == "Wav2Vec2ForPretraining":
+        ckpt_cfg = {"model": pre, "task": task_pre, "criterion": criterion_pre}
+    else:
+        ft = {"_name": "wav2vec_ctc", "w2v_path": "", "normalize": normalize, "data": "",
+              "w2v_args": {"model": pre, "task": task_pre, "criterion": criterion_pre},
+              "freeze_finetune_updates": int(getattr(model, "freeze_finetune_updates", 0)),
+              "apply_mask": cfg.mask_prob > 0 or cfg.mask_channel_prob > 0}
+        for k_ft, k_pre in _FT_OVERRIDES.items():
+            if k_pre in pre:
+                ft[k_ft] = pre[k_pre]
+        ft["final_dropout"] = cfg.final_dropout
+        ckpt_cfg = {"model": ft, "task": {"_name": "audio_finetuning", "data": "", "normalize": normalize, "labels": "ltr",
+                                          "sample_rate": SAMPLE_RATE},
+                    "criterion": {"_name": "ctc", "zero_infinity": True}}
+    buf = io.BytesIO()
+    torch.save({"cfg": ckpt_cfg, "model": state, "optimizer_history": [], "extra_state": {}}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    vocab = getattr(model, "vocab", None)
+    if arch == "Wav2Vec2ForCTC" and vocab is not None:
+        Dictionary(vocab[4:]).save(path.with_name(f"dict.{path.stem}.txt"))
+    return path

@@ -116,3 +116,24 @@ def test_convert_cli_reads_fairseq_shaped_checkpoint(tmp_path):
                  str(tmp_path / "out")]) == 0
     model = load_model(tmp_path / "out")
     assert torch.equal(model.head.weight, state["w2v_encoder.proj.weight"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_convert_to_fairseq_writes_fairseqs_names_and_shapes_as_plain_tensors(tmp_path, name, kind):
+    """`convert --to fairseq`: the .pt loads with weights_only (nothing of ours to unpickle), its state dict has
+    exactly fairseq's keys and shapes (the fixture, not our table), and it converts back to the same model."""
+    model = our_model(name, kind).eval()
+    model.normalize_input = True
+    from speech_ssl.models.checkpoint import save_model
+
+    save_model(model, tmp_path / "ours")
+    assert main(["convert", "--from", "speech_ssl", str(tmp_path / "ours"), "--to", "fairseq",
+                 str(tmp_path / "x.pt")]) == 0
+    ck = torch.load(tmp_path / "x.pt", weights_only=True)
+    want = {k: tuple(v) for k, v in DATA["configs"][name][kind]["keys"].items()}
+    got = {k: tuple(v.shape) for k, v in ck["model"].items()}
+    assert got == want, diff_report(got, want)
+    back = load_fairseq(tmp_path / "x.pt")
+    assert back.normalize_input is True and type(back) is type(model)
+    assert all(torch.equal(v, back.state_dict()[k]) for k, v in model.state_dict().items())
