@@ -51,6 +51,9 @@ def add_parser(subparsers) -> None:
     g.add_argument("--lm", help="KenLM model (ARPA or binary)")
     g.add_argument("--lexicon", help="lexicon: WORD t1 t2 ... per line (letters: WORD W O R D |)")
     g.add_argument("--beam-only", action="store_true", help="lexicon-free beam search without an LM")
+    g.add_argument("--strict-lexicon", action="store_true",
+                   help="a lexicon spelling with a symbol outside the model's vocabulary is an error (default: "
+                        "skipped, counted and reported)")
     g.add_argument("--beam", type=int, default=500)
     g.add_argument("--beam-size-token", type=int)
     g.add_argument("--beam-threshold", type=float, default=25.0)
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             lm=args.lm, lexicon=args.lexicon, beam=args.beam, beam_size_token=args.beam_size_token,
             beam_threshold=args.beam_threshold, lm_weight=args.lm_weight if args.lm else 0.0,
             word_score=args.word_score if args.lm else 0.0, unk_score=args.unk_score, sil_score=args.sil_score,
+            strict_lexicon=args.strict_lexicon,
         )
     opts = DecodeOptions(
         checkpoint=args.checkpoint, manifest=args.manifest, out=args.out, labels=args.labels,

@@ -15,6 +15,7 @@ Beam search needs the ``lm`` extra (``pip install 'speech_ssl[lm]'`` -> flashlig
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +25,8 @@ import torch
 from speech_ssl.data.units import WORD_SEP, SentencePieceVocab, Unit, tokens_to_text, word_to_letters
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_text, read_text
+
+logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------------------------
 # Greedy
@@ -120,6 +123,7 @@ class BeamConfig:
     unk_score: float = float("-inf")
     sil_score: float = 0.0
     nbest: int = 1
+    strict_lexicon: bool = False  # a lexicon spelling outside the vocabulary: error (True) or skipped and counted
 
 
 @dataclass
@@ -129,16 +133,19 @@ class Hypothesis:
     score: float
 
 
-def read_lexicon(path: str | Path, symbols: Sequence[str]) -> dict[str, list[list[str]]]:
+def read_lexicon(path: str | Path, symbols: Sequence[str], strict: bool = False) -> dict[str, list[list[str]]]:
     """Read a lexicon (``WORD<whitespace>t1 t2 ...`` per line; several lines per word allowed).
 
-    Every spelling token must be in ``symbols``; errors name the file and line.
+    A spelling with a token outside ``symbols`` (a real LibriSpeech lexicon always has a few words with
+    letters the model does not have) is skipped, counted and logged with its file:line; ``strict`` makes it an
+    error. Malformed lines are errors naming the file and line.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError("lexicon file not found", path)
     known = set(symbols)
     lex: dict[str, list[list[str]]] = {}
+    skipped: list[tuple[int, str, str]] = []
     for lineno, line in enumerate(read_text(path, "lexicon").splitlines(), 1):
         parts = line.split()
         if not parts:
@@ -148,10 +155,17 @@ def read_lexicon(path: str | Path, symbols: Sequence[str]) -> dict[str, list[lis
         word, spelling = parts[0], parts[1:]
         bad = [t for t in spelling if t not in known]
         if bad:
-            raise DataError(f"spelling of {word!r} uses {bad[0]!r}, which is not in the vocabulary", path, lineno)
+            if strict:
+                raise DataError(f"spelling of {word!r} uses {bad[0]!r}, which is not in the vocabulary", path, lineno)
+            skipped.append((lineno, word, bad[0]))
+            continue
         lex.setdefault(word, []).append(spelling)
+    if skipped:
+        lineno, word, sym = skipped[0]
+        logger.warning("%s: skipped %d spellings with symbols outside the model's vocabulary, e.g. line %d: %r "
+                       "uses %r (--strict-lexicon makes this an error)", path, len(skipped), lineno, word, sym)
     if not lex:
-        raise DataError("lexicon is empty", path)
+        raise DataError("lexicon is empty" + (f" (all {len(skipped)} spellings skipped)" if skipped else ""), path)
     return lex
 
 
@@ -215,7 +229,7 @@ class BeamSearchDecoder:
         if cfg.lexicon is not None:
             if cfg.lm is None:
                 raise ValueError("lexicon-constrained search needs a word LM (--lm)")
-            lexicon = read_lexicon(cfg.lexicon, self.symbols)
+            lexicon = read_lexicon(cfg.lexicon, self.symbols, strict=cfg.strict_lexicon)
             if "<unk>" not in lexicon:
                 lexicon_for_dict = dict(lexicon)
                 lexicon_for_dict["<unk>"] = [["<unk>"]]

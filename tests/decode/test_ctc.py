@@ -142,8 +142,12 @@ def test_lexicon_constrains_to_words(lm_files):
 
 def test_lexicon_errors_name_file_and_line(tmp_path):
     p = tmp_path / "lex.txt"
-    p.write_text("RED R E D |\nCAT C A X |\n")
+    p.write_text("RED R E D |\nCAT C A X |\nCAT C A T |\n")
     with pytest.raises(DataError, match=r"lex.txt:2: .*'X'"):
+        read_lexicon(p, SYMBOLS, strict=True)
+    assert read_lexicon(p, SYMBOLS) == {"RED": [list("RED|")], "CAT": [list("CAT|")]}  # skipped and counted
+    p.write_text("CAX C A X |\n")
+    with pytest.raises(DataError, match=r"lexicon is empty \(all 1 spellings skipped\)"):
         read_lexicon(p, SYMBOLS)
     p.write_text("RED\n")
     with pytest.raises(DataError, match=r"lex.txt:1:"):

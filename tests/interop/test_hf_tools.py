@@ -11,7 +11,6 @@ import soundfile as sf
 import torch
 
 from speech_ssl.cli import main
-from speech_ssl.interop.hf import save_hf
 from speech_ssl.models import Wav2Vec2ForCTC, get_preset
 from speech_ssl.models.checkpoint import save_model
 
