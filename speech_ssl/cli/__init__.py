@@ -56,7 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setup_logging() -> None:
+    """The library's notes (rows skipped, heads initialised, lexicon words dropped) on stderr, one line each."""
+    import logging
+
+    log = logging.getLogger("speech_ssl")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
+    setup_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     from speech_ssl.config import ConfigError

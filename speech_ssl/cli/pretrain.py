@@ -91,8 +91,10 @@ def run(args: argparse.Namespace, task_name: str = "pretrain") -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m speech_ssl.cli.pretrain ...``: this subcommand alone (what torchrun launches in tests)."""
+    from speech_ssl.cli import setup_logging
     from speech_ssl.config import ConfigError
 
+    setup_logging()
     parser = argparse.ArgumentParser(prog="speech-ssl")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)

@@ -24,6 +24,7 @@ from speech_ssl.data.manifest import read_manifest
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_open, atomic_write_text
 from speech_ssl.models.inference import chunked_frames
+from speech_ssl.progress import progress
 
 
 def model_normalize(model, normalize: bool | None = None) -> bool:
@@ -124,7 +125,8 @@ def embed_manifest(model, manifest: str, out_dir: str, layer: int | str | None, 
         raise DataError(f"rows map to the same output name, e.g. {dup[0]!r}", manifest)
     written = skipped = 0
     index = []
-    for lineno, (e, uid) in enumerate(zip(man.entries, ids), start=2):
+    rows = progress(enumerate(zip(man.entries, ids), start=2), total=len(ids), desc="embed", unit="utt")
+    for lineno, (e, uid) in rows:
         dest = out / f"{uid}.npy"
         if dest.exists():
             frames = np.load(dest, mmap_mode="r").shape[0]

@@ -34,6 +34,7 @@ import numpy as np
 
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_open, read_text
+from speech_ssl.progress import progress
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
@@ -152,7 +153,7 @@ def _estimate_arrays(sentences: Iterable[Sequence[str]], order: int):
     # Unique n-grams (sorted) and raw counts, n = 1..order; never across sentences.
     uniq: list[np.ndarray] = [np.zeros(0)]
     raw: list[np.ndarray] = [np.zeros(0)]
-    for n in range(1, order + 1):
+    for n in progress(range(1, order + 1), total=order, desc="count n-grams", unit="order"):
         m = len(tok) - n + 1
         if m <= 0:
             uniq.append(np.zeros((0, n), np.int32))
@@ -232,7 +233,7 @@ def _write_arpa_arrays(words: list[str], tables, out: str | Path) -> None:
         f.write("\n\\data\\\n")
         for n, (rows, _, _) in enumerate(tables, 1):
             f.write(f"ngram {n}={len(rows)}\n")
-        for n, (rows, lp, bo) in enumerate(tables, 1):
+        for n, (rows, lp, bo) in progress(enumerate(tables, 1), total=len(tables), desc="write ARPA", unit="order"):
             f.write(f"\n\\{n}-grams:\n")
             text = w[rows[:, 0]]
             for k in range(1, n):

@@ -40,6 +40,7 @@ from speech_ssl.models.checkpoint import load_model, read_checkpoint_config
 from speech_ssl.models.feature_encoder import conv_output_length
 from speech_ssl.models.inference import chunked_frames, length_batches
 from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
+from speech_ssl.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -280,10 +281,11 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
     model_time = search_time = 0.0
     audio_seconds = sum(manifest.sizes[:n_rows]) / SAMPLE_RATE
     t_start = time.perf_counter()
-    for i, lp, dt in compute_emissions(
+    rows = compute_emissions(
         model, manifest, list(cfg.conv_feature_layers), len(symbols), opts, device, normalize,
         group_norm=cfg.extractor_mode == "default",
-    ):
+    )
+    for i, lp, dt in progress(rows, total=n_rows, desc="decode", unit="utt"):
         model_time += dt
         t0 = time.perf_counter()
         greedy_hyp[i] = tokens_to_text(greedy_ctc(lp[None])[0], symbols, unit)
