@@ -134,8 +134,11 @@ class Monitor:
                     from torch.utils.tensorboard import SummaryWriter
 
                     self._tb = SummaryWriter(str(run_dir / "tb"))
-                except Exception:  # tensorboard extra not installed
+                except ImportError as e:  # tensorboard is not a dependency
                     self._tb = None
+                    print(f"logging.tensorboard is on but TensorBoard cannot be used ({e}); the run logs to "
+                          "log.jsonl only (pip install tensorboard, or logging.tensorboard=false)",
+                          file=sys.stderr, flush=True)
         if cfg.progress_bar and sys.stderr.isatty() and not os.environ.get("SPEECH_SSL_NO_BAR"):
             from tqdm import tqdm
 

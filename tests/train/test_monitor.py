@@ -67,3 +67,23 @@ def test_resume_from_empty_dir_is_a_clear_error(tmp_path):
 
     with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
         resolve_resume(tmp_path)
+
+
+def test_tensorboard_asked_for_but_missing_is_said_in_one_line(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    from speech_ssl.train.config import LoggingConfig
+    from speech_ssl.train.monitor import Monitor
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *a, **kw):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    m = Monitor(tmp_path, LoggingConfig(tensorboard=True, progress_bar=False), True, 10, 0)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "logging.tensorboard is on but TensorBoard cannot be used" in err
+    m.close()
