@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 # Subcommand modules, in the order they appear in --help.
@@ -53,7 +54,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"speech_ssl.cli.{name}").add_parser(sub)
+    _plain_help(parser)
     return parser
+
+
+def plain(text: str | None) -> str | None:
+    """Help text without reStructuredText markup: ``code`` -> code, :func:`x` -> x."""
+    if not text:
+        return text
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Strip markup from every description, epilog and argument help of ``parser`` and its subcommands (the
+    modules' docstrings double as help and are written for the API docs)."""
+    parser.description = plain(parser.description)
+    parser.epilog = plain(parser.epilog)
+    for action in parser._actions:
+        action.help = plain(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _plain_help(sub)
+            for choice in action._choices_actions:
+                choice.help = plain(choice.help)
 
 
 def setup_logging() -> None:
