@@ -243,6 +243,11 @@ def short_audio_embed(tmp):
     return ["embed", "--checkpoint", str(tmp / "ck"), "--out", str(tmp / "e.npy"), str(tmp / "short.wav")]
 
 
+def min_size_below_receptive_field(tmp):
+    _corpus(tmp)
+    return _finetune(tmp, "data.min_sample_size=100")
+
+
 def missing_audio(tmp):
     _corpus(tmp)
     (tmp / "audio" / "train-003.wav").unlink()
@@ -314,6 +319,8 @@ CASES = [
          "command-line override 'optim.update_freq=0'"),
     Case("vague", "audio shorter than the receptive field names the file", short_audio_embed, 1,
          "short.wav: audio of 320 samples"),
+    Case("vague", "rows shorter than the receptive field let in by data.min_sample_size", min_size_below_receptive_field,
+         2, "key 'data.min_sample_size': 100 samples is below the model's receptive field (400 samples)"),
     Case("works", "missing audio file", missing_audio, 3, "train-003.wav"),
     Case("works", "label symbol not in the dictionary", unknown_label_symbol, 3, "train.ltr:2: symbol 'Z'"),
     Case("works", "unknown config key", unknown_config_key, 2, "ft.yaml:19: key 'optim.lrr': unknown key"),

@@ -53,7 +53,14 @@ from speech_ssl.models.feature_encoder import conv_output_length
 from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
 from speech_ssl.train.config import FINETUNE_MODEL_DEFAULTS, FinetuneConfig
 from speech_ssl.train.monitor import Alarm, AlarmChecker
-from speech_ssl.train.task import LN2, StepOutput, Task, load_checkpoint_weights, model_config
+from speech_ssl.train.task import (
+    LN2,
+    StepOutput,
+    Task,
+    check_min_sample_size,
+    load_checkpoint_weights,
+    model_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +256,7 @@ class CTCTask(Task):
         if model.cfg.feature_grad_mult == 0:
             model.freeze_feature_encoder()
         self.model_cfg = model.cfg
+        check_min_sample_size(self.cfg, model.cfg, self.source)
         if new_head:
             self.init_head(model)
         return model

@@ -18,7 +18,14 @@ from speech_ssl.models.checkpoint import save_model
 from speech_ssl.models.wav2vec2 import Wav2Vec2ForPretraining
 from speech_ssl.train.config import TrainConfig
 from speech_ssl.train.monitor import AlarmChecker
-from speech_ssl.train.task import LN2, StepOutput, Task, load_checkpoint_weights, model_config
+from speech_ssl.train.task import (
+    LN2,
+    StepOutput,
+    Task,
+    check_min_sample_size,
+    load_checkpoint_weights,
+    model_config,
+)
 
 
 class PretrainTask(Task):
@@ -35,6 +42,7 @@ class PretrainTask(Task):
 
     # -- model ----------------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
+        check_min_sample_size(self.cfg, self.model_cfg, self.source)
         return Wav2Vec2ForPretraining(self.model_cfg)
 
     def save_weights(self, model: nn.Module, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:

@@ -199,6 +199,18 @@ def load_checkpoint_weights(model: nn.Module, folder: Path, strict: bool, what: 
     model.load_state_dict(state, strict=strict)
 
 
+def check_min_sample_size(cfg: TrainConfig, model_cfg, source: str | None = None) -> None:
+    """Rows shorter than the model's receptive field have no output frame: ``data.min_sample_size`` must keep
+    them out (instead of a model error about "input 0" mid-training)."""
+    rf = model_cfg.receptive_field
+    if cfg.data.min_sample_size < rf:
+        where = f"{source}: " if source else ""
+        raise ConfigError(
+            f"{where}key 'data.min_sample_size': {cfg.data.min_sample_size} samples is below the model's receptive "
+            f"field ({rf} samples): shorter rows have no output frame; set it to at least {rf}"
+        )
+
+
 def model_config(cfg: TrainConfig, source: str | None = None, base=None, defaults: dict | None = None):
     """The run's ``Wav2Vec2Config``: ``base`` (a config, e.g. a pretrained checkpoint's; default the preset
     ``model.preset``), then ``defaults`` (a task's, e.g. fine-tuning's), then ``model.overrides``, types
