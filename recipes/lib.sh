@@ -45,24 +45,52 @@ setup_env() {
 ssl() { "$py" -m speech_ssl "$@"; }
 
 log() { echo "$(date -u +%H:%M:%S) [$recipe stage $1] ${*:2}" >&2; }
-hw() { if [ "$ngpu" -gt 0 ]; then echo "$ngpu GPU(s)"; else echo "CPU (1 process)"; fi; }
+hw() {
+  local per; if [ "$ngpu" -gt 0 ]; then per="$ngpu GPU(s)"; else per="CPU (1 process)"; fi
+  if [ "$nnodes" -gt 1 ]; then echo "$nnodes nodes x $per"; else echo "$per"; fi
+}
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 join() { local IFS=,; echo "$*"; }
 
-# train: one process on CPU / one GPU, torchrun over NGPU GPUs
+# Scale-out knobs, the same in every recipe (flags too: --nnodes 2 == NNODES=2). Run the recipe on every node
+# with the same knobs and its own NODE_RANK (static), or with RDZV_ENDPOINT (c10d rendezvous: torchrun assigns
+# the ranks, and with MAX_RESTARTS restarts the whole group after a worker or node dies; the runs pass
+# --resume, so they continue from the newest checkpoint). recipes/slurm.sbatch sets them from the allocation.
+nnodes=${NNODES:-1}                   # machines in the job
+node_rank=${NODE_RANK:-0}             # this machine's rank, 0..NNODES-1 (static rendezvous with MASTER)
+master=${MASTER:-}                    # HOST:PORT of node 0 (static rendezvous)
+rdzv_endpoint=${RDZV_ENDPOINT:-}      # HOST:PORT of a c10d rendezvous (elastic; instead of MASTER/NODE_RANK)
+rdzv_id=${RDZV_ID:-speech_ssl}        # the job's rendezvous id (SLURM: the job id)
+max_restarts=${MAX_RESTARTS:-0}       # torchrun --max-restarts (3 is a good start: a restart round can fail once)
+
+# processes in the whole job: NNODES x max(1, NGPU)
+world() { echo $(( nnodes * (ngpu > 0 ? ngpu : 1) )); }
+
+# train: one process on CPU / one GPU; torchrun for several GPUs, several nodes or elastic restarts
 train() {  # pretrain|finetune CONFIG overrides...
-  if [ "$ngpu" -gt 1 ]; then
-    "$py" -m torch.distributed.run --standalone --nproc-per-node "$ngpu" -m speech_ssl "$@"
+  if [ "$nnodes" -gt 1 ] || [ "$ngpu" -gt 1 ] || [ "$max_restarts" -gt 0 ]; then
+    local launch=("$py" -m torch.distributed.run --nproc-per-node "$(( ngpu > 0 ? ngpu : 1 ))"
+                  --max-restarts "$max_restarts")
+    if [ -n "$rdzv_endpoint" ]; then
+      launch+=(--nnodes "$nnodes" --rdzv-backend c10d --rdzv-endpoint "$rdzv_endpoint" --rdzv-id "$rdzv_id")
+    elif [ "$nnodes" -gt 1 ]; then
+      if [ -z "$master" ]; then echo "run.sh: NNODES=$nnodes needs MASTER=HOST:PORT (or RDZV_ENDPOINT)" >&2; exit 2; fi
+      launch+=(--nnodes "$nnodes" --node-rank "$node_rank" --master-addr "${master%:*}" --master-port "${master##*:}")
+    else
+      launch+=(--standalone)
+    fi
+    "${launch[@]}" -m speech_ssl "$@"
   else
     ssl "$@"
   fi
 }
 
-# update_freq that gives the config's reference batch (reference_gpus x reference_update_freq) on NGPU GPUs;
+# update_freq that gives the config's reference batch (reference_gpus x reference_update_freq) on the job's
+# NNODES x NGPU processes;
 # 1 in tiny mode
 update_freq() {  # CONFIG
   if [ "$tiny" = 1 ]; then echo 1; return; fi
-  ssl plan "$1" --gpus "$ngpu" --print update_freq
+  ssl plan "$1" --gpus "$(world)" --print update_freq
 }
 
 # RUN/final = a copy of a checkpoint without the training state: WHICH=best keeps the best checkpoint (the

@@ -76,6 +76,8 @@ class OptimConfig:
 @dataclass
 class CheckpointConfig:
     save_interval_updates: int = 25_000
+    save_interval_minutes: float = 0.0  # also save when this much wall time has passed (0: off); bounds
+    # the work a crash or a lost node costs (elastic restarts resume from the newest checkpoint)
     keep_last: int = 1  # keep the last K periodic checkpoints (the best one is kept apart)
     keep_best: bool = True
     best_metric: str | None = None  # None -> the task's default (loss for pretraining)

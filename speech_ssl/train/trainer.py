@@ -104,6 +104,7 @@ class Trainer:
         self.last_valid: dict[str, float] | None = None
         self.last_train: dict[str, float] | None = None
         self.stopped_by: str | None = None
+        self._last_save = time.monotonic()
         self._nonfinite_streak = 0
         self.signals = StopSignals(self.info.is_main)
         self.monitor: Monitor | None = None
@@ -176,6 +177,8 @@ class Trainer:
 
     def save(self, best: bool = False) -> Path | None:
         """Write a periodic checkpoint (or ``best/``) from rank 0; every rank must call this."""
+        if not best:
+            self._last_save = time.monotonic()  # checkpoint.save_interval_minutes counts from here
         if self.run_dir is None:
             return None
         rngs = all_gather_object(rng_state(), self.info)
@@ -285,9 +288,13 @@ class Trainer:
             logs.add_output(out, loss)
             logs.add("audio_samples", audio_samples)
         stop = 1.0 if self.signals.received is not None else 0.0
-        vals, (stop_all,) = logs.all_reduce(self.info, self.device, extra=(stop,))
+        minutes = self.cfg.checkpoint.save_interval_minutes
+        due = 1.0 if minutes > 0 and time.monotonic() - self._last_save >= 60 * minutes else 0.0
+        # every rank's flags ride in the one all-reduce, so all ranks stop / save at the same update
+        vals, (stop_all, due_all) = logs.all_reduce(self.info, self.device, extra=(stop, due))
         return {
             "stop": stop_all > 0,
+            "save_due": due_all > 0,
             "lr": lr,
             **self._optimizer_step(vals, n),
             "sums": vals,
@@ -411,6 +418,7 @@ class Trainer:
             save_config(cfg, self.run_dir / "config.yaml")
         self._log(describe_run(cfg, self.task, self.info, self.raw_model))
         start = self.num_updates
+        self._last_save = time.monotonic()
         interval = Interval()
         saved_at = self.num_updates if self.resumed_from is not None else -1
         validated_at = -1
@@ -431,7 +439,7 @@ class Trainer:
                             self._validate_and_keep_best()
                             validated_at = n
                         si = cfg.checkpoint.save_interval_updates
-                        if si > 0 and n % si == 0:
+                        if (si > 0 and n % si == 0) or step["save_due"]:
                             self.save()
                             saved_at = n
                     if step["stop"]:

@@ -101,3 +101,65 @@ def test_dead_rank_ends_the_job_with_an_error(corpus, cfg_file, tmp_path):
     assert proc.returncode != 0
     assert time.time() - t0 < 60, "the surviving rank hung"
     assert "SIGKILL" in err or "Signal 9" in err or "exitcode" in err
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _node_launcher(cfg_file, run_dir, ov, endpoint, *extra, restarts=0):
+    """One "node": a torchrun launcher with one worker, joined to the others through a c10d rendezvous."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "battery",
+            "--max-restarts", str(restarts), "--monitor-interval", "1",
+            "-m", "speech_ssl.cli.pretrain", str(cfg_file), *ov, "--run-dir", str(run_dir), *extra]
+
+
+def _losses(run_dir: Path) -> dict[int, float]:
+    import json
+
+    rows = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
+    return {r["update"]: r["loss"] for r in rows if r.get("split") == "train"}
+
+
+@pytest.mark.slow
+def test_two_nodes_equal_one_process_and_survive_a_killed_worker(corpus, cfg_file, tmp_path):
+    """Two torchrun launchers ("nodes", one Gloo process each, c10d rendezvous) give the losses of one process
+    with update_freq 2; with --max-restarts 1 and --resume, killing one node's worker mid-run makes torchrun
+    restart the group from the newest checkpoint, and the run ends with the uninterrupted run's weights."""
+    ov = tiny_overrides(corpus, **{"optim.max_update": 8, "checkpoint.save_interval_updates": 2,
+                                   "checkpoint.keep_last": 10, "distributed.timeout_minutes": 1})
+    one = tmp_path / "one"
+    want = _single(cfg_file, one, ov + ["optim.update_freq=2"])
+
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = [subprocess.Popen(_node_launcher(cfg_file, tmp_path / "two", ov, endpoint), env=_env(), cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in nodes:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+    assert _losses(tmp_path / "two") == _losses(one)  # bitwise: the same sums in the same order
+
+    run = tmp_path / "elastic"
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = [subprocess.Popen(_node_launcher(cfg_file, run, ov, endpoint, "--resume", restarts=3), env=_env(),
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((run / "checkpoints").glob("checkpoint_00000004")):
+        time.sleep(0.2)
+    workers = _children(nodes[1].pid)
+    assert workers, "node 1 has no worker"
+    os.kill(workers[0], signal.SIGKILL)  # a worker dies without a word, mid-run
+    errs = []
+    for p in nodes:
+        _, err = p.communicate(timeout=300)
+        errs.append(err)
+        assert p.returncode == 0, err[-3000:]
+    assert any("resumed from" in e for e in errs)
+    got = load_file(str(find_latest(run / "checkpoints") / "model.safetensors"))
+    assert got.keys() == want.keys()
+    assert max(float((got[k] - want[k]).abs().max()) for k in want) == 0.0

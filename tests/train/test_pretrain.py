@@ -327,3 +327,18 @@ def test_validate_only_reports_the_logged_validation_of_a_checkpoint(corpus, cfg
     assert got["accuracy"] == pytest.approx(logged["accuracy"], abs=1e-9)
     assert got["loss_contrastive"] == pytest.approx(logged["loss_contrastive"], rel=1e-5)
     assert not list_checkpoints(tmp_path / "v" / "checkpoints")
+
+
+def test_save_interval_minutes_saves_on_wall_time(corpus, cfg_file, tmp_path, monkeypatch):
+    """checkpoint.save_interval_minutes: a checkpoint whenever that much time passed since the last one (the
+    clock is faked: every update 'takes' a minute), so a crash or a lost node costs at most that much work."""
+    import speech_ssl.train.trainer as T
+
+    clock = iter(range(0, 10_000, 60))
+    monkeypatch.setattr(T.time, "monotonic", lambda: float(next(clock)))
+    ov = tiny_overrides(corpus, **{"optim.max_update": 4, "checkpoint.save_interval_updates": 0,
+                                   "checkpoint.save_interval_minutes": 1.5, "checkpoint.keep_last": 10,
+                                   "logging.valid_interval_updates": 0})
+    train(cfg_file, tmp_path, ov)
+    saved = sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint_*"))
+    assert len(saved) >= 2 and "checkpoint_00000004" in saved
