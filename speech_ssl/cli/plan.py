@@ -82,8 +82,8 @@ def _corpus_hours(manifests: list[str]) -> float:
 
 
 def _memory(task: str, cfg, gpus: int, gpu_gb: float) -> None:
-    """Weights + gradients + Adam moments in fp32 (16 bytes a parameter; FSDP shards them over the GPUs) against
-    one GPU's memory, and what to change when the batch does not fit."""
+    """Weights + gradients + Adam moments in fp32 (16 bytes a parameter; FSDP shards them over the GPUs) plus an
+    estimate of one micro-batch's activations against one GPU's memory, and what to change when it does not fit."""
     import torch
 
     from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC, Wav2Vec2ForPretraining
@@ -98,12 +98,44 @@ def _memory(task: str, cfg, gpus: int, gpu_gb: float) -> None:
     per_gpu = static / gpus if fsdp else static
     print(f"model: {n / 1e6:,.1f}M parameters; weights + gradients + Adam state: {static:.1f} GB"
           + (f", {per_gpu:.1f} GB per GPU with FSDP" if fsdp else " on every GPU (DDP)"))
-    left = gpu_gb - per_gpu
-    if left <= 0.25 * gpu_gb:
-        print(f"does not leave room for activations on a {gpu_gb:g} GB GPU: use distributed.strategy=fsdp"
-              + ("" if fsdp else f" ({static / gpus:.1f} GB per GPU over {gpus})")
-              + " and distributed.activation_checkpointing=true")
+    acts = activation_gb(mc, cfg)
+    print(f"activations of one micro-batch (estimate from a formula, not measured: {acts['items']:.0f} items of "
+          f"{acts['seconds']:.1f} s): conv encoder {acts['conv']:.1f} GB + Transformer {acts['transformer']:.1f} GB"
+          + (" (activation checkpointing)" if cfg.distributed.activation_checkpointing else ""))
+    total = per_gpu + acts["conv"] + acts["transformer"]
+    if total > 0.9 * gpu_gb:
+        advice = []
+        if not fsdp and static > 0.3 * gpu_gb:
+            advice.append(f"distributed.strategy=fsdp ({static / gpus:.1f} GB of state per GPU over {gpus})")
+        if not cfg.distributed.activation_checkpointing:
+            advice.append("distributed.activation_checkpointing=true")
+        advice.append("halve data.max_tokens and double optim.update_freq (the same batch)")
+        print(f"about {total:.1f} GB per GPU: does not fit a {gpu_gb:g} GB GPU; use " + ", or ".join(advice))
     else:
-        print(f"{left:.1f} GB per GPU left for activations; if a batch does not fit: "
-              "distributed.activation_checkpointing=true, or halve data.max_tokens and double optim.update_freq "
-              "(the same batch)")
+        print(f"about {total:.1f} GB per GPU: fits a {gpu_gb:g} GB GPU")
+
+
+def activation_gb(mc, cfg) -> dict[str, float]:
+    """Saved activations of one micro-batch, by formula: the conv encoder keeps ~3 tensors per block (conv
+    output, norm, GELU) of channels x frames; a Transformer layer keeps s*b*h*(34 + 5*a*s/h) bytes in 16-bit
+    precision (Korthikanti et al. 2022, "Reducing activation recomputation in large transformer models"),
+    twice that in fp32; with activation checkpointing only each layer's input (2*s*b*h bytes in 16-bit) plus one
+    layer. Items are cropped to data.max_sample_size (pretraining) and fill data.max_tokens."""
+    from speech_ssl.models.feature_encoder import conv_output_length
+
+    length = min(cfg.data.max_sample_size, cfg.data.max_tokens)
+    items = max(1, cfg.data.max_tokens // length)
+    scale = 1.0 if cfg.precision.mode in ("bf16", "fp16") else 2.0
+    conv = 0.0
+    n = length
+    for dim, k, st in mc.conv_feature_layers:
+        n = (n - k) // st + 1
+        conv += 3 * dim * n * items * 2 * scale
+    s, h, a = conv_output_length(length, mc.conv_feature_layers), mc.encoder_embed_dim, mc.encoder_attention_heads
+    per_layer = s * items * h * (34 + 5 * a * s / h) * scale
+    layers = mc.encoder_layers
+    if cfg.distributed.activation_checkpointing:
+        transformer = layers * 2 * s * items * h * scale + per_layer
+    else:
+        transformer = layers * per_layer
+    return {"items": items, "seconds": length / 16000, "conv": conv / 1e9, "transformer": transformer / 1e9}

@@ -38,7 +38,11 @@ def test_plan_memory_advice(capsys):
     assert main(["plan", BASE, "model.preset=xls_r_2b", "--gpus", "8", "--gpu-memory", "40"]) == 0
     out = capsys.readouterr().out
     assert "2,162.9M parameters; weights + gradients + Adam state: 34.6 GB on every GPU (DDP)" in out
-    assert "use distributed.strategy=fsdp (4.3 GB per GPU over 8)" in out
-    assert main(["plan", BASE, "model.preset=xls_r_2b", "distributed.strategy=fsdp", "--gpus", "8",
-                 "--gpu-memory", "40"]) == 0
-    assert "4.3 GB per GPU with FSDP" in capsys.readouterr().out
+    assert "does not fit a 40 GB GPU; use distributed.strategy=fsdp (4.3 GB of state per GPU over 8)" in out
+    assert main(["plan", BASE, "model.preset=xls_r_2b", "distributed.strategy=fsdp",
+                 "distributed.activation_checkpointing=true", "--gpus", "8", "--gpu-memory", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "4.3 GB per GPU with FSDP" in out and "fits a 40 GB GPU" in out
+    # fairseq's own BASE batch (1.4M samples, fp16) fits the V100s it was trained on
+    assert main(["plan", BASE, "--gpus", "64", "--gpu-memory", "32"]) == 0
+    assert "fits a 32 GB GPU" in capsys.readouterr().out
