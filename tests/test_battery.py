@@ -127,32 +127,31 @@ def disk_full_checkpoint(tmp):
     return _finetune(tmp, "checkpoint.save_interval_updates=2")
 
 
+def _edit_row(tmp: Path, i: int, edit: Callable[[str, int], str]) -> None:
+    """Rewrite manifest row ``i`` (1 = the first row after the root) as ``edit(path, num_samples)``."""
+    rows = (tmp / "train.tsv").read_text().splitlines()
+    name, n = rows[i].split("\t")
+    rows[i] = edit(name, int(n))
+    (tmp / "train.tsv").write_text("\n".join(rows) + "\n")
+
+
 def count_8k_frames(tmp):
     _corpus(tmp)
     x, _ = sf.read(tmp / "audio" / "train-001.wav", dtype="float32")
     sf.write(tmp / "audio" / "train-001.wav", x[::2], 8000)  # the same speech at 8 kHz
-    rows = (tmp / "train.tsv").read_text().splitlines()
-    name = rows[2].split("\t")[0]
-    rows[2] = f"{name}\t{len(x) // 2}"  # fairseq's manifest script: the file's own frame count
-    (tmp / "train.tsv").write_text("\n".join(rows) + "\n")
+    _edit_row(tmp, 2, lambda name, n: f"{name}\t{len(x) // 2}")  # fairseq's script: the file's own frame count
     return _finetune(tmp)
 
 
 def count_three_times(tmp):
     _corpus(tmp)
-    rows = (tmp / "train.tsv").read_text().splitlines()
-    name, n = rows[3].split("\t")
-    rows[3] = f"{name}\t{3 * int(n)}"
-    (tmp / "train.tsv").write_text("\n".join(rows) + "\n")
+    _edit_row(tmp, 3, lambda name, n: f"{name}\t{3 * n}")
     return _finetune(tmp)
 
 
 def row_outside_root(tmp):
     _corpus(tmp)
-    rows = (tmp / "train.tsv").read_text().splitlines()
-    name, n = rows[1].split("\t")
-    rows[1] = f"../{Path(tmp).name}/audio/{name}\t{n}"
-    (tmp / "train.tsv").write_text("\n".join(rows) + "\n")
+    _edit_row(tmp, 1, lambda name, n: f"../{Path(tmp).name}/audio/{name}\t{n}")
     return _finetune(tmp)
 
 

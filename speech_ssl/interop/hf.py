@@ -348,28 +348,25 @@ def load_hf(folder: str | Path) -> nn.Module:
     return model
 
 
-def _read_word_delimiter(folder: Path) -> str | None:
-    """``word_delimiter_token`` of the folder's Wav2Vec2CTCTokenizer config, None without one."""
-    tf = folder / "tokenizer_config.json"
-    if not tf.is_file():
+def _optional_json(path: Path) -> dict | None:
+    """A JSON file of an HF folder that may be absent (tokenizer and feature extractor configs)."""
+    if not path.is_file():
         return None
     try:
-        d = json.loads(tf.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise DataError(f"invalid JSON: {e.msg}", tf, e.lineno) from e
-    value = d.get("word_delimiter_token")
+        raise DataError(f"invalid JSON: {e.msg}", path, e.lineno) from e
+
+
+def _read_word_delimiter(folder: Path) -> str | None:
+    """``word_delimiter_token`` of the folder's Wav2Vec2CTCTokenizer config, None without one."""
+    value = (_optional_json(folder / "tokenizer_config.json") or {}).get("word_delimiter_token")
     return value.get("content") if isinstance(value, dict) else value
 
 
 def _read_do_normalize(folder: Path) -> bool | None:
     """``do_normalize`` of the folder's feature extractor (``preprocessor_config.json``), None without one."""
-    pf = folder / "preprocessor_config.json"
-    if not pf.is_file():
-        return None
-    try:
-        d = json.loads(pf.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"invalid JSON: {e.msg}", pf, e.lineno) from e
+    d = _optional_json(folder / "preprocessor_config.json") or {}
     return bool(d["do_normalize"]) if "do_normalize" in d else None
 
 
