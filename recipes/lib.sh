@@ -63,13 +63,14 @@ rdzv_endpoint=${RDZV_ENDPOINT:-}      # HOST:PORT of a c10d rendezvous (elastic;
 rdzv_id=${RDZV_ID:-speech_ssl}        # the job's rendezvous id (SLURM: the job id)
 max_restarts=${MAX_RESTARTS:-0}       # torchrun --max-restarts (3 is a good start: a restart round can fail once)
 
-# processes in the whole job: NNODES x max(1, NGPU)
-world() { echo $(( nnodes * (ngpu > 0 ? ngpu : 1) )); }
+# processes per node (one per GPU, one on CPU) and in the whole job
+per_node() { echo $(( ngpu > 0 ? ngpu : 1 )); }
+world() { echo $(( nnodes * $(per_node) )); }
 
 # train: one process on CPU / one GPU; torchrun for several GPUs, several nodes or elastic restarts
 train() {  # pretrain|finetune CONFIG overrides...
   if [ "$nnodes" -gt 1 ] || [ "$ngpu" -gt 1 ] || [ "$max_restarts" -gt 0 ]; then
-    local launch=("$py" -m torch.distributed.run --nproc-per-node "$(( ngpu > 0 ? ngpu : 1 ))"
+    local launch=("$py" -m torch.distributed.run --nproc-per-node "$(per_node)"
                   --max-restarts "$max_restarts")
     if [ -n "$rdzv_endpoint" ]; then
       launch+=(--nnodes "$nnodes" --rdzv-backend c10d --rdzv-endpoint "$rdzv_endpoint" --rdzv-id "$rdzv_id")

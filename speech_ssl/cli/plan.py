@@ -121,7 +121,7 @@ def activation_gb(mc, cfg) -> dict[str, float]:
     precision (Korthikanti et al. 2022, "Reducing activation recomputation in large transformer models"),
     twice that in fp32; with activation checkpointing only each layer's input (2*s*b*h bytes in 16-bit) plus one
     layer. Items are cropped to data.max_sample_size (pretraining) and fill data.max_tokens."""
-    from speech_ssl.models.feature_encoder import conv_output_length
+    from speech_ssl.data.audio import SAMPLE_RATE
 
     length = min(cfg.data.max_sample_size, cfg.data.max_tokens)
     items = max(1, cfg.data.max_tokens // length)
@@ -130,12 +130,12 @@ def activation_gb(mc, cfg) -> dict[str, float]:
     n = length
     for dim, k, st in mc.conv_feature_layers:
         n = (n - k) // st + 1
-        conv += 3 * dim * n * items * 2 * scale
-    s, h, a = conv_output_length(length, mc.conv_feature_layers), mc.encoder_embed_dim, mc.encoder_attention_heads
+        conv += 3 * dim * max(n, 0) * items * 2 * scale
+    s, h, a = max(n, 0), mc.encoder_embed_dim, mc.encoder_attention_heads  # n: the last block's frames
     per_layer = s * items * h * (34 + 5 * a * s / h) * scale
     layers = mc.encoder_layers
     if cfg.distributed.activation_checkpointing:
         transformer = layers * 2 * s * items * h * scale + per_layer
     else:
         transformer = layers * per_layer
-    return {"items": items, "seconds": length / 16000, "conv": conv / 1e9, "transformer": transformer / 1e9}
+    return {"items": items, "seconds": length / SAMPLE_RATE, "conv": conv / 1e9, "transformer": transformer / 1e9}

@@ -108,6 +108,7 @@ class AudioDataset(torch.utils.data.Dataset):
             keep &= ~longer
         self.rows = np.flatnonzero(keep)  # dataset index -> manifest row
         self.raw_sizes = all_sizes[self.rows]
+        self.num_empty_labels = 0  # rows dropped for an empty transcript (fine-tuning, when asked)
         self.num_skipped = self.num_too_short + self.num_too_long
         if self.num_skipped:
             logger.info(
@@ -229,7 +230,7 @@ class FinetuneDataset(AudioDataset):
         self.label_path = str(labels)
         lines = read_labels(labels, len(self.manifest), self.manifest.source)
         empty = [int(r) for r in self.rows if not lines[r].strip()]
-        self.num_empty_labels = len(empty) if skip_empty_labels else 0
+        self.num_empty_labels = len(empty)  # a DataError below unless skip_empty_labels
         if empty and not skip_empty_labels:
             raise DataError(
                 f"empty transcript ({len(empty)} in this file): CTC would train on an empty target; fix or "

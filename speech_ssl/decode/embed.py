@@ -23,16 +23,9 @@ from speech_ssl.data.audio import SAMPLE_RATE, read_audio
 from speech_ssl.data.manifest import read_manifest
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_open, atomic_write_text
+from speech_ssl.models.checkpoint import model_normalize
 from speech_ssl.models.inference import chunked_frames
 from speech_ssl.progress import progress
-
-
-def model_normalize(model, normalize: bool | None = None) -> bool:
-    """Whether to normalise the input waveform: ``normalize`` when given, else what the model was trained with
-    (``model.normalize_input``, recorded in its checkpoint), else False (fairseq's default)."""
-    if normalize is not None:
-        return bool(normalize)
-    return bool(getattr(model, "normalize_input", None))
 
 
 def _backbone(model, device: str):

@@ -36,7 +36,7 @@ from speech_ssl.decode.io import write_jsonl, write_transcripts
 from speech_ssl.decode.score import ScoreResult, default_speaker, score
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_text
-from speech_ssl.models.checkpoint import load_model, read_checkpoint_config
+from speech_ssl.models.checkpoint import load_model, model_normalize, read_checkpoint_config
 from speech_ssl.models.feature_encoder import conv_output_length
 from speech_ssl.models.inference import chunked_frames, length_batches
 from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
@@ -263,7 +263,7 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
     symbols = output_symbols(model, opts.checkpoint, opts.dictionary)
     unit = opts.unit or extra.get("unit") or infer_unit(symbols)
     cfg = model.cfg
-    normalize = opts.normalize if opts.normalize is not None else bool(extra.get("normalize", False))
+    normalize = model_normalize(model, opts.normalize)
     n_rows = len(manifest) if opts.limit is None else min(opts.limit, len(manifest))
     refs_all, score_unit = read_references(Path(opts.manifest), len(manifest), opts.labels, unit)
     refs = refs_all[:n_rows] if refs_all is not None else None

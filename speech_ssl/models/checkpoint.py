@@ -182,6 +182,14 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
     return model.to(map_location)
 
 
+def model_normalize(model, normalize: bool | None = None) -> bool:
+    """Whether to normalise the input waveform: ``normalize`` when given, else what the model was trained with
+    (``model.normalize_input``, recorded in its checkpoint), else False (fairseq's default)."""
+    if normalize is not None:
+        return bool(normalize)
+    return bool(getattr(model, "normalize_input", None))
+
+
 def load_backbone(path: str | Path, map_location: str | torch.device = "cpu") -> Wav2Vec2Model:
     """The Wav2Vec2Model inside any of our checkpoints."""
     model = load_model(path, map_location)

@@ -182,7 +182,6 @@ class CTCTask(Task):
         self.symbols = list(self.dictionary.symbols)
         self.unit = self.ft.unit or infer_unit(self.symbols)
         self.model_cfg = None
-        self._datasets: dict[str, list] = {}
         self._frames: dict[str, Any] = {}  # manifest -> (N,) CTC frames per utterance (after _check_labels)
 
     # -- dictionary and checks ------------------------------------------------------------------------
@@ -337,20 +336,14 @@ class CTCTask(Task):
         return self.ft.freeze_finetune_updates > 0 or (self.model_cfg or self.backbone_config()).mask_prob == 0
 
     # -- data -----------------------------------------------------------------------------------------
-    def datasets(self, name: str) -> list:
-        if name not in self._datasets:
-            d = self.cfg.data
-            manifests = d.train if name == "train" else d.valid
-            parts = []
-            for m in manifests:
-                ds = FinetuneDataset(
-                    m, self._label_path(m), self.dictionary, d.min_sample_size, d.max_sample_size, d.normalize,
-                    seed=self.cfg.seed, skip_empty_labels=self.ft.skip_empty_labels,
-                )
-                self._check_labels(ds, m)
-                parts.append(ds)
-            self._datasets[name] = parts
-        return self._datasets[name]
+    def build_dataset(self, manifest: str) -> FinetuneDataset:
+        d = self.cfg.data
+        ds = FinetuneDataset(
+            manifest, self._label_path(manifest), self.dictionary, d.min_sample_size, d.max_sample_size,
+            d.normalize, seed=self.cfg.seed, skip_empty_labels=self.ft.skip_empty_labels,
+        )
+        self._check_labels(ds, manifest)
+        return ds
 
     def _check_labels(self, ds, manifest: str) -> None:
         """Blank never a label; count utterances whose labels cannot fit their frames under CTC."""

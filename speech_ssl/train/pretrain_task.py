@@ -38,7 +38,6 @@ class PretrainTask(Task):
     def __init__(self, cfg: TrainConfig, source: str | None = None):
         super().__init__(cfg, source)
         self.model_cfg = model_config(cfg, source)
-        self._datasets: dict[str, list] = {}
 
     # -- model ----------------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -55,16 +54,9 @@ class PretrainTask(Task):
         load_checkpoint_weights(model, folder, strict, "the configured model", "model.preset and model.overrides")
 
     # -- data -----------------------------------------------------------------------------------------
-    def datasets(self, name: str) -> list:
-        if name not in self._datasets:
-            d = self.cfg.data
-            manifests = d.train if name == "train" else d.valid
-            parts = [
-                PretrainDataset(m, d.min_sample_size, d.max_sample_size, d.normalize, seed=self.cfg.seed)
-                for m in manifests
-            ]
-            self._datasets[name] = parts
-        return self._datasets[name]
+    def build_dataset(self, manifest: str) -> PretrainDataset:
+        d = self.cfg.data
+        return PretrainDataset(manifest, d.min_sample_size, d.max_sample_size, d.normalize, seed=self.cfg.seed)
 
     def make_sampler(self, name: str, parts: list, max_tokens: int, **common):
         """Several training manifests: XLSR's multi-corpus sampling (``data.alpha``); else one dynamic sampler."""

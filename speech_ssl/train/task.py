@@ -67,6 +67,7 @@ class Task:
     def __init__(self, cfg: TrainConfig, source: str | None = None):
         self.cfg = cfg
         self.source = source  # the YAML file the config came from (for error messages)
+        self._datasets: dict[str, list] = {}
         self._samplers: dict[tuple[str, int, int], Any] = {}
 
     # -- model ----------------------------------------------------------------------------------------
@@ -99,9 +100,16 @@ class Task:
         return None
 
     # -- data -----------------------------------------------------------------------------------------
+    def build_dataset(self, manifest: str):
+        """The dataset of one manifest (``PretrainDataset``, ``FinetuneDataset``, ...)."""
+        raise NotImplementedError
+
     def datasets(self, name: str) -> list:
         """The datasets of split ``name`` (``train`` / ``valid``), one per manifest, built once."""
-        raise NotImplementedError
+        if name not in self._datasets:
+            d = self.cfg.data
+            self._datasets[name] = [self.build_dataset(m) for m in (d.train if name == "train" else d.valid)]
+        return self._datasets[name]
 
     def make_sampler(self, name: str, parts: list, max_tokens: int, **common):
         """The batch sampler of split ``name``: length-sorted dynamic batches over all its manifests
@@ -170,7 +178,7 @@ class Task:
         hours = sum(float(p.raw_sizes.sum()) for p in parts) / SAMPLE_RATE / 3600
         short = sum(p.num_too_short for p in parts)
         long = sum(p.num_too_long for p in parts)
-        empty = sum(getattr(p, "num_empty_labels", 0) for p in parts)
+        empty = sum(p.num_empty_labels for p in parts)
         dropped = [f"{short} shorter than data.min_sample_size={d.min_sample_size} samples"]
         if long:
             dropped.append(f"{long} longer than data.max_sample_size={d.max_sample_size} samples (dropped, not "
