@@ -1,12 +1,17 @@
-"""Acoustic post-processing of synthesized speech: loudness, silences, noise, reverberation, resampling.
+"""Acoustic post-processing of synthesized speech: speaking style, speed perturbation, loudness, silences,
+noise (coloured or babble), reverberation, channels (telephone band + mu-law, MP3 / Opus at low bitrates),
+resampling.
 
 All functions take float32 mono signals in [-1, 1] and an explicit ``numpy.random.Generator`` so that
-outputs are deterministic for a given seed.
+outputs are deterministic for a given seed. Every draw is returned in a dict that the corpus records per
+utterance (label columns ``style``, ``augment``, ``channel``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import io
 
 import numpy as np
 
@@ -23,6 +28,66 @@ class AcousticsConfig:
     snr_db: tuple[float, float] = (5.0, 30.0)
     rt60: tuple[float, float] = (0.15, 0.6)  # seconds
     reverb_prob: float = 0.5  # given augmentation, probability of reverberation
+    babble_prob: float = 0.4  # given noise, probability that it is babble (other speakers of the corpus)
+    babble_talkers: tuple[int, int] = (3, 6)  # talkers summed into babble (inclusive)
+    # speaking style per utterance, on top of the speaker's voice (eSpeak parameters)
+    rate_jitter: tuple[float, float] = (0.9, 1.1)  # x the speaker's words per minute
+    pitch: tuple[int, int] = (35, 65)  # eSpeak pitch parameter (50 = the voice's own)
+    pitch_range: tuple[int, int] = (25, 85)  # eSpeak pitch range (50 = the voice's own; 0 = monotone)
+    word_gap: tuple[int, int] = (0, 3)  # extra pause between words, x 10 ms (inclusive)
+    speed_prob: float = 0.5  # probability of speed perturbation (resampling: tempo and pitch together)
+    speed: tuple[float, float] = (0.9, 1.1)
+    # channels (per layout: CommonVoice clips are MP3, BABEL calls telephone band + mu-law)
+    mp3_quality: tuple[float, float] = (0.5, 0.99)  # libsndfile compression level, VBR: ~70 .. ~35 kbit/s here
+    opus_prob: float = 0.25  # CommonVoice: probability of an Opus round trip at a low bitrate before MP3
+    opus_quality: tuple[float, float] = (0.9, 0.99)  # ~30 .. ~9 kbit/s
+
+
+def speaking_style(cfg: AcousticsConfig, rng: np.random.Generator) -> dict:
+    """One utterance's speaking style: rate factor, eSpeak pitch / range / word gap, speed factor (1.0 = none)."""
+    style = {"rate": round(float(rng.uniform(*cfg.rate_jitter)), 3),
+             "pitch": int(rng.integers(cfg.pitch[0], cfg.pitch[1] + 1)),
+             "range": int(rng.integers(cfg.pitch_range[0], cfg.pitch_range[1] + 1)),
+             "gap": int(rng.integers(cfg.word_gap[0], cfg.word_gap[1] + 1))}
+    speed = float(rng.uniform(*cfg.speed)) if rng.random() < cfg.speed_prob else 1.0
+    style["speed"] = round(speed, 3)
+    return style
+
+
+def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
+    """Kaldi/sox-style speed perturbation: (N,) -> (~N / factor,), tempo and pitch scaled by ``factor``."""
+    if factor == 1.0:
+        return x
+    import soxr
+
+    return soxr.resample(x, 1000.0 * factor, 1000.0, quality="HQ").astype(np.float32)
+
+
+def babble(n: int, talkers: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """(n,) unit-RMS babble: each talker's speech (unit RMS, looped from a random offset) summed."""
+    y = np.zeros(n, np.float32)
+    for x in talkers:
+        x = x / (np.sqrt(np.mean(np.square(x, dtype=np.float64))) + 1e-12)
+        start = int(rng.integers(0, x.size))
+        reps = -(-(n + start) // x.size)
+        y += np.tile(x.astype(np.float32), reps)[start: start + n]
+    return (y / (np.sqrt(np.mean(np.square(y, dtype=np.float64))) + 1e-12)).astype(np.float32)
+
+
+def opus_round_trip(x: np.ndarray, rate: int, quality: float) -> tuple[np.ndarray, float]:
+    """Encode (N,) ``x`` as Ogg Opus (libsndfile compression level ``quality``) and decode it; returns the
+    decoded signal (N,) and the bitrate in kbit/s. ``rate`` must be one of Opus's (8, 12, 16, 24, 48 kHz)."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, x, rate, format="OGG", subtype="OPUS", compression_level=quality)
+    kbps = len(buf.getvalue()) * 8 / max(1e-9, x.size / rate) / 1000
+    buf.seek(0)
+    y, _ = sf.read(buf, dtype="float32")
+    y = y[: x.size]
+    if y.size < x.size:
+        y = np.concatenate([y, np.zeros(x.size - y.size, np.float32)])
+    return y, kbps
 
 
 def rms_db(x: np.ndarray) -> float:
@@ -67,11 +132,12 @@ def fft_convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 
 def process(speech: np.ndarray, rate: int, cfg: AcousticsConfig, rng: np.random.Generator,
-            augment: bool | None = None) -> tuple[np.ndarray, int, dict]:
+            augment: bool | None = None, talkers: list[np.ndarray] | None = None) -> tuple[np.ndarray, int, dict]:
     """Level, pad with silence, optionally reverberate and add noise.
 
     speech: (N,) float32. Returns (signal (M,) float32, lead samples added, info dict with the draws).
-    ``augment`` None draws it with ``cfg.augment_prob``.
+    ``augment`` None draws it with ``cfg.augment_prob``. ``talkers``: speech of other speakers (each (K,)
+    at ``rate``) to make babble from; without them noise is coloured (white, pink or brown).
     """
     x = speech.astype(np.float32)
     level = rng.uniform(*cfg.level_db)
@@ -89,7 +155,16 @@ def process(speech: np.ndarray, rate: int, cfg: AcousticsConfig, rng: np.random.
             y *= np.float32(10 ** ((level - rms_db(y[lead: lead + x.size])) / 20))
             info["rt60"] = round(rt60, 3)
         snr = float(rng.uniform(*cfg.snr_db))
-        noise = colored_noise(y.size, rng, float(rng.choice([0.0, 1.0, 2.0])))
+        if talkers and rng.random() < cfg.babble_prob:
+            lo, hi = cfg.babble_talkers
+            k = min(len(talkers), int(rng.integers(lo, hi + 1)))
+            picks = rng.choice(len(talkers), size=k, replace=False)
+            noise = babble(y.size, [talkers[i] for i in sorted(picks)], rng)
+            info["noise"] = f"babble{k}"
+        else:
+            exponent = float(rng.choice([0.0, 1.0, 2.0]))
+            noise = colored_noise(y.size, rng, exponent)
+            info["noise"] = ("white", "pink", "brown")[int(exponent)]
         y += noise * np.float32(10 ** ((level - snr) / 20))
         info["snr_db"] = round(snr, 2)
     y += colored_noise(y.size, rng, 1.0) * np.float32(10 ** (cfg.noise_floor_db / 20))
@@ -139,3 +214,4 @@ def telephone_band(x: np.ndarray, rate: int, lo: float = 300.0, hi: float = 3400
     gain = np.clip((f - (lo - edge)) / edge, 0, 1) * np.clip(((hi + edge) - f) / edge, 0, 1)
     gain = 0.5 - 0.5 * np.cos(np.pi * gain)
     return np.fft.irfft(spec * gain, nfft)[: x.size].astype(np.float32)
+

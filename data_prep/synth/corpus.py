@@ -39,7 +39,8 @@ from speech_ssl.data.audio import SAMPLE_RATE
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_bytes
 
-from .acoustics import AcousticsConfig, process, resample, telephone_band
+from .acoustics import (AcousticsConfig, opus_round_trip, process, resample, speaking_style, speed_perturb,
+                        telephone_band)
 from .espeak import ESPEAK_RATE, ESPEAK_VOICES, get_engine
 from .speakers import Speaker, _rng, make_speakers, split_speakers
 from .text import LANGUAGES, Grammar, letters, normalize_words, read_text_file, split_sentences
@@ -48,7 +49,7 @@ CV_VERSION = "cv-corpus-1.0-synth"
 CV_COLUMNS = ["client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes",
               "age", "gender", "accents", "variant", "locale", "segment"]
 LABEL_COLUMNS = ["id", "path", "lang", "speaker", "start", "end", "words", "letters", "phones",
-                 "phone_onsets", "word_onsets", "augment"]
+                 "phone_onsets", "word_onsets", "augment", "style", "channel"]
 LS_SUBSETS = {"train": "train-clean-100", "dev": "dev-clean", "test": "test-clean"}
 # Real BABEL language codes where one exists; others get a 9xx code.
 BABEL_CODES = {"tr": 105, "vi": 107, "ht": 201, "sw": 202, "kk": 302, "ka": 404, "ky": 901, "tt": 902}
@@ -132,14 +133,17 @@ def _init_worker(tmp_root: str, out: str, acoustics: AcousticsConfig) -> None:
     _WORKER_STATE.update(out=out, acoustics=acoustics)
 
 
-def _encode(y: np.ndarray, rate: int, fmt: str) -> bytes:
+def _encode(y: np.ndarray, rate: int, fmt: str, quality: float | None = None) -> bytes:
+    """Encode (N,) float32: FLAC 16-bit, MP3 (VBR at libsndfile compression level ``quality``; None = the
+    library default), or NIST SPHERE 8-bit mu-law (BABEL's telephone audio)."""
     buf = io.BytesIO()
     if fmt == "flac":
         sf.write(buf, y, rate, format="FLAC", subtype="PCM_16")
     elif fmt == "mp3":
-        sf.write(buf, y, rate, format="MP3", subtype="MPEG_LAYER_III")
+        extra = {} if quality is None else {"compression_level": quality, "bitrate_mode": "VARIABLE"}
+        sf.write(buf, y, rate, format="MP3", subtype="MPEG_LAYER_III", **extra)
     elif fmt == "sph":
-        sf.write(buf, y, rate, format="NIST", subtype="PCM_16")
+        sf.write(buf, y, rate, format="NIST", subtype="ULAW")
     else:
         raise ValueError(fmt)
     return buf.getvalue()
@@ -151,53 +155,97 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data, fsync=False)
 
 
+BABBLE_POOL = 12  # recent utterances a worker keeps (at eSpeak's rate) to make babble from
+
+
+def _synthesize(eng, job: Job, text: str, acfg: AcousticsConfig, rng: np.random.Generator):
+    """One sentence in the job's speaker's voice with a drawn speaking style; returns (speech (N,) float32
+    at ESPEAK_RATE, eSpeak's result, style dict). Onsets in the result are scaled to the returned signal."""
+    style = speaking_style(acfg, rng)
+    res = eng.synthesize(text, ESPEAK_VOICES.get(job.lang, job.lang), job.speaker.variant_name,
+                         rate=int(round(job.speaker.rate * style["rate"])), pitch=style["pitch"],
+                         pitch_range=style["range"], word_gap=style["gap"], seed=int(rng.integers(2**31)))
+    speech = speed_perturb(res.samples.astype(np.float32) / 32768.0, style["speed"])
+    if style["speed"] != 1.0:
+        res.phone_starts = [int(v / style["speed"]) for v in res.phone_starts]
+        res.word_starts = [int(v / style["speed"]) for v in res.word_starts]
+    return speech, res, style
+
+
+def _talkers(sid: int) -> list[np.ndarray]:
+    """Recent speech of other speakers in this worker (the babble source; empty at a shard's start)."""
+    return [x for s, x in _WORKER_STATE.get("recent", []) if s != sid]  # type: ignore[union-attr]
+
+
+def _remember(sid: int, speech: np.ndarray) -> None:
+    recent = _WORKER_STATE.setdefault("recent", [])
+    recent.append((sid, speech))  # type: ignore[union-attr]
+    del recent[:-BABBLE_POOL]  # type: ignore[union-attr]
+
+
 def render(job: Job) -> dict:
-    """Synthesize, post-process, resample and write one job; returns its labels and duration."""
+    """Synthesize, post-process, resample, pass through the layout's channel and write one job; returns its
+    labels and duration.
+
+    Babble comes from the speech this worker rendered before in the same shard (shards are rendered in order
+    in fresh processes, so it is deterministic too); a shard's first utterances get coloured noise.
+    """
     eng = get_engine()
     acfg: AcousticsConfig = _WORKER_STATE["acoustics"]  # type: ignore[assignment]
     rng = np.random.default_rng(job.seed)
-    voice = ESPEAK_VOICES.get(job.lang, job.lang)
     pieces, segments = [], []
     pos = 0  # samples at 22050 Hz
     conv = len(job.texts) > 1
     eng.write_variant(job.speaker.variant_name, job.speaker.variant_text())
+    talkers = _talkers(job.speaker.sid)
     for text in job.texts:
-        rate = int(job.speaker.rate * rng.uniform(0.92, 1.08))
-        res = eng.synthesize(text, voice, job.speaker.variant_name, rate=rate, seed=int(rng.integers(2**31)))
-        speech = res.samples.astype(np.float32) / 32768.0
+        speech, res, style = _synthesize(eng, job, text, acfg, rng)
         if conv:
             # conversation turns: quieter pauses between; level varies less within a call
             c = AcousticsConfig(**{**asdict(acfg), "lead_silence": (0.3, 2.0), "trail_silence": (0.0, 0.1),
                                    "augment_prob": 0.0, "noise_floor_db": -200.0})
             y, lead, info = process(speech, ESPEAK_RATE, c, rng, augment=False)
         else:
-            y, lead, info = process(speech, ESPEAK_RATE, acfg, rng, augment=job.augment)
+            y, lead, info = process(speech, ESPEAK_RATE, acfg, rng, augment=job.augment, talkers=talkers)
         start = pos + lead
         segments.append({
             "text": text, "start": start, "end": start + speech.size,
             "phones": res.phones, "phone_onsets": [start + s for s in res.phone_starts],
-            "word_onsets": [start + s for s in res.word_starts], "info": info,
+            "word_onsets": [start + s for s in res.word_starts], "info": info, "style": style,
         })
         pieces.append(y)
         pos += y.size
+        _remember(job.speaker.sid, speech)
     y = np.concatenate(pieces)
+    channel: dict = {}
     if conv:  # one channel, one call: tail silence, then line noise/reverb over the whole call
         y = np.concatenate([y, np.zeros(int(rng.uniform(0.3, 1.5) * ESPEAK_RATE), np.float32)])
         c = AcousticsConfig(**{**asdict(acfg), "lead_silence": (0.0, 0.0), "trail_silence": (0.0, 0.0),
                                "level_db": (-20.0, -20.0)})
         aug = bool(rng.random() < acfg.augment_prob) if job.augment is None else job.augment
-        y, _, info = process(telephone_band(y, ESPEAK_RATE), ESPEAK_RATE, c, rng, augment=aug)
+        y, _, info = process(telephone_band(y, ESPEAK_RATE), ESPEAK_RATE, c, rng, augment=aug, talkers=talkers)
         info.pop("level_db", None)
         for s in segments:
             s["info"] = {**s["info"], **info}
+        channel = {"telephone": "300-3400", "ulaw": 8}
     out = resample(y, ESPEAK_RATE, job.rate)
-    write_atomic(Path(_WORKER_STATE["out"]) / job.path, _encode(out, job.rate, job.fmt))  # type: ignore[arg-type]
+    quality = None
+    if job.fmt == "mp3":
+        if rng.random() < acfg.opus_prob:
+            out, kbps = opus_round_trip(out, job.rate, float(rng.uniform(*acfg.opus_quality)))
+            channel["opus_kbps"] = round(kbps, 1)
+        quality = round(float(rng.uniform(*acfg.mp3_quality)), 3)
+    data = _encode(out, job.rate, job.fmt, quality)
+    if quality is not None:
+        channel["mp3_kbps"] = round(len(data) * 8 / (out.size / job.rate) / 1000, 1)
+    write_atomic(Path(_WORKER_STATE["out"]) / job.path, data)  # type: ignore[arg-type]
     scale = 1.0 / ESPEAK_RATE
     for s in segments:
         for k in ("start", "end"):
             s[k] = round(s[k] * scale, 3)
         s["phone_onsets"] = [round(v * scale, 3) for v in s["phone_onsets"]]
         s["word_onsets"] = [round(v * scale, 3) for v in s["word_onsets"]]
+        s["channel"] = channel
     return {"key": job.key, "duration": round(out.size / job.rate, 3), "segments": segments}
 
 
@@ -422,16 +470,22 @@ def _tsv(rows: list[list[str]]) -> str:
     return buf.getvalue()
 
 
+def _draws(d: dict) -> str:
+    """A label cell of per-utterance draws: ``a=1; b=2`` (sorted), or ``none``."""
+    return "; ".join(f"{a}={b}" for a, b in sorted(d.items())) or "none"
+
+
 def _label_rows(job: Job, res: dict) -> list[list[str]]:
     rows = []
     for k, s in enumerate(res["segments"]):
         words = normalize_words(s["text"], job.lang)
         rid = job.key if len(res["segments"]) == 1 else f"{job.key}_{k:03d}"
-        aug = "; ".join(f"{a}={b}" for a, b in sorted(s["info"].items()) if a != "level_db") or "none"
+        aug = _draws({a: b for a, b in s["info"].items() if a != "level_db"})
         rows.append([rid, job.path, job.lang, str(job.speaker.sid), f"{s['start']:.3f}", f"{s['end']:.3f}",
                      " ".join(words), letters(words), " ".join(s["phones"]),
                      " ".join(f"{v:.3f}" for v in s["phone_onsets"]),
-                     " ".join(f"{v:.3f}" for v in s["word_onsets"]), aug])
+                     " ".join(f"{v:.3f}" for v in s["word_onsets"]), aug, _draws(s["style"]),
+                     _draws(s["channel"])])
     return rows
 
 

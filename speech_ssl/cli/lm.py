@@ -1,7 +1,8 @@
-"""speech-ssl lm build | lexicon: n-gram language models and lexicons for beam-search decoding.
+"""speech-ssl lm build | lexicon | eval: n-gram language models and lexicons for beam-search decoding.
 
     speech-ssl lm build --text T --order N --out lm.arpa [--units word|letter] [--lexicon-out L]
     speech-ssl lm lexicon (--text T | --arpa lm.arpa) --out L [--dict dict.ltr.txt]
+    speech-ssl lm eval --lm lm.arpa --text test.wrd [--upper] [--json OUT]
 
 lm build uses KenLM's lmplz when it is on PATH (word units), otherwise our own interpolated modified
 Kneser-Ney ARPA writer, which keeps all n-grams in memory and is meant for small corpora (see
@@ -11,6 +12,9 @@ lexicon-constrained search.
 
 lm lexicon writes such a letter lexicon for an existing LM: of the words of a text (--text) or of the
 unigrams of an ARPA file (--arpa, .gz too), keeping only the words spelled with the symbols of --dict.
+
+lm eval prints an LM's perplexity and out-of-vocabulary rate on a text (e.g. the test transcripts, which
+an honest LM never saw): the numbers to report next to a WER with that LM.
 """
 
 from __future__ import annotations
@@ -52,6 +56,12 @@ def add_parser(subparsers) -> None:
     x.add_argument("--dict", metavar="DICT", help="keep only words spelled with this dictionary's symbols "
                    "(fairseq dict.*.txt)")
     x.set_defaults(func=run_lexicon)
+    e = sub.add_parser("eval", help="perplexity and OOV rate of an ARPA LM on a text (one sentence per line)")
+    e.add_argument("--lm", required=True, help="ARPA file")
+    e.add_argument("--text", required=True, help="text, one sentence per line (e.g. test transcripts)")
+    e.add_argument("--upper", action="store_true", help="upper-case the text first (LibriSpeech letters)")
+    e.add_argument("--json", metavar="OUT", help="also write the numbers as JSON")
+    e.set_defaults(func=run_eval)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,4 +133,30 @@ def run_lexicon(args: argparse.Namespace) -> int:
         print(f"speech-ssl lm lexicon: {e}", file=sys.stderr)
         return 2
     print(f"{n} words in {args.out}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from speech_ssl.decode.lm import ArpaLM, evaluate, read_sentences
+    from speech_ssl.errors import DataError
+    from speech_ssl.files import atomic_write_text
+
+    try:
+        lm = ArpaLM(args.lm)
+        sentences = read_sentences(args.text)
+        if args.upper:
+            sentences = [[w.upper() for w in s] for s in sentences]
+        res = evaluate(lm, sentences)
+    except (DataError, ValueError) as e:
+        print(f"speech-ssl lm eval: {e}", file=sys.stderr)
+        return 2
+    res = {"lm": str(args.lm), "text": str(args.text), "order": lm.order, **res}
+    print(f"{args.lm} on {args.text}: {res['sentences']} sentences, {res['words']} words, "
+          f"OOV {100 * res['oov_rate']:.2f}%, perplexity {res['ppl']:.1f} "
+          f"({res['ppl_in_vocab']:.1f} without OOVs)")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(res, indent=1) + "\n")
     return 0

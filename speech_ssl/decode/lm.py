@@ -348,11 +348,12 @@ class ArpaLM:
             except ValueError as e:
                 raise DataError(f"bad number in {line!r}", path, lineno) from e
         self.vocab = sorted(g[0] for g in self.prob if len(g) == 1)
+        self._vocab = set(self.vocab)
 
     def log10_prob(self, context: Sequence[str], word: str) -> float:
         """log10 p(word | context) with ARPA backoff (context truncated to order-1 words)."""
         ctx = tuple(context)[-(self.order - 1) :] if self.order > 1 else ()
-        if word not in self.vocab:
+        if word not in self._vocab:
             word = UNK
         bo = 0.0
         while True:
@@ -372,3 +373,33 @@ class ArpaLM:
             total += self.log10_prob(ctx, w)
             ctx.append(w)
         return total
+
+
+def evaluate(lm: ArpaLM, sentences: Iterable[Sequence[str]]) -> dict:
+    """Perplexity and out-of-vocabulary rate of ``lm`` on word sentences (e.g. test transcripts).
+
+    ``oov_rate``: words not in the LM's vocabulary / words. ``ppl``: 10^(-log10 p / (words + sentences)),
+    every word and each ``</s>`` counted, OOVs scored as ``<unk>`` (KenLM's "including OOVs");
+    ``ppl_in_vocab``: the OOVs left out of both the sum and the count (SRILM's ``ppl``).
+    """
+    n_sent = n_words = n_oov = 0
+    total = in_vocab = 0.0
+    for words in sentences:
+        ctx = [BOS]
+        n_sent += 1
+        for w in [*words, EOS]:
+            lp = lm.log10_prob(ctx, w)
+            total += lp
+            if w != EOS:
+                n_words += 1
+                if w not in lm._vocab:
+                    n_oov += 1
+                    ctx.append(w)
+                    continue
+            in_vocab += lp
+            ctx.append(w)
+    if not n_sent:
+        raise ValueError("no sentences to evaluate the LM on")
+    return {"sentences": n_sent, "words": n_words, "oov": n_oov, "oov_rate": n_oov / max(1, n_words),
+            "ppl": 10 ** (-total / (n_words + n_sent)),
+            "ppl_in_vocab": 10 ** (-in_vocab / max(1, n_words - n_oov + n_sent))}

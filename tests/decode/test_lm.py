@@ -1,5 +1,6 @@
 """Our modified Kneser-Ney ARPA writer: probabilities normalise, KN behaviour, KenLM agrees."""
 
+import json
 import math
 import random
 
@@ -220,3 +221,33 @@ def test_build_lm_runs_lmplz_when_on_path(tmp_path, monkeypatch):
     assert (tmp_path / "o.arpa").read_text().startswith("\\data\\")
     # letter units always use our estimator
     assert build_lm(text, 3, tmp_path / "l.arpa", units="letter") == "ours"
+
+
+def test_evaluate_perplexity_and_oov_by_hand(tmp_path):
+    from speech_ssl.decode.lm import evaluate
+
+    arpa = tmp_path / "u.arpa"
+    arpa.write_text("\\data\\\nngram 1=4\n\n\\1-grams:\n-99\t<s>\n-0.30103\ta\n-0.60206\t</s>\n"
+                    "-0.60206\t<unk>\n\n\\end\\\n")
+    res = evaluate(ArpaLM(arpa), [["a", "b"], ["a"]])
+    # p(a) = 1/2, p(</s>) = p(<unk>) = 1/4; 'b' is out of the vocabulary
+    assert (res["sentences"], res["words"], res["oov"]) == (2, 3, 1)
+    assert res["oov_rate"] == pytest.approx(1 / 3)
+    assert res["ppl"] == pytest.approx((0.5 * 0.25 * 0.25 * 0.5 * 0.25) ** (-1 / 5), rel=1e-4)
+    assert res["ppl_in_vocab"] == pytest.approx((0.5 * 0.25 * 0.5 * 0.25) ** (-1 / 4), rel=1e-4)
+
+
+def test_lm_eval_cli(tmp_path, capsys):
+    from speech_ssl.cli import main
+
+    text = tmp_path / "train.txt"
+    text.write_text("the cat sat\nthe dog sat\nthe cat ran\n")
+    test = tmp_path / "test.txt"
+    test.write_text("the cat sat\nthe bird sang\n")
+    assert main(["lm", "build", "--text", str(text), "--order", "2", "--out", str(tmp_path / "lm.arpa"),
+                 "--engine", "ours"]) == 0
+    assert main(["lm", "eval", "--lm", str(tmp_path / "lm.arpa"), "--text", str(test), "--json",
+                 str(tmp_path / "e.json")]) == 0
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["oov"] == 2 and res["words"] == 6 and res["ppl"] > res["ppl_in_vocab"] > 1
+    assert "OOV 33.33%" in capsys.readouterr().out

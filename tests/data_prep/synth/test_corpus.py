@@ -141,7 +141,7 @@ def test_babel_layout(corpus):
         for s in sphs:
             assert re.fullmatch(r"BABEL_BP_105_\d{5}_\d{8}_\d{6}_inLine", s.stem)
             inf = sf.info(s)
-            assert (inf.samplerate, inf.format, inf.subtype) == (8000, "NIST", "PCM_16")
+            assert (inf.samplerate, inf.format, inf.subtype) == (8000, "NIST", "ULAW")  # telephone mu-law
             lines = (conv / part / "transcription" / f"{s.stem}.txt").read_text().splitlines()
             stamps = [float(ln[1:-1]) for ln in lines[::2]]
             assert all(re.fullmatch(r"\[\d+\.\d{3}\]", ln) for ln in lines[::2])
@@ -158,7 +158,8 @@ def test_labels_consistent_with_text_and_audio(corpus):
     for f in sorted((out / "labels").rglob("*.tsv")):
         rows = _labels(f)
         assert rows, f
-        for i, r in enumerate(rows):
+        exact = 0
+        for r in rows:
             phones = r["phones"].split()
             onsets = [float(x) for x in r["phone_onsets"].split()]
             words = r["words"].split()
@@ -167,8 +168,13 @@ def test_labels_consistent_with_text_and_audio(corpus):
             assert start - 1e-3 <= onsets[0] and onsets == sorted(onsets) and onsets[-1] < end
             assert r["letters"] == " ".join(" ".join(w) + " |" for w in words)
             assert 0.4 < len(phones) / len(r["letters"].replace(" ", "").replace("|", "")) < 1.6
-            if i < 2:  # phones are eSpeak's IPA for the words, in the same language
+            style = dict(kv.split("=") for kv in r["style"].split("; "))
+            assert set(style) == {"gap", "pitch", "range", "rate", "speed"}, r["style"]
+            if style["gap"] == "0" and exact < 2:
+                # phones are eSpeak's IPA for the words, in the same language (pauses between words drop
+                # cross-word links such as English linking r, so only rows without a word gap are equal)
                 assert phonemize(" ".join(words), r["lang"]) == phones, (f, r["id"])
+                exact += 1
                 checked += 1
     assert checked >= 10
     # LibriSpeech transcripts are the label words upper-cased
@@ -278,3 +284,28 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert _run(tmp_path / "x", "--languages", "en", "--eval-minutes", "de=1") == 2
     assert "eval_minutes" in capsys.readouterr().err
     assert not (tmp_path / "x" / "synth_info.json").exists()
+
+
+def test_acoustic_draws_recorded_per_utterance(corpus):
+    """Speaking style, noise kind and channel are drawn per utterance and written in the label files."""
+    out, _, _ = corpus
+
+    def cells(rows, col):
+        return [dict(kv.split("=") for kv in r[col].split("; ")) if r[col] != "none" else {} for r in rows]
+
+    cv = _labels(out / "labels" / "commonvoice-de" / "train.tsv") + _labels(
+        out / "labels" / "commonvoice-tr" / "train.tsv")
+    styles = cells(cv, "style")
+    assert len({s["pitch"] for s in styles}) > 5 and len({s["gap"] for s in styles}) > 1
+    speeds = [float(s["speed"]) for s in styles]
+    assert 0.2 < np.mean([v != 1.0 for v in speeds]) < 0.8 and all(0.9 <= v <= 1.1 for v in speeds)
+    channels = cells(cv, "channel")
+    kbps = [float(c["mp3_kbps"]) for c in channels]
+    assert min(kbps) < 45 and max(kbps) > 60  # MP3 at varied, low bitrates
+    assert any("opus_kbps" in c and float(c["opus_kbps"]) < 35 for c in channels)
+    noises = {a.get("noise", "") for a in cells(cv, "augment")}
+    assert any(n.startswith("babble") for n in noises) and noises & {"white", "pink", "brown"}
+    ls = _labels(out / "labels" / "librispeech" / "dev-clean.tsv")
+    assert {r["augment"] for r in ls} == {"none"} and {r["channel"] for r in ls} == {"none"}
+    babel = _labels(out / "labels" / "babel-tr" / "training.tsv")
+    assert {r["channel"] for r in babel} == {"telephone=300-3400; ulaw=8"}
