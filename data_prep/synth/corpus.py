@@ -162,7 +162,7 @@ def _synthesize(eng, job: Job, text: str, acfg: AcousticsConfig, rng: np.random.
     """One sentence in the job's speaker's voice with a drawn speaking style; returns (speech (N,) float32
     at ESPEAK_RATE, eSpeak's result, style dict). Onsets in the result are scaled to the returned signal."""
     style = speaking_style(acfg, rng)
-    res = eng.synthesize(text, ESPEAK_VOICES.get(job.lang, job.lang), job.speaker.variant_name,
+    res = eng.synthesize(text, job.speaker.voice, job.speaker.variant_name,
                          rate=int(round(job.speaker.rate * style["rate"])), pitch=style["pitch"],
                          pitch_range=style["range"], word_gap=style["gap"], seed=int(rng.integers(2**31)))
     speech = speed_perturb(res.samples.astype(np.float32) / 32768.0, style["speed"])

@@ -53,6 +53,12 @@ ESPEAK_VOICES = {
     "ru": "ru", "sv": "sv", "tr": "tr", "ky": "ky", "tt": "tt", "pl": "pl", "cs": "cs", "fi": "fi",
     "hu": "hu", "ro": "ro", "uk": "uk", "kk": "kk", "id": "id", "sw": "sw", "eu": "eu", "ca": "ca",
 }
+# Regional voices (accents) eSpeak NG has besides a language's main voice: speakers of the corpus draw one
+# (see speakers.make_speakers). Their phone labels are the accent's own pronunciation.
+ESPEAK_ACCENTS = {
+    "en": ("en-US-nyc", "en-GB-x-rp", "gmw/en", "en-GB-scotland", "en-GB-x-gbclan", "en-GB-x-gbcwmd", "en-029"),
+    "es": ("es-419",), "fr": ("fr-BE", "fr-CH"), "pt": ("pt-BR",), "ru": ("ru-LV",), "ca": ("ca-ba", "ca-nw", "ca-va"),
+}
 
 # Characters removed from eSpeak's IPA: primary/secondary stress, syllable break, ties and joiners,
 # and language-switch brackets.

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .espeak import ESPEAK_ACCENTS, ESPEAK_VOICES
+
 SPLITS = ("train", "dev", "test")
 
 
@@ -35,6 +37,7 @@ class Speaker:
     klatt: int  # 0 = default engine, 1..4 = Klatt variants
     rate: int  # words per minute
     tone: int  # 0..2: small spectral tilt choice (tone curve)
+    voice: str = ""  # eSpeak NG voice (the language's main voice or a regional accent)
 
     @property
     def variant_name(self) -> str:
@@ -71,10 +74,12 @@ def _rng(seed: int, *keys: str | int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def make_speakers(lang: str, n: int, seed: int, lang_index: int = 0) -> list[Speaker]:
+def make_speakers(lang: str, n: int, seed: int, lang_index: int = 0, accent_prob: float = 0.5) -> list[Speaker]:
     """``n`` distinct speakers for ``lang``; the same (lang, n, seed) always gives the same speakers.
 
-    Genders alternate; pitch, formants and rate are spread so that speakers differ measurably.
+    Genders alternate; pitch, formants and rate are spread so that speakers differ measurably. Where eSpeak
+    NG has regional voices for the language (``espeak.ESPEAK_ACCENTS``), a speaker speaks one of them with
+    probability ``accent_prob`` (uniformly), otherwise the main voice.
     Ids are distinct integers in ``1000 * (lang_index + 1) + [1, 900)`` (LibriSpeech-like, unique per corpus).
     """
     if n < 1:
@@ -94,6 +99,11 @@ def make_speakers(lang: str, n: int, seed: int, lang_index: int = 0) -> list[Spe
         height = r.integers(75, 125, size=6)
         width = r.integers(70, 170, size=6)
         fscale[0] = 100
+        accents = ESPEAK_ACCENTS.get(lang, ())
+        voice = ESPEAK_VOICES.get(lang, lang)
+        ra = _rng(seed, "accent", lang, i)  # a stream of its own: the other draws stay as they were
+        if accents and ra.random() < accent_prob:
+            voice = accents[int(ra.integers(len(accents)))]
         out.append(Speaker(
             lang=lang, index=i, sid=0,
             gender=gender, pitch_base=base, pitch_top=top,
@@ -101,7 +111,7 @@ def make_speakers(lang: str, n: int, seed: int, lang_index: int = 0) -> list[Spe
             formant_width=tuple(int(x) for x in width),
             breath=int(r.choice([0, 0, 0, 8, 15, 25])), flutter=int(r.integers(0, 30)),
             roughness=int(r.choice([0, 0, 0, 1, 2, 3])), klatt=int(r.choice([0, 0, 0, 1, 2, 3])),
-            rate=int(r.integers(140, 200)), tone=int(r.integers(0, 3)),
+            rate=int(r.integers(140, 200)), tone=int(r.integers(0, 3)), voice=voice,
         ))
     # unique LibriSpeech-style ids: distinct integers drawn per language block
     r = _rng(seed, "ids", lang)
