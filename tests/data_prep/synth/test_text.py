@@ -1,59 +1,51 @@
-"""Sentence grammars, label normalization and user text (data_prep.synth.text)."""
+"""Shipped natural sentences, their source filter, label normalization and user text (data_prep.synth.text, textsrc)."""
 
 import numpy as np
 import pytest
 
-from data_prep.synth.text import (
-    LANGUAGES,
-    Grammar,
-    capitalize,
-    letters,
-    normalize_words,
-    number_words,
-    read_text_file,
-    split_sentences,
-)
+from data_prep.synth.corpus import DEFAULT_LANGUAGES
+from data_prep.synth.text import LANGUAGES, letters, normalize_words, read_text_file, shipped_sentences, split_sentences
+from data_prep.synth.textsrc import help_sentences, readable
 from speech_ssl.errors import DataError
 
 
-def test_at_least_ten_languages_with_10k_distinct_sentences():
-    assert len(LANGUAGES) >= 10
-    for lang in LANGUAGES:
-        g = Grammar(lang)
-        assert len(g) >= 10_000, lang
-        sents = g.sample(10_000, np.random.default_rng(0))
-        assert len(set(sents)) == 10_000, lang
-        assert all(s[0].isupper() and s.endswith(".") for s in sents[:50]), lang
-        # n-gram structure: a small vocabulary shared by many sentences
-        vocab = {w for s in sents for w in normalize_words(s, lang)}
-        assert 50 < len(vocab) < 600, (lang, len(vocab))
+def test_every_default_language_has_thousands_of_natural_sentences():
+    assert set(DEFAULT_LANGUAGES) <= set(LANGUAGES)
+    for lang in DEFAULT_LANGUAGES:
+        sents = shipped_sentences(lang)
+        assert len(sents) >= (12_000 if lang == "en" else 5_000), lang
+        assert len({s.lower() for s in sents}) == len(sents), lang
+        assert not any(c.isdigit() for s in sents for c in s), lang
+        assert all(3 <= len(s.split()) <= 20 and s[-1] in ".!?" for s in sents), lang
+        # real text, not templates: a large vocabulary, most words rare
+        counts: dict[str, int] = {}
+        for s in sents[:5000]:
+            for w in normalize_words(s, lang):
+                counts[w] = counts.get(w, 0) + 1
+        assert len(counts) > 2500, (lang, len(counts))  # the templates had fewer than 600
+        assert sum(c == 1 for c in counts.values()) > 0.3 * len(counts), lang
 
 
-def test_sampling_is_deterministic_and_seed_dependent():
-    g = Grammar("de")
-    a = g.sample(100, np.random.default_rng(1))
-    assert a == g.sample(100, np.random.default_rng(1))
-    assert a != g.sample(100, np.random.default_rng(2))
+def test_readable_keeps_sentences_read_as_written():
+    assert readable("Choose a file and click the button.", "en")
+    assert readable("Выберите нужный формат.", "ru")
+    assert readable("Valitse tiedosto ja napsauta painiketta!", "fi")
+    for bad in ("Press Ctrl+C to copy.", "Save it as PDF now.", "Open LibreOffice Writer now.",
+                "Enter the value in cell A1.", "See section 3 for details.", "Too short.",
+                "the lower-case start of a sentence.", "No final punctuation here",
+                "Выберите file в меню.", "Click (here to open."):
+        assert not readable(bad, "ru" if bad.startswith("Выб") else "en"), bad
 
 
-def test_every_template_is_used():
-    g = Grammar("en")
-    sents = g.sample(400, np.random.default_rng(0))
-    assert any(" and " in s for s in sents)
-    assert any(s.split()[0] in ("In", "Every", "At", "On", "After", "This", "Before", "Right") for s in sents)
-
-
-def test_numbers_spelled_out():
-    assert number_words(42, "en") == "forty-two"
-    assert number_words(42, "de") == "zweiundvierzig"
-    assert number_words(42, "tr") == "kırk iki"
-    assert number_words(10, "ky") == "он"
-    assert number_words(99, "tt") == "туксан тугыз"
-    with pytest.raises(ValueError):
-        number_words(0, "en")
-    for lang in LANGUAGES:
-        s = Grammar(lang).sample(300, np.random.default_rng(3))
-        assert not any(c.isdigit() for x in s for c in x), lang
+def test_help_sentences_from_html_pages(tmp_path):
+    page = tmp_path / "de" / "text" / "shared" / "a.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<html><body><h1>Titel</h1><p>Wählen Sie eine Datei aus. Klicken Sie auf "
+                    "<b>Öffnen</b>.</p><p>Drücken Sie Strg+C.</p><p>wählen Sie eine Datei aus.</p>"
+                    "<script>var x = 1;</script></body></html>", encoding="utf-8")
+    assert help_sentences(tmp_path, "de") == ["Wählen Sie eine Datei aus.", "Klicken Sie auf Öffnen."]
+    with pytest.raises(FileNotFoundError, match="libreoffice-help-fr"):
+        help_sentences(tmp_path, "fr")
 
 
 def test_normalize_words_and_letters():
@@ -62,7 +54,6 @@ def test_normalize_words_and_letters():
     assert normalize_words("Über 'Straße'.", "de") == ["über", "straße"]
     assert letters(["ab", "c"]) == "a b | c |"
     assert normalize_words("IRMAK İSTİYOR", "tr") == ["ırmak", "istiyor"]
-    assert capitalize("istiyor", "tr") == "İstiyor" and capitalize("istiyor", "en") == "Istiyor"
 
 
 def test_read_text_file_errors_name_file_and_line(tmp_path):
