@@ -125,7 +125,7 @@ train_run() {  # pretrain|finetune RUN_DIR UPDATE_FREQ CONFIG OVERRIDES...
             "schedule.warmup_updates=1")
     else
       cmd+=("finetune.freeze_finetune_updates=1" "model.overrides.mask_channel_length=8" "model.overrides.mask_length=4"
-            "data.max_tokens=160000")
+            "data.max_tokens=240000")  # corpus v2 sentences run to ~11 s
     fi
     cmd+=("data.num_workers=0" "logging.log_interval=1" "logging.valid_interval_updates=0"
           "checkpoint.save_interval_updates=0" "logging.progress_bar=false" "logging.tensorboard=false")

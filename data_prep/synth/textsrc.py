@@ -9,7 +9,7 @@ package registries with thousands of natural sentences in every corpus language:
     python -m data_prep.synth.textsrc --help-root /usr/share/libreoffice/help --out data_prep/synth/sentences
 
 Sentences are the ``<p>`` paragraphs of the help pages split at sentence ends, kept when they read aloud as
-written: 3-20 words, a capital first letter and a final ``. ! ?``, letters of the language's script,
+written: 3-14 words (CommonVoice's own limit for its sentences), a capital first letter and a final ``. ! ?``, letters of the language's script,
 common punctuation only, no digits (labels need numbers in words), no acronyms or CamelCase names (eSpeak
 spells them), no sentence left untranslated (equal to one of the English help). A fixed-seed sample of
 ``--count`` per language is written, shuffled, one per line.
@@ -63,7 +63,7 @@ def _script_ok(s: str, lang: str) -> bool:
     return bool(names) and all(n.startswith(want) for n in names)
 
 
-def readable(s: str, lang: str, min_words: int = 3, max_words: int = 20) -> bool:
+def readable(s: str, lang: str, min_words: int = 3, max_words: int = 14) -> bool:
     """True when sentence ``s`` reads aloud as written (see the module docstring)."""
     words = s.split()
     if not (min_words <= len(words) <= max_words) or s[-1] not in ".!?":

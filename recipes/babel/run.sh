@@ -83,8 +83,8 @@ mkdir -p "$exp"
 if [ "$tiny" = 1 ]; then
   corpus=$exp/corpus
   if run_stage 1 && [ ! -f "$corpus/synth_info.json" ]; then
-    log 1 "generating the embedded corpus (tr, ky in the BABEL layout) into $corpus"
-    ssl prepare synth --out "$corpus" --languages tr,ky --babel-languages tr,ky --minutes-per-language 0.2 \
+    log 1 "generating the embedded corpus (tr, fi in the BABEL layout) into $corpus"
+    ssl prepare synth --out "$corpus" --languages tr,fi --babel-languages tr,fi --minutes-per-language 0.2 \
       --babel-minutes "${TINY_MINUTES:-0.8}" --librilight-scale 0 --seed "$seed" --workers "$nj" --no-progress \
       --overwrite
   fi

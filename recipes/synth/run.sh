@@ -12,7 +12,7 @@
 #   4 fine-tuning: English letters on 10 min (pretrained with the conv encoder frozen and trained, scratch,
 #     random-frozen control) and 1 h (scratch);
 #     LEFT_OUT on phones (pretrained, scratch, random-frozen; + pretrained-mono after MONO=1)
-#     CONDITIONS=en-1h-scratch,ky-pretrained runs only those
+#     CONDITIONS=en-1h-scratch,fi-pretrained runs only those
 #
 # Every option is an environment variable or a flag (--pretrain-updates 3000 == PRETRAIN_UPDATES=3000).
 # A finished step is skipped when its output exists; training stages continue with --resume.
@@ -38,8 +38,8 @@ exp=${EXP:-$repo/exp/synth}
 nj=${NJ:-$(nproc 2>/dev/null || echo 2)}
 device=${DEVICE:-auto}                       # cpu | cuda | auto
 seed=${SEED:-1}
-languages=${LANGUAGES:-en,de,fr,es,it,nl,pt,ru,sv,tr,tt,ky}
-left_out=${LEFT_OUT:-ky}                     # never seen in pretraining; fine-tuned on phones
+languages=${LANGUAGES:-en,de,fr,es,it,nl,pt,ru,sv,tr,et,fi}
+left_out=${LEFT_OUT:-fi}                     # never seen in pretraining (et, its neighbour, is); fine-tuned on phones
 left_out_eval_minutes=${LEFT_OUT_EVAL_MINUTES:-2}  # its dev and test audio, each (a seed spread needs ~35 utterances)
 english_minutes=${ENGLISH_MINUTES:-80}       # LibriSpeech part (train ~80%): holds the 10 min and 1 h subsets
 minutes_per_language=${MINUTES_PER_LANGUAGE:-10}
@@ -62,7 +62,7 @@ seeds=${SEEDS:-1-5}                          # stage 8: fine-tuning seeds per in
 sweep_jobs=${SWEEP_JOBS:-2}                  # stage 8: runs side by side (1 torch thread each)
 
 if [ "$tiny" = 1 ]; then
-  languages=${LANGUAGES:-en,de,ky}
+  languages=${LANGUAGES:-en,de,fi}
   english_minutes=${ENGLISH_MINUTES:-2.5}
   minutes_per_language=${MINUTES_PER_LANGUAGE:-0.6}
   librilight_scale=${LIBRILIGHT_SCALE:-0.002}
@@ -237,10 +237,15 @@ fi
 if run_stage 5; then
   mkdir -p "$exp/lm"
   if [ ! -f "$exp/lm/en.arpa" ]; then
-    log 5 "word $lm_order-gram on the English train transcripts"
-    ssl lm build --text "$data/librispeech/train-clean-100.wrd" --order "$lm_order" --out "$exp/lm/en.arpa" \
+    # LM text without any dev or test sentence: the corpus's lm_text (sentences no split reads) + train transcripts
+    log 5 "word $lm_order-gram on the corpus's LM text and the English train transcripts"
+    cat "$corpus/lm_text/en.txt" "$data/librispeech/train-clean-100.wrd" > "$exp/lm/en.txt.tmp"
+    mv "$exp/lm/en.txt.tmp" "$exp/lm/en.txt"
+    ssl lm build --text "$exp/lm/en.txt" --order "$lm_order" --out "$exp/lm/en.arpa" \
       --lexicon-out "$exp/lm/en.lexicon.txt" --upper
   fi
+  [ -f "$exp/lm/eval_test.json" ] || \
+    ssl lm eval --lm "$exp/lm/en.arpa" --text "$data/librispeech/test-clean.wrd" --json "$exp/lm/eval_test.json"
 fi
 
 if run_stage 6; then

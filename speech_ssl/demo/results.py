@@ -125,7 +125,8 @@ def markdown(results: dict) -> str:
         f"English: {cfg['labelled_seconds'] / 60:.0f} minutes of labels (letters), {cfg['finetune_seconds']:.0f} s of "
         f"fine-tuning per condition; `{cfg['left_out']}` (left out of pretraining): its CommonVoice train split "
         f"on phones, {cfg['finetune_left_out_seconds']:.0f} s per condition. LM: word {cfg['lm_order']}-gram on "
-        "the English train transcripts, lexicon beam search, weights tuned on dev.",
+        "the corpus's LM text and the English train transcripts (no dev or test sentence), lexicon beam search, "
+        "weights tuned on dev" + lm_quality(results.get("lm_eval")) + ".",
         "",
         format_table(results),
         "",
@@ -151,6 +152,14 @@ def markdown(results: dict) -> str:
     if results.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
     return "\n".join(lines)
+
+
+def lm_quality(ev: dict | None) -> str:
+    """'; on the test transcripts: OOV 2.1%, perplexity 180' (empty without an evaluation)."""
+    if not ev:
+        return ""
+    return (f"; on the test transcripts: OOV {100 * ev['oov_rate']:.1f}% of {ev['words']} words, "
+            f"perplexity {ev['ppl']:.0f} ({ev['ppl_in_vocab']:.0f} without OOVs)")
 
 
 def write_results(out: str | Path, results: dict) -> None:

@@ -16,7 +16,8 @@ demo continues where it stopped):
    condition's recipe, conv encoder frozen: the control for cheaper frozen updates); the left-out
    language on phones, also from ``recipes/synth/pretrained_mono`` (English-only) when it exists;
 5. ``decode/``: greedy on test, and for English a word 3-gram LM (our modified Kneser-Ney writer, trained on
-   the LibriSpeech train-clean-100 transcripts) with lexicon beam search, weights tuned on dev;
+   the corpus's LM text and the train-clean-100 transcripts, no dev or test sentence; its test perplexity and
+   OOV rate are reported) with lexicon beam search, weights tuned on dev;
 6. ``results.json``, ``results.md`` and PNG plots; the table is printed.
 
 Every training run gets its wall-time budget like this: a few updates to measure the speed
@@ -48,6 +49,7 @@ from speech_ssl.decode.score import score
 from speech_ssl.demo.codes import code_usage, pca_2d
 from speech_ssl.demo.config import ASSETS, CONF, SHIPPED, SHIPPED_MONO, DemoConfig
 from speech_ssl.demo.results import write_results
+from speech_ssl.files import atomic_write_text
 from speech_ssl.models.random_init import random_like
 from speech_ssl.report.plots import plot_code_usage
 
@@ -275,14 +277,23 @@ class Demo:
         return results
 
     def build_lm(self) -> tuple[Path, Path] | None:
+        """Word n-gram on text without any dev or test sentence: the corpus's LM text (sentences no split reads)
+        plus the English train transcripts; its perplexity and OOV rate on the test transcripts go in the
+        results next to every WER with it."""
         if not self.cfg.lm:
             return None
         lm_dir = self.out / "lm"
         arpa, lex = lm_dir / f"en.{self.cfg.lm_order}gram.arpa", lm_dir / "en.lexicon.txt"
         if not arpa.exists():
-            self.log("LM: word n-gram on the English train transcripts")
-            self.ssl(["lm", "build", "--text", self.data / "librispeech" / "train-clean-100.wrd", "--order",
-                      self.cfg.lm_order, "--out", arpa, "--lexicon-out", lex, "--upper"], self.out / "logs" / "lm.log")
+            self.log("LM: word n-gram on the corpus's LM text + the English train transcripts (no dev/test sentence)")
+            text = lm_dir / "en.lm.txt"
+            lm_dir.mkdir(parents=True, exist_ok=True)
+            parts = [self.corpus / "lm_text" / "en.txt", self.data / "librispeech" / "train-clean-100.wrd"]
+            atomic_write_text(text, "".join(p.read_text(encoding="utf-8") for p in parts))
+            self.ssl(["lm", "build", "--text", text, "--order", self.cfg.lm_order, "--out", arpa,
+                      "--lexicon-out", lex, "--upper"], self.out / "logs" / "lm.log")
+            self.ssl(["lm", "eval", "--lm", arpa, "--text", self.data / "librispeech" / "test-clean.wrd",
+                      "--json", lm_dir / "eval_test.json"], self.out / "logs" / "lm.log")
         return arpa, lex
 
     def decode(self, run: dict, lm: tuple[Path, Path] | None) -> dict:
@@ -375,8 +386,10 @@ def run_demo(cfg: DemoConfig, log=None) -> dict:
     sweep = None
     if sweep_file.exists():
         sweep = {**json.loads(sweep_file.read_text()), "file": f"recipes/synth/results/seeds_{cfg.left_out}.json"}
+    lm_eval = d.out / "lm" / "eval_test.json"
     results = {
         "seed_sweep": sweep,
+        "lm_eval": json.loads(lm_eval.read_text()) if lm_eval.exists() else None,
         "config": asdict(cfg),
         "checkpoint": {"path": ck, "description": ck_desc},
         "checkpoint_mono": mono,

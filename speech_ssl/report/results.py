@@ -123,7 +123,14 @@ def synth_table(exp: Path) -> str:
         cer = f"{100 * extra['char']:.1f}" if "char" in extra else "-"
         per = f"{100 * s['error_rate']:.1f}" if s["metric"] == "PER" else "-"
         rows.append(f"| {name} | {dec} | {wer} | {cer} | {per} | {ups} |")
-    return "# recipes/synth results (test sets, %)\n\n" + "\n".join(rows) + "\n"
+    text = "# recipes/synth results (test sets, %)\n\n" + "\n".join(rows) + "\n"
+    ev = exp / "lm" / "eval_test.json"
+    if ev.exists():
+        e = json.loads(ev.read_text())
+        text += (f"\nThe `lm` rows use a word {e['order']}-gram that saw no dev or test sentence; on the test "
+                 f"transcripts: OOV {100 * e['oov_rate']:.1f}% of {e['words']} words, perplexity {e['ppl']:.0f} "
+                 f"({e['ppl_in_vocab']:.0f} without OOVs).\n")
+    return text
 
 
 TABLES = {"librispeech": librispeech_table, "commonvoice": commonvoice_table, "babel": babel_table,

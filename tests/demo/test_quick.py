@@ -17,7 +17,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 # The quick preset, shrunk further: 3 languages, ~1 min of English, a few updates per stage.
 TINY = [
-    "languages=[en,de,ky]", "english_minutes=1.6", "minutes_per_language=0.5", "labelled_seconds=30",
+    "languages=[en,de,fi]", "english_minutes=1.6", "minutes_per_language=0.5", "labelled_seconds=30",
     "pretrain_seconds=14", "pretrain_max_update=3", "finetune_seconds=7", "finetune_left_out_seconds=7",
     "tune_lm_weights=[0.5,2.0]", "tune_word_scores=[0.0]", "code_usage_utterances=4", "synth_workers=2",
     "pretrain_overrides=[data.max_tokens=64000,data.max_sample_size=16000,schedule.warmup_updates=1]",
@@ -64,10 +64,10 @@ def test_every_number_finite_and_every_condition_scored(demo):
     bad = [(p, v) for p, v in _numbers(r) if not math.isfinite(v)]
     assert not bad, bad[:5]
     conds = {(x["lang"], x["condition"]) for x in r["finetuning"]}
-    want = {(lang, c) for lang in ("en", "ky") for c in ("pretrained", "scratch", "random-frozen")}
+    want = {(lang, c) for lang in ("en", "fi") for c in ("pretrained", "scratch", "random-frozen")}
     mono = REPO / "recipes" / "synth" / "pretrained_mono" / "model.safetensors"
-    if mono.exists():  # the shipped English-only checkpoint adds the monolingual condition for ky
-        want.add(("ky", "pretrained-mono-en"))
+    if mono.exists():  # the shipped English-only checkpoint adds the monolingual condition for fi
+        want.add(("fi", "pretrained-mono-en"))
         assert r["checkpoint_mono"]["path"].endswith("pretrained_mono")
         assert "also fine-tuned from the shipped English-only checkpoint" in (out / "results.md").read_text()
     assert conds == want
@@ -81,7 +81,7 @@ def test_every_number_finite_and_every_condition_scored(demo):
     assert r["checkpoint"]["path"].endswith(tuple(f"checkpoint_{n:08d}" for n in range(1, 4)))
     pt = r["pretraining"]
     assert 1 <= pt["updates"] <= 3 and {"loss", "accuracy", "code_perplexity", "temp"} <= set(pt["last"])
-    assert sorted(r["code_usage"]["languages"]) == ["de", "en", "ky"]
+    assert sorted(r["code_usage"]["languages"]) == ["de", "en", "fi"]
     assert "| en | pretrained | 1 |" in (out / "results.md").read_text()
 
 

@@ -35,11 +35,11 @@ def _rows(tsv: Path) -> list[str]:
 
 def test_recipe_tiny_end_to_end_and_idempotent(tmp_path):
     exp = tmp_path / "exp"
-    env = {"EXP": str(exp)}  # tiny defaults: BABEL tr + ky for pretraining, tr fine-tuned
+    env = {"EXP": str(exp)}  # tiny defaults: BABEL tr + fi for pretraining, tr fine-tuned
     p = _run([], env)
     assert p.returncode == 0, p.stderr[-4000:]
     # stage 1: both packs prepared; validation held out of train, disjoint, together the whole train set
-    for lang in ("tr", "ky"):
+    for lang in ("tr", "fi"):
         d = exp / "data" / lang
         for name in ("train", "dev", "train-ft", "valid"):
             for ext in ("tsv", "wrd", "ltr"):
@@ -49,7 +49,7 @@ def test_recipe_tiny_end_to_end_and_idempotent(tmp_path):
         assert len((d / "valid.wrd").read_text().splitlines()) == len(va)
     # stage 2: multilingual pretraining on both languages' train-ft audio
     cfg = yaml.safe_load((exp / "pretrain" / "config.yaml").read_text())
-    assert sorted(Path(t).parent.name for t in cfg["data"]["train"]) == ["ky", "tr"]
+    assert sorted(Path(t).parent.name for t in cfg["data"]["train"]) == ["fi", "tr"]
     assert cfg["data"]["alpha"] == 0.5
     # stage 3: fine-tuned with the BABEL numbers (26k updates in the config; 2 in tiny mode)
     c = yaml.safe_load((exp / "finetune" / "tr" / "config.yaml").read_text())
@@ -57,7 +57,7 @@ def test_recipe_tiny_end_to_end_and_idempotent(tmp_path):
     assert yaml.safe_load((REPO / "recipes" / "babel" / "conf" / "finetune_xlsr.yaml").read_text())["optim"][
         "max_update"] == 26000
     assert (exp / "finetune" / "tr" / "final" / "model.safetensors").exists()
-    assert not (exp / "finetune" / "ky").exists()
+    assert not (exp / "finetune" / "fi").exists()
     # stages 4-6: LM, greedy and LM decodes of valid and dev, finite scores
     assert (exp / "lm" / "tr.arpa").exists() and (exp / "lm" / "tr.lexicon.txt").exists()
     for dec in ("greedy", "lm"):
@@ -73,7 +73,7 @@ def test_recipe_tiny_end_to_end_and_idempotent(tmp_path):
     stamp = (exp / "decode" / "tr" / "lm" / "dev" / "summary.json").stat().st_mtime_ns
     p2 = _run([], env, timeout=120)
     assert p2.returncode == 0, p2.stderr[-3000:]
-    for msg in ("tr prepared", "ky prepared", "pretraining done", "tr done", "tr LM exists"):
+    for msg in ("tr prepared", "fi prepared", "pretraining done", "tr done", "tr LM exists"):
         assert msg in p2.stderr, msg
     assert "generating" not in p2.stderr and "fine-tuning" not in p2.stderr and "greedy" not in p2.stderr
     assert (exp / "decode" / "tr" / "lm" / "dev" / "summary.json").stat().st_mtime_ns == stamp

@@ -41,10 +41,10 @@ def test_installed_cli_is_used_and_empty_scoring_stage(tmp_path):
 
 
 def test_conditions_pick_stage_4_runs_and_a_missing_mono_model_is_an_error(tmp_path):
-    """CONDITIONS=ky-pretrained-mono without a monolingual model stops with a message, before any training."""
+    """CONDITIONS=fi-pretrained-mono without a monolingual model stops with a message, before any training."""
     shipped = REPO / "recipes" / "synth" / "pretrained"
     p = _run(["--stage", "4", "--stop-stage", "4"], {"EXP": str(tmp_path), "PRETRAINED": str(shipped),
-                                                      "CONDITIONS": "ky-pretrained-mono",
+                                                      "CONDITIONS": "fi-pretrained-mono",
                                                       "SPEECH_SSL_PYTHON": sys.executable})
     assert p.returncode == 1 and "no monolingual model at" in p.stderr, p.stderr[-2000:]
     assert not (tmp_path / "finetune").exists()
@@ -59,19 +59,19 @@ def test_recipe_end_to_end_tiny(tmp_path):
     assert p.returncode == 0, p.stderr[-4000:]
     exp = tmp_path / "exp"
     assert (exp / "corpus" / "synth_info.json").exists()
-    for tsv in ("librispeech/test-clean.tsv", "en/train-10m.tsv", "en/train-1h.tsv", "cv/ky/train.tsv",
+    for tsv in ("librispeech/test-clean.tsv", "en/train-10m.tsv", "en/train-1h.tsv", "cv/fi/train.tsv",
                 "cv/de/train.tsv"):
         assert (exp / "data" / tsv).exists(), tsv
     info = json.loads((exp / "pretrain" / "final" / "pretrain_info.json").read_text())
     assert info["updates"] == 3
     names = sorted(d.name for d in (exp / "finetune").iterdir() if (d / "final" / "model.safetensors").exists())
     assert names == ["en-10m-pretrained", "en-10m-pretrained-convtrain", "en-10m-random-frozen", "en-10m-scratch",
-                     "en-1h-scratch", "ky-pretrained", "ky-pretrained-mono", "ky-random-frozen", "ky-scratch"]
+                     "en-1h-scratch", "fi-pretrained", "fi-pretrained-mono", "fi-random-frozen", "fi-scratch"]
     mono = json.loads((exp / "pretrain_mono" / "final" / "pretrain_info.json").read_text())
     assert mono["train_manifests"] == [str(exp / "data" / "librispeech" / "train-clean-100.tsv"),
                                        str(exp / "data" / "librilight" / "train-10h.tsv")]
     table = (exp / "results.md").read_text()
-    assert table.count("| en-") == 10 and table.count("| ky-") == 4  # greedy + LM for English, greedy for ky
+    assert table.count("| en-") == 10 and table.count("| fi-") == 4  # greedy + LM for English, greedy for fi
     # everything exists: a second run skips every step
     p2 = _run([], env, timeout=300)
     assert p2.returncode == 0, p2.stderr[-3000:]

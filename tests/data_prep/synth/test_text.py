@@ -16,7 +16,7 @@ def test_every_default_language_has_thousands_of_natural_sentences():
         assert len(sents) >= (12_000 if lang == "en" else 5_000), lang
         assert len({s.lower() for s in sents}) == len(sents), lang
         assert not any(c.isdigit() for s in sents for c in s), lang
-        assert all(3 <= len(s.split()) <= 20 and s[-1] in ".!?" for s in sents), lang
+        assert all(3 <= len(s.split()) <= 14 and s[-1] in ".!?" for s in sents), lang
         # real text, not templates: a large vocabulary, most words rare
         counts: dict[str, int] = {}
         for s in sents[:5000]:
