@@ -9,9 +9,8 @@ utterance (label columns ``style``, ``augment``, ``channel``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import io
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -42,8 +42,15 @@ from speech_ssl.data.audio import SAMPLE_RATE
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_bytes
 
-from .acoustics import (AcousticsConfig, opus_round_trip, process, resample, speaking_style, speed_perturb,
-                        telephone_band)
+from .acoustics import (
+    AcousticsConfig,
+    opus_round_trip,
+    process,
+    resample,
+    speaking_style,
+    speed_perturb,
+    telephone_band,
+)
 from .espeak import ESPEAK_RATE, ESPEAK_VOICES, get_engine
 from .speakers import Speaker, _rng, make_speakers, split_speakers
 from .text import LANGUAGES, letters, normalize_words, read_text_file, shipped_sentences, split_sentences

@@ -7,9 +7,9 @@ import pytest
 pytest.importorskip("espeakng_loader")
 
 from data_prep.synth.acoustics import estimate_f0  # noqa: E402
+from data_prep.synth.corpus import DEFAULT_LANGUAGES  # noqa: E402
 from data_prep.synth.espeak import ESPEAK_RATE, clean_phone, get_engine, merge_modifiers, phonemize  # noqa: E402
 from data_prep.synth.speakers import make_speakers, split_speakers  # noqa: E402
-from data_prep.synth.corpus import DEFAULT_LANGUAGES  # noqa: E402
 from data_prep.synth.text import shipped_sentences  # noqa: E402
 
 STRESS = set("ˈˌ_")

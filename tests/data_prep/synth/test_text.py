@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from data_prep.synth.corpus import DEFAULT_LANGUAGES
-from data_prep.synth.text import LANGUAGES, letters, normalize_words, read_text_file, shipped_sentences, split_sentences
+from data_prep.synth.text import (
+    LANGUAGES,
+    letters,
+    normalize_words,
+    read_text_file,
+    shipped_sentences,
+    split_sentences,
+)
 from data_prep.synth.textsrc import help_sentences, readable
 from speech_ssl.errors import DataError
 
