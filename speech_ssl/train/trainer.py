@@ -5,7 +5,8 @@ One update (fairseq's recipe):
 1. ``task.begin_update(model, n)`` (Gumbel temperature, freezing) and the scheduled lr for update ``n``;
 2. ``update_freq`` micro-batches, forward + backward of the *summed* loss; DDP synchronises gradients
    only on the last one (``no_sync``); bf16/fp16 autocast, fp16 with a dynamic ``GradScaler``;
-3. one all-reduce of ``[sample_size, loss, logs..., stop flag]`` over ranks;
+3. one all-reduce of ``[sample_size, loss, logs...]`` over ranks, on the device (the stop / save flags go over a
+   Gloo group on the host);
 4. gradients multiplied by ``world_size / sample_size`` (DDP averages over ranks, so the result is the
    gradient of sum(loss) / sum(sample_size) over the whole update, exactly as fairseq does);
 5. gradient norm (clipped when ``optim.clip_norm > 0``); a non-finite loss or norm skips the update
@@ -30,8 +31,8 @@ global index ``micro * world_size + rank``: masks, negatives, Gumbel noise and d
 on the data, so 2 ranks × update_freq 1 equal 1 rank × update_freq 2 on the same batches, and a resumed
 run continues exactly. Crop offsets are seeded by (seed, epoch, ids) in the dataset itself.
 
-Only rank 0 writes (logs, checkpoints). Signals (SIGTERM / SIGUSR1) set a flag that travels in the
-per-update all-reduce, so all ranks agree to save and stop at the same update.
+Only rank 0 writes (logs, checkpoints). Signals (SIGTERM / SIGUSR1) set a flag that is summed over ranks after
+every update, so all ranks agree to save and stop at the same update.
 
 This module is the loop and the update; the rest lives next to it: :mod:`~speech_ssl.train.stream` (training
 batches, validation loader), :mod:`~speech_ssl.train.state` (what a checkpoint holds, resuming, optimizer
