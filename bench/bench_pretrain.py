@@ -5,6 +5,7 @@ corpus of random-phase harmonic audio written to a temporary folder, after warm-
 
     python bench/bench_pretrain.py                                  # tiny + base on CPU, 2 threads
     python bench/bench_pretrain.py --presets base --device cuda --precision bf16 --max-tokens 1400000
+    python bench/bench_pretrain.py --optimizer-impl fused,foreach,for_loop   # AdamW implementations (optim.impl)
 
 Prints one JSON line per configuration and a table. On CPU, say how many threads were used and whether
 the machine was otherwise idle: torch with 2 threads runs several times slower when another process
@@ -44,7 +45,7 @@ def make_corpus(root: Path, n: int, seconds: float, seed: int = 0) -> Path:
     return root / "train.tsv"
 
 
-def bench(preset: str, args, corpus: Path) -> dict:
+def bench(preset: str, impl: str, args, corpus: Path) -> dict:
     import torch
 
     from speech_ssl.train.config import load_train_config
@@ -57,11 +58,12 @@ def bench(preset: str, args, corpus: Path) -> dict:
         f"data.train=[{corpus}]",
         f"data.max_tokens={args.max_tokens}",
         f"data.max_sample_size={args.max_tokens}",
-        "data.min_sample_size=0",
+        "data.min_sample_size=400",  # the receptive field: shorter rows have no frame
         f"optim.max_update={args.updates + args.warmup + 10}",
         "schedule.warmup_updates=1",
         f"precision.mode={args.precision}",
         f"device={args.device}",
+        f"optim.impl={impl}",
         "logging.progress_bar=false",
         "logging.tensorboard=false",
         f"distributed.activation_checkpointing={str(args.activation_checkpointing).lower()}",
@@ -77,19 +79,23 @@ def bench(preset: str, args, corpus: Path) -> dict:
     if dev.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(dev)
-    audio = 0.0
+    samples = []
     t0 = time.perf_counter()
     for _ in range(args.updates):
         step = tr.train_update()
-        audio += step["sums"]["audio_samples"] / 16000
+        samples.append(step["sums"].get("audio_samples"))  # a device tensor: read after the timing
     if dev.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
+    tr._settle()
+    audio = float(torch.stack(samples).sum()) / 16000
     return {
         "preset": preset,
         "params_M": round(sum(p.numel() for p in tr.raw_model.parameters()) / 1e6, 2),
         "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
         "threads": torch.get_num_threads(),
+        "optim_impl": tr.optim_impl,
+        "load_1min": round(os.getloadavg()[0], 2),
         "precision": args.precision + ("+tf32" if args.tf32 else ""),
         "max_tokens": args.max_tokens,
         "updates": args.updates,
@@ -113,6 +119,8 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--activation-checkpointing", action="store_true")
     p.add_argument("--tf32", action="store_true", help="fp32 matmuls on TF32 tensor cores (GPU)")
+    p.add_argument("--optimizer-impl", default="auto",
+                   help="comma-separated optim.impl values to compare (auto, fused, foreach, for_loop)")
     p.add_argument("--json", help="append results to this JSONL file")
     args = p.parse_args()
     import torch
@@ -124,17 +132,19 @@ def main() -> int:
         n = max(8, 4 * args.max_tokens // int(args.utt_seconds * 16000) + 4)
         corpus = make_corpus(Path(tmp), n, args.utt_seconds)
         for preset in args.presets.split(","):
-            r = bench(preset.strip(), args, corpus)
-            rows.append(r)
-            print(json.dumps(r), flush=True)
-            if args.json:
-                with open(args.json, "a") as f:
-                    f.write(json.dumps(r) + "\n")
-    print(f"\n{'preset':8} {'params':>8} {'device':>24} {'thr':>3} {'prec':>5} {'audio s/upd':>11} "
-          f"{'s/upd':>8} {'audio s/s':>9} {'peak GB':>8}")
+            for impl in args.optimizer_impl.split(","):
+                r = bench(preset.strip(), impl.strip(), args, corpus)
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+                if args.json:
+                    with open(args.json, "a") as f:
+                        f.write(json.dumps(r) + "\n")
+    print(f"\n{'preset':8} {'params':>8} {'device':>24} {'thr':>3} {'prec':>5} {'adamw':>8} {'audio s/upd':>11} "
+          f"{'s/upd':>8} {'audio s/s':>9} {'peak GB':>8} {'load':>5}")
     for r in rows:
         print(f"{r['preset']:8} {r['params_M']:>7}M {r['device'][:24]:>24} {r['threads']:>3} {r['precision']:>5} "
-              f"{r['audio_s_per_update']:>11} {r['s_per_update']:>8} {r['audio_s_per_s']:>9} {r['peak_mem_gb']:>8}")
+              f"{r['optim_impl']:>8} {r['audio_s_per_update']:>11} {r['s_per_update']:>8} {r['audio_s_per_s']:>9} "
+              f"{r['peak_mem_gb']:>8} {r['load_1min']:>5}")
     return 0
 
 

@@ -12,6 +12,9 @@ import importlib
 import re
 import sys
 
+# Subcommands that compute with torch: they pick a thread count first (speech_ssl.cli.threads).
+TORCH_COMMANDS = {"convert", "embed", "init", "pretrain", "finetune", "decode", "demo"}
+
 # Subcommand modules, in the order they appear in --help.
 COMMANDS = [
     "presets",
@@ -50,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-supervised speech: prepare corpora, pretrain, fine-tune, decode, score.",
     )
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="torch threads (default: SPEECH_SSL_THREADS or OMP_NUM_THREADS when set, else the free cores: "
+        "usable cores minus the 1-minute load, at least 1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
@@ -99,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from speech_ssl.config import ConfigError
 
+    if args.command in TORCH_COMMANDS:
+        from speech_ssl.cli.threads import apply_thread_policy
+
+        try:
+            apply_thread_policy(args.threads)
+        except ValueError as e:  # a bad --threads / SPEECH_SSL_THREADS / OMP_NUM_THREADS
+            print(f"speech-ssl: {e}", file=sys.stderr)
+            return 2
     try:
         rc = args.func(args)
     except ConfigError as e:

@@ -202,7 +202,7 @@ class PretrainingOutput:
     logits: torch.Tensor  # (N, 1 + K) fp32, column 0 = positive
     mask_indices: torch.Tensor  # (B, T) bool
     negative_indices: torch.Tensor  # (B, T, K) flattened B*T indices (HF format)
-    logs: dict[str, float] = field(default_factory=dict)
+    logs: dict[str, torch.Tensor | float] = field(default_factory=dict)  # () tensors (host numbers: counts)
     backbone: Wav2Vec2Output | None = None
 
 
@@ -278,22 +278,26 @@ class Wav2Vec2ForPretraining(nn.Module):
         with torch.no_grad():
             is_max = logits.argmax(dim=-1) == 0
             is_min = logits.argmin(dim=-1) == 0
-            correct = int((is_max & ~is_min).sum())  # guard against all-equal logits (fairseq)
+            correct = (is_max & ~is_min).sum()  # guard against all-equal logits (fairseq)
+        # Logs are device tensors (float64 where a sum or a ratio is made of them), never read on the host here:
+        # the trainer sums them on the device and reads them when it logs.
         ln2 = math.log(2.0)
+        n = float(N)
+        loss_d, contrastive_d = loss.detach().double(), contrastive.detach().double()
         logs = {
-            "loss": float(loss.detach()),
-            "loss_bits": float(loss.detach()) / N / ln2,
-            "contrastive_loss": float(contrastive.detach()),
-            "contrastive_bits": float(contrastive.detach()) / N / ln2,
-            "diversity_loss": float(diversity.detach()),
-            "diversity_term": float(div_term.detach()),
-            "features_pen": float(out.features_pen.detach()),
-            "features_pen_term": float(pen_term.detach()) if torch.is_tensor(pen_term) else float(pen_term),
-            "accuracy": correct / N,
+            "loss": loss_d,
+            "loss_bits": loss_d / n / ln2,
+            "contrastive_loss": contrastive_d,
+            "contrastive_bits": contrastive_d / n / ln2,
+            "diversity_loss": diversity.detach().double(),
+            "diversity_term": div_term.detach().double(),
+            "features_pen": out.features_pen.detach().double(),
+            "features_pen_term": pen_term.detach().double() if torch.is_tensor(pen_term) else float(pen_term),
+            "accuracy": correct.double() / n,
             "correct": correct,
             "count": N,
-            "prob_perplexity": float(qout.prob_perplexity.detach()),
-            "code_perplexity": float(qout.code_perplexity.detach()),
+            "prob_perplexity": qout.prob_perplexity.detach().double(),
+            "code_perplexity": qout.code_perplexity.detach().double(),
             "temperature": float(qout.temp),
             "sample_size": N,
         }

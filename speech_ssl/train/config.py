@@ -59,6 +59,9 @@ class OptimConfig:
     weight_decay: float = 0.01
     clip_norm: float = 0.0  # 0 = no clipping (fairseq's default for pretraining)
     update_freq: int = 1  # micro-batches accumulated per update
+    # AdamW implementation (speech_ssl.train.optim): auto = fused where torch has it (CPU, CUDA; not under
+    # FSDP), else torch's default; fused also skips a non-finite update without a device sync
+    impl: Literal["auto", "fused", "foreach", "for_loop"] = "auto"
     max_update: int = 400_000
     # The recipe's batch, to print how to reach it on this machine's GPU count.
     reference_gpus: int = 0  # 0 = no reference

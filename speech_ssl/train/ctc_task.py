@@ -397,7 +397,7 @@ class CTCTask(Task):
             probs = lprobs.exp() * frames[..., None]
             entropy = -(probs * lprobs.clamp_min(-1e4)).sum() / LN2  # bits, summed over valid frames
         logs = {
-            "ntokens": float(batch["target_lengths"].sum()),
+            "ntokens": batch["target_lengths"].sum(),
             "nsentences": float(batch["target"].shape[0]),
             "frames": frames.sum(),
             "blank_frames": blank_frames,

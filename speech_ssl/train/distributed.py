@@ -106,6 +106,26 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
+def host_group(info: DistInfo) -> Any:
+    """The process group for small host-side collectives (the trainer's stop / save flags): the default group
+    under Gloo, a new Gloo group under NCCL, so that agreeing on a flag never waits for the GPU's queue; None in
+    a world of one. Every rank must call it (it is a collective under NCCL)."""
+    if not info.distributed:
+        return None
+    if info.backend == "gloo":
+        return dist.group.WORLD
+    return dist.new_group(backend="gloo")
+
+
+def all_reduce_host(values: list[float], info: DistInfo, group: Any) -> list[float]:
+    """Sum host numbers over ranks on ``group`` (from :func:`host_group`); the values themselves in a world of one."""
+    if not info.distributed:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
+    return t.tolist()
+
+
 def all_gather_object(obj: Any, info: DistInfo) -> list[Any]:
     if not info.distributed:
         return [obj]

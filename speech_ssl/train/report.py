@@ -6,11 +6,14 @@ one all-reduce; ``task.reduce_metrics`` turns the result into metrics. :class:`I
 reduced sums of the updates between two train log lines; :func:`interval_metrics` makes the line
 (task metrics + ``lr``, ``gnorm``, throughput, memory, ...), which :class:`~speech_ssl.train.monitor.Monitor`
 writes.
+
+Nothing here reads a device value during an update: sums, gradient norms and skip counts stay float64 tensors
+on the device, and :meth:`Interval.to_host` brings them over in one copy when the trainer logs (the only
+host synchronisation between log lines; tests/train/test_syncs.py counts them).
 """
 
 from __future__ import annotations
 
-import math
 import resource
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,11 +36,43 @@ def peak_memory_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def to_host(*tensors: torch.Tensor) -> list[list[float]]:
+    """Each tensor's values as floats, read in one device-to-host copy (one synchronisation)."""
+    if not tensors:
+        return []
+    flat = [t.detach().reshape(-1).double() for t in tensors]
+    dev = flat[0].device
+    vals = torch.cat([t.to(dev) for t in flat]).tolist()
+    out, at = [], 0
+    for t in flat:
+        out.append(vals[at : at + t.numel()])
+        at += t.numel()
+    return out
+
+
+@dataclass
+class DeviceSums:
+    """Summed logs as one float64 vector on the device (``keys`` in sorted order); read with :meth:`to_host`."""
+
+    keys: list[str]
+    vec: torch.Tensor
+
+    def get(self, key: str, default: float = 0.0) -> torch.Tensor:
+        """The () sum of ``key`` (a view, or ``default`` as a device tensor): never read on the host."""
+        if key in self.keys:
+            return self.vec[self.keys.index(key)]
+        return torch.full((), default, dtype=torch.float64, device=self.vec.device)
+
+    def to_host(self) -> dict[str, float]:
+        return dict(zip(self.keys, to_host(self.vec)[0]))
+
+
 class LogSums:
     """Logs summed over batches on this rank, then over ranks (the one place where logs are reduced).
 
-    Tensor values stay on the device (float64 sums, no host sync) until :meth:`all_reduce`, which moves
-    everything to the host once.
+    Tensor values stay where they are (float64 sums, no host read); plain numbers stay on the host. :meth:`reduce`
+    puts both into one float64 device vector and all-reduces it without reading it (the trainer's per-update
+    path); :meth:`all_reduce` also brings it to the host (validation).
     """
 
     def __init__(self) -> None:
@@ -57,59 +92,104 @@ class LogSums:
                 self.add(k, v)
         self.add("n_batches", 1.0)
 
-    def all_reduce(
-        self, info: DistInfo, device: torch.device, extra: tuple[float, ...] = (), gather_keys: bool = False
-    ) -> tuple[dict[str, float], list[float]]:
-        """Sum over ranks in one float64 all-reduce and one copy to the host; returns ``(sums, extra)``.
+    def _vector(self, keys: list[str], device: torch.device) -> torch.Tensor:
+        sums = self.sums
+        host = torch.tensor(
+            [0.0 if torch.is_tensor(sums.get(k)) else float(sums.get(k, 0.0)) for k in keys], dtype=torch.float64
+        )
+        # pageable host memory: the copy is staged at once and never waits for the device's queue
+        host = host.to(device, non_blocking=True)
+        if not any(torch.is_tensor(sums.get(k)) for k in keys):
+            return host
+        return torch.stack([
+            sums[k].to(device, non_blocking=True) if torch.is_tensor(sums.get(k)) else host[j] for j, k in enumerate(keys)
+        ])
 
-        ``extra`` rides along in the same all-reduce (the trainer's stop flag). ``gather_keys`` first
-        agrees on the union of the keys of all ranks (a rank that saw no batch has none; missing sums
-        are 0); without it every rank must hold the same keys.
-        """
+    def reduce(self, info: DistInfo, device: torch.device) -> DeviceSums:
+        """Sum over ranks in one float64 all-reduce that stays on the device (every rank holds the same keys)."""
+        keys = sorted(self.sums)
+        return DeviceSums(keys, all_reduce_sum(self._vector(keys, device), info))
+
+    def all_reduce(self, info: DistInfo, device: torch.device, gather_keys: bool = False) -> dict[str, float]:
+        """:meth:`reduce` and one copy to the host. ``gather_keys`` first agrees on the union of the keys of all
+        ranks (a rank that saw no batch has none; missing sums are 0); without it every rank must hold the same
+        keys."""
         keys = sorted(self.sums)
         if gather_keys and info.distributed:
             keys = sorted(set().union(*all_gather_object(keys, info)))
-        sums = self.sums
-        vec = torch.tensor(
-            [0.0 if torch.is_tensor(sums.get(k)) else float(sums.get(k, 0.0)) for k in keys] + list(extra),
-            dtype=torch.float64,
-            device=device,
-        )
-        tens = [j for j, k in enumerate(keys) if torch.is_tensor(sums.get(k))]
-        if tens:
-            vec[tens] = torch.stack([sums[keys[j]].to(device) for j in tens])
-        all_reduce_sum(vec, info)
-        host = vec.tolist()
-        return dict(zip(keys, host[: len(keys)])), host[len(keys) :]
+        return DeviceSums(keys, all_reduce_sum(self._vector(keys, device), info)).to_host()
+
+
+def _merge(a: DeviceSums, b: DeviceSums) -> DeviceSums:
+    """``a + b`` over the union of their keys (a missing key counts 0)."""
+    if a.keys == b.keys:
+        return DeviceSums(a.keys, a.vec + b.vec)
+    keys = sorted(set(a.keys) | set(b.keys))
+    out = torch.zeros(len(keys), dtype=torch.float64, device=a.vec.device)
+    for s in (a, b):
+        idx = torch.tensor([keys.index(k) for k in s.keys]).to(out.device, non_blocking=True)
+        out = out.index_add(0, idx, s.vec)
+    return DeviceSums(keys, out)
+
+
+@dataclass
+class IntervalTotals:
+    """An :class:`Interval` read on the host: what the train log line is made of."""
+
+    sums: dict[str, float]
+    updates: int  # updates applied
+    skipped: int  # updates skipped (non-finite loss or gradient, fp16 overflow)
+    gnorm: float  # summed over the applied updates
+    gnorm_groups: dict[str, float]
+    seconds: float
 
 
 @dataclass
 class Interval:
-    """Sums over the updates since the last train log line."""
+    """Sums over the updates since the last train log line, on the device until :meth:`to_host`."""
 
-    sums: dict[str, float] = field(default_factory=dict)
-    updates: int = 0
-    skipped: int = 0
-    gnorm: float = 0.0
-    gnorm_groups: dict[str, Any] = field(default_factory=dict)  # device tensors: no sync until logged
+    sums: DeviceSums | None = None
+    attempted: int = 0
+    skipped: torch.Tensor | None = None  # () float64 count
+    gnorm: torch.Tensor | None = None  # () float64, applied updates only
+    gnorm_groups: dict[str, torch.Tensor] = field(default_factory=dict)
     seconds: float = 0.0
 
     def add(self, step: dict[str, Any]) -> None:
-        """One result of ``Trainer.train_update``."""
-        for k, v in step["sums"].items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
+        """One result of ``Trainer.train_update`` (device tensors: nothing is read here)."""
+        sums = step["sums"]
+        self.sums = DeviceSums(sums.keys, sums.vec.clone()) if self.sums is None else _merge(self.sums, sums)
         self.seconds += step["seconds"]
-        if step["updated"]:
-            self.updates += 1
-            self.gnorm += step["gnorm"]
-            for k, v in step.get("gnorm_groups", {}).items():
-                self.gnorm_groups[k] = self.gnorm_groups[k] + v if k in self.gnorm_groups else v
-        else:
-            self.skipped += 1
+        self.attempted += 1
+        skip = step["skip"]
+        applied = ~skip
+        gnorm = torch.where(applied, step["gnorm"].double(), 0.0)
+        self.gnorm = gnorm if self.gnorm is None else self.gnorm + gnorm
+        self.skipped = skip.double() if self.skipped is None else self.skipped + skip.double()
+        for k, v in step.get("gnorm_groups", {}).items():
+            v = torch.where(applied, v, 0.0)
+            self.gnorm_groups[k] = self.gnorm_groups[k] + v if k in self.gnorm_groups else v
+
+    def to_host(self, extra_seconds: float = 0.0) -> IntervalTotals:
+        """Everything in one device-to-host copy; ``extra_seconds`` (the wait for the device) counts as training
+        time."""
+        if self.sums is None:
+            return IntervalTotals({}, 0, 0, 0.0, {}, self.seconds + extra_seconds)
+        groups = list(self.gnorm_groups)
+        vals = to_host(self.sums.vec, self.skipped, self.gnorm, *(self.gnorm_groups[k] for k in groups))
+        skipped = int(vals[1][0])
+        return IntervalTotals(
+            sums=dict(zip(self.sums.keys, vals[0])),
+            updates=self.attempted - skipped,
+            skipped=skipped,
+            gnorm=vals[2][0],
+            gnorm_groups={k: v[0] for k, v in zip(groups, vals[3:])},
+            seconds=self.seconds + extra_seconds,
+        )
 
 
 def interval_metrics(
-    iv: Interval, step: dict[str, Any], task: Task, epoch: int, device: torch.device
+    iv: IntervalTotals, step: dict[str, Any], task: Task, epoch: int, device: torch.device
 ) -> dict[str, float]:
     """The train log line of an interval: the task's metrics, then ``lr`` (of the last ``step``),
     ``gnorm``, ``audio_s_per_s``, ``audio_h_per_update``, ``mem_gb``, ``epoch``, ``skipped``,
@@ -126,16 +206,11 @@ def interval_metrics(
         "skipped": float(iv.skipped),
     }
     for k, v in iv.gnorm_groups.items():
-        extra[f"gnorm_{k}"] = float(v) / max(iv.updates, 1)
+        extra[f"gnorm_{k}"] = v / max(iv.updates, 1)
     if step.get("loss_scale") is not None:
         extra["loss_scale"] = step["loss_scale"]
     metrics.update(extra)
     return metrics
-
-
-def quick_loss(sums: dict[str, float]) -> float:
-    """Loss in bits per sample of one update's reduced sums (the progress bar's number)."""
-    return sums.get("loss", 0.0) / (sums.get("sample_size", 0.0) or 1.0) / math.log(2)
 
 
 def describe_run(cfg: TrainConfig, task: Task, info: DistInfo, model: nn.Module) -> str:

@@ -141,12 +141,13 @@ class Task:
         return bool(self.cfg.data.valid)
 
     @staticmethod
-    def batch_audio_samples(batch: dict[str, torch.Tensor]) -> int:
-        """Valid audio samples in a batch (for audio-seconds/s and hours per update)."""
+    def batch_audio_samples(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Valid audio samples in a batch as a () tensor (for audio-seconds/s and hours per update); the trainer
+        passes the host batch and sums it with the other logs, unread until it logs."""
         if "lengths" in batch:
-            return int(batch["lengths"].sum())
+            return batch["lengths"].sum()
         src = batch.get("source")
-        return int(src.numel()) if src is not None else 0
+        return torch.tensor(src.numel() if src is not None else 0)
 
     # -- steps ----------------------------------------------------------------------------------------
     def begin_update(self, model: nn.Module, num_updates: int) -> None:

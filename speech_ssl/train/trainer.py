@@ -5,20 +5,34 @@ One update (fairseq's recipe):
 1. ``task.begin_update(model, n)`` (Gumbel temperature, freezing) and the scheduled lr for update ``n``;
 2. ``update_freq`` micro-batches, forward + backward of the *summed* loss; DDP synchronises gradients
    only on the last one (``no_sync``); bf16/fp16 autocast, fp16 with a dynamic ``GradScaler``;
-3. one all-reduce of ``[sample_size, loss, logs..., stop flag]`` over ranks;
+3. one all-reduce of ``[sample_size, loss, logs...]`` over ranks, on the device (the stop / save flags go over a
+   Gloo group on the host);
 4. gradients multiplied by ``world_size / sample_size`` (DDP averages over ranks, so the result is the
    gradient of sum(loss) / sum(sample_size) over the whole update, exactly as fairseq does);
 5. gradient norm (clipped when ``optim.clip_norm > 0``); a non-finite loss or norm skips the update
-   (logged, not counted), ``precision.max_consecutive_nonfinite`` in a row abort the run;
-6. AdamW step (torch's AdamW == fairseq's Adam with decoupled weight decay).
+   (on the device: see below), ``precision.max_consecutive_nonfinite`` in a row abort the run;
+6. AdamW step (torch's AdamW == fairseq's Adam with decoupled weight decay; ``optim.impl``,
+   :mod:`~speech_ssl.train.optim`).
+
+No host synchronisation between log lines: losses, logs, sample sizes, gradient norms and the skip decision
+stay device tensors (the gradient scale is ``world_size / sample_size`` as a tensor; fused AdamW takes the
+skip flag as its ``found_inf``, as under torch's GradScaler). The host reads them when it logs, validates or
+saves (:meth:`Trainer._settle`): then skipped updates are written to the log (``update n: non-finite loss ...;
+update skipped``), counted, and a streak of ``max_consecutive_nonfinite`` (or an fp16 loss scale below
+``min_loss_scale``) aborts the run, at most ``log_interval`` updates after it happened (a skipped update changes
+no weight). A skipped update counts as an update (as under torch's GradScaler): its number, lr and seeds are
+spent and ``skipped`` in the log line says how many there were. Exceptions, all documented where they are:
+the non-fused AdamW implementations read the skip flag (one sync per update), and the model's input checks,
+mask sampling and the masked-frame gather still read device values (tests/train/test_syncs.py lists them).
+The stop / save flags are host values, agreed on over a Gloo group (:func:`~speech_ssl.train.distributed.host_group`).
 
 Every micro-batch reseeds torch / numpy / random from (seed, update, global micro-batch index) with the
 global index ``micro * world_size + rank``: masks, negatives, Gumbel noise and dropout then depend only
 on the data, so 2 ranks × update_freq 1 equal 1 rank × update_freq 2 on the same batches, and a resumed
 run continues exactly. Crop offsets are seeded by (seed, epoch, ids) in the dataset itself.
 
-Only rank 0 writes (logs, checkpoints). Signals (SIGTERM / SIGUSR1) set a flag that travels in the
-per-update all-reduce, so all ranks agree to save and stop at the same update.
+Only rank 0 writes (logs, checkpoints). Signals (SIGTERM / SIGUSR1) set a flag that is summed over ranks after
+every update, so all ranks agree to save and stop at the same update.
 
 This module is the loop and the update; the rest lives next to it: :mod:`~speech_ssl.train.stream` (training
 batches, validation loader), :mod:`~speech_ssl.train.state` (what a checkpoint holds, resuming, optimizer
@@ -46,15 +60,18 @@ from speech_ssl.train.config import TrainConfig
 from speech_ssl.train.distributed import (
     DistInfo,
     all_gather_object,
+    all_reduce_host,
     barrier,
     batch_seed,
+    host_group,
     pick_device,
     rng_state,
     seed_everything,
     wrap_model,
 )
 from speech_ssl.train.monitor import Monitor
-from speech_ssl.train.report import Interval, LogSums, describe_run, interval_metrics, quick_loss
+from speech_ssl.train.optim import apply_impl, build_adamw, resolve_impl, step_unless
+from speech_ssl.train.report import DeviceSums, Interval, LogSums, describe_run, interval_metrics, to_host
 from speech_ssl.train.schedules import lr_at, warmup_end
 from speech_ssl.train.signals import StopSignals
 from speech_ssl.train.state import (
@@ -106,6 +123,8 @@ class Trainer:
         self.stopped_by: str | None = None
         self._last_save = time.monotonic()
         self._nonfinite_streak = 0
+        self._pending: list[tuple[int, torch.Tensor]] = []  # (update, outcome record) not read on the host yet
+        self._last_scale: float | None = None
         self.signals = StopSignals(self.info.is_main)
         self.monitor: Monitor | None = None
         self.resumed_from: Path | None = None
@@ -157,9 +176,12 @@ class Trainer:
         if len(self.opt_groups.lr_scales) > 1:
             self._log("learning-rate groups: " + self.opt_groups.describe())
         o = cfg.optim
-        self.optimizer = torch.optim.AdamW(
-            self.opt_groups.groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+        self.optim_impl = resolve_impl(o.impl, self.device, self.is_fsdp)
+        self.optimizer = build_adamw(
+            self.opt_groups.groups, self.optim_impl, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+            weight_decay=o.weight_decay,
         )
+        self._host_group = host_group(self.info)
         p = cfg.precision
         self.scaler = torch.amp.GradScaler(
             self.device.type, init_scale=p.fp16_init_scale, growth_interval=p.fp16_scale_window, enabled=p.mode == "fp16"
@@ -170,6 +192,7 @@ class Trainer:
                 load_train_state(ckpt), ckpt, model=self.model, optimizer=self.optimizer, names=self.opt_groups.names,
                 fsdp=self.is_fsdp, scaler=self.scaler, info=self.info, update_freq=o.update_freq, log=self._log,
             )
+            apply_impl(self.optimizer, self.optim_impl)  # the configured implementation, not the saved one
             self.num_updates, self.skipped_total, self.best = at.num_updates, at.skipped, at.best
             self.stream = BatchStream(self.task, self.info, cfg.data.num_workers, at.epoch, at.offset)
             self._log(f"resumed from {ckpt} at update {self.num_updates} (epoch {at.epoch}, batch {at.offset})")
@@ -177,6 +200,7 @@ class Trainer:
 
     def save(self, best: bool = False) -> Path | None:
         """Write a periodic checkpoint (or ``best/``) from rank 0; every rank must call this."""
+        self._settle()
         if not best:
             self._last_save = time.monotonic()  # checkpoint.save_interval_minutes counts from here
         if self.run_dir is None:
@@ -230,18 +254,19 @@ class Trainer:
             g["lr"] = lr * scale
         return lr
 
-    def _grad_norm(self) -> float:
+    def _grad_norm(self) -> torch.Tensor:
+        """The () total gradient norm before clipping (clipping scales on the device: no sync)."""
         clip = self.cfg.optim.clip_norm
         grads = [p.grad for p in self.params if p.grad is not None]
         if not grads:
-            return 0.0
+            return torch.zeros((), device=self.device)
         if clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(self.params, clip)
         else:
             norm = torch.nn.utils.get_total_norm(grads)
         if hasattr(norm, "full_tensor"):
             norm = norm.full_tensor()
-        return float(norm)
+        return norm
 
     def _group_grad_norms(self) -> dict[str, torch.Tensor]:
         """Gradient norm (before clipping) of each ``task.grad_norm_group``, as device tensors (not under FSDP,
@@ -262,7 +287,7 @@ class Trainer:
         return out
 
     def train_update(self) -> dict[str, Any]:
-        """Run one update (``update_freq`` micro-batches); returns its reduced sums and status."""
+        """Run one update (``update_freq`` micro-batches); returns its reduced sums and outcome as device tensors."""
         cfg = self.cfg
         W, rank, F = self.info.world_size, self.info.rank, cfg.optim.update_freq
         n = self.num_updates
@@ -273,7 +298,7 @@ class Trainer:
         logs = LogSums()
         for i in range(F):
             cpu_batch = self.stream.next()
-            audio_samples = float(self.task.batch_audio_samples(cpu_batch))  # on the host: no device sync
+            audio_samples = self.task.batch_audio_samples(cpu_batch)  # a tensor of the host batch
             batch = to_device(cpu_batch, self.device)
             # after fetching: opening a DataLoader iterator draws from the global RNG
             seed_everything(batch_seed(cfg.seed, n, i * W + rank))
@@ -287,75 +312,91 @@ class Trainer:
                     loss.backward()
             logs.add_output(out, loss)
             logs.add("audio_samples", audio_samples)
+        sums = logs.reduce(self.info, self.device)  # all-reduced on the device, not read
+        step = self._optimizer_step(sums, n)
+        self.num_updates += 1
+        stop, due = self._flags()
+        return {"stop": stop, "save_due": due, "lr": lr, **step, "sums": sums, "seconds": time.perf_counter() - t0}
+
+    def _flags(self) -> tuple[bool, bool]:
+        """(stop, save due) agreed by all ranks: host values, summed over a Gloo group (no device sync)."""
         stop = 1.0 if self.signals.received is not None else 0.0
         minutes = self.cfg.checkpoint.save_interval_minutes
         due = 1.0 if minutes > 0 and time.monotonic() - self._last_save >= 60 * minutes else 0.0
-        # every rank's flags ride in the one all-reduce, so all ranks stop / save at the same update
-        vals, (stop_all, due_all) = logs.all_reduce(self.info, self.device, extra=(stop, due))
-        return {
-            "stop": stop_all > 0,
-            "save_due": due_all > 0,
-            "lr": lr,
-            **self._optimizer_step(vals, n),
-            "sums": vals,
-            "seconds": time.perf_counter() - t0,
-        }
+        stop_all, due_all = all_reduce_host([stop, due], self.info, self._host_group)
+        return stop_all > 0, due_all > 0
 
-    def _optimizer_step(self, vals: dict[str, float], n: int) -> dict[str, Any]:
-        """Steps 4-6 of update ``n`` given its reduced sums: scale, norm, step or skip (and maybe abort)."""
-        cfg = self.cfg
-        if self.scaler.is_enabled():
-            self.scaler.unscale_(self.optimizer)
-        ss = vals.get("sample_size", 0.0)
-        factor = self.info.world_size / (ss if ss > 0 else 1.0)
+    def _optimizer_step(self, sums: DeviceSums, n: int) -> dict[str, Any]:
+        """Steps 4-6 of update ``n`` given its reduced sums: scale, norm, step or skip, all on the device.
+
+        Returns ``skip`` (() bool), ``gnorm`` and ``gnorm_groups`` (device tensors) and queues the update's
+        outcome for :meth:`_settle`."""
+        scaler = self.scaler
+        if scaler.is_enabled():
+            scale_used = scaler._get_scale_async().double().clone()  # the public get_scale() reads it on the host
+            scaler.unscale_(self.optimizer)
+        ss = sums.get("sample_size")
+        factor = self.info.world_size / torch.where(ss > 0, ss, 1.0)
         grads = [p.grad for p in self.params if p.grad is not None]
         if grads:
             torch._foreach_mul_(grads, factor)
         group_norms = self._group_grad_norms()
         gnorm = self._grad_norm()
-        finite = math.isfinite(vals.get("loss", 0.0)) and math.isfinite(gnorm)
-        if finite:
-            if self.scaler.is_enabled():
-                self.scaler.step(self.optimizer)
-            else:
-                self.optimizer.step()
-            self.num_updates += 1
-            self._nonfinite_streak = 0
-        elif self.scaler.is_enabled() and math.isfinite(vals.get("loss", 0.0)):
-            # fp16 gradient overflow: routine for dynamic loss scaling (the scale halves); like fairseq it
-            # does not count towards the abort, which precision.min_loss_scale guards instead.
-            self.skipped_total += 1
-            self._log(f"update {n}: fp16 gradient overflow at loss scale {self.scaler.get_scale():g}; skipped")
-        else:
-            self._nonfinite_streak += 1
-            self.skipped_total += 1
-            self._log(
-                f"update {n}: non-finite loss ({vals.get('loss')}) or gradient norm ({gnorm}); update skipped "
-                f"({self._nonfinite_streak} in a row)"
-            )
-        scale = None
-        if self.scaler.is_enabled():
-            self.scaler.update()
-            scale = float(self.scaler.get_scale())
+        loss_ok = torch.isfinite(sums.get("loss"))
+        skip = ~(loss_ok & torch.isfinite(gnorm))
+        step_unless(self.optimizer, skip)
+        record = [sums.get("loss"), gnorm.double(), skip.double()]
+        if scaler.is_enabled():
+            scaler.update()
+            # an fp16 overflow (finite loss, inf gradients) is routine: it halves the scale and, like fairseq,
+            # does not count towards the abort, which precision.min_loss_scale guards instead
+            record += [(skip & loss_ok).double(), scale_used, scaler._get_scale_async().double()]
+        self._pending.append((n, torch.stack(record)))
         self.optimizer.zero_grad(set_to_none=True)
-        if self._nonfinite_streak >= cfg.precision.max_consecutive_nonfinite:
-            raise TrainingAborted(
-                f"{self._nonfinite_streak} updates in a row had a non-finite loss or gradient (update "
-                f"{n}); stopping. Advice: lower optim.lr or lengthen the warmup, set optim.clip_norm, use "
-                "precision.mode=bf16 (or fp32) instead of fp16, and check the data for NaNs / empty audio. "
-                "Resume from the last checkpoint with --resume after changing the config."
-            )
-        if scale is not None and scale < cfg.precision.min_loss_scale:
-            raise TrainingAborted(
-                f"fp16 loss scale fell to {scale:g} (< precision.min_loss_scale={cfg.precision.min_loss_scale:g}): "
-                "gradients overflow at any scale. Use precision.mode=bf16, lower the lr, or set optim.clip_norm."
-            )
-        return {"updated": finite, "gnorm": gnorm, "gnorm_groups": group_norms, "loss_scale": scale}
+        return {"skip": skip, "gnorm": gnorm, "gnorm_groups": group_norms}
+
+    def _settle(self) -> None:
+        """Read the outcomes of the updates since the last call (one copy to the host): log and count the skipped
+        ones and abort on ``max_consecutive_nonfinite`` in a row or an fp16 scale below ``min_loss_scale``."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        rows = to_host(*(r for _, r in pending))
+        p = self.cfg.precision
+        for (n, _), row in zip(pending, rows):
+            loss, gnorm, skip = row[:3]
+            overflow, scale_used, scale = row[3:] if len(row) > 3 else (0.0, None, None)
+            if not skip:
+                self._nonfinite_streak = 0
+            elif overflow:
+                self.skipped_total += 1
+                self._log(f"update {n}: fp16 gradient overflow at loss scale {scale_used:g}; skipped")
+            else:
+                self._nonfinite_streak += 1
+                self.skipped_total += 1
+                self._log(
+                    f"update {n}: non-finite loss ({loss}) or gradient norm ({gnorm}); update skipped "
+                    f"({self._nonfinite_streak} in a row)"
+                )
+            self._last_scale = scale
+            if self._nonfinite_streak >= p.max_consecutive_nonfinite:
+                raise TrainingAborted(
+                    f"{self._nonfinite_streak} updates in a row had a non-finite loss or gradient (update "
+                    f"{n}); stopping. Advice: lower optim.lr or lengthen the warmup, set optim.clip_norm, use "
+                    "precision.mode=bf16 (or fp32) instead of fp16, and check the data for NaNs / empty audio. "
+                    "Resume from the last checkpoint with --resume after changing the config."
+                )
+            if scale is not None and scale < p.min_loss_scale:
+                raise TrainingAborted(
+                    f"fp16 loss scale fell to {scale:g} (< precision.min_loss_scale={p.min_loss_scale:g}): "
+                    "gradients overflow at any scale. Use precision.mode=bf16, lower the lr, or set optim.clip_norm."
+                )
 
     # ------------------------------------------------------------------------------------------------
     # validation
     def validate(self) -> dict[str, float]:
         """Metrics over the validation split (sharded over ranks, summed); deterministic masks."""
+        self._settle()
         W, rank = self.info.world_size, self.info.rank
         loader = valid_loader(self.task, self.info, self.cfg.data.num_workers)
         model = self.model if self.is_fsdp else self.raw_model
@@ -374,7 +415,7 @@ class Trainer:
         finally:
             stop_workers(batches)
         model.train()
-        sums, _ = logs.all_reduce(self.info, self.device, gather_keys=True)
+        sums = logs.all_reduce(self.info, self.device, gather_keys=True)
         metrics = self.task.reduce_metrics(sums)
         metrics["valid_seconds"] = time.perf_counter() - t0
         self.last_valid = metrics
@@ -429,31 +470,31 @@ class Trainer:
                     step = self.train_update()
                     interval.add(step)
                     n = self.num_updates
-                    if step["updated"]:
-                        self.monitor.step(n, {"loss": quick_loss(step["sums"]), "lr": step["lr"]})
-                        if n % log_every == 0:
-                            self._log_interval(interval, step)
-                            interval = Interval()
-                        vi = cfg.logging.valid_interval_updates
-                        if vi > 0 and n % vi == 0 and self.task.has_valid():
-                            self._validate_and_keep_best()
-                            validated_at = n
-                        si = cfg.checkpoint.save_interval_updates
-                        if (si > 0 and n % si == 0) or step["save_due"]:
-                            self.save()
-                            saved_at = n
+                    self.monitor.step(n)
+                    if n % log_every == 0:
+                        self._log_interval(interval, step)
+                        interval = Interval()
+                    vi = cfg.logging.valid_interval_updates
+                    if vi > 0 and n % vi == 0 and self.task.has_valid():
+                        self._validate_and_keep_best()
+                        validated_at = n
+                    si = cfg.checkpoint.save_interval_updates
+                    if (si > 0 and n % si == 0) or step["save_due"]:
+                        self.save()
+                        saved_at = n
                     if step["stop"]:
                         self.stopped_by = "signal"
                         break
                     if self.stop_after_updates is not None and n - start >= self.stop_after_updates:
                         self.stopped_by = "stop_after_updates"
                         break
-                if interval.updates or interval.skipped:
+                if interval.attempted:
                     self._log_interval(interval, step)
                 if self.stopped_by is None and self.task.has_valid() and validated_at != self.num_updates:
                     self._validate_and_keep_best()
                 if saved_at != self.num_updates:
                     self.save()
+                self._settle()
                 if self.stopped_by is not None:
                     self._log(f"stopped at update {self.num_updates} ({self.stopped_by}); continue with --resume")
                 else:
@@ -464,6 +505,12 @@ class Trainer:
         return self.last_valid or self.last_train or {}
 
     def _log_interval(self, iv: Interval, step: dict[str, Any]) -> None:
-        metrics = interval_metrics(iv, step, self.task, self.stream.epoch, self.device)
+        """The train log line: the host reads the interval here (the one sync between log lines)."""
+        t0 = time.perf_counter()
+        self._settle()
+        totals = iv.to_host(extra_seconds=time.perf_counter() - t0)  # waiting for the device is training time
+        metrics = interval_metrics(totals, {**step, "loss_scale": self._last_scale}, self.task, self.stream.epoch,
+                                   self.device)
         self.last_train = metrics
         self.monitor.log("train", self.num_updates, metrics)
+        self.monitor.step(self.num_updates, {"loss": metrics["loss"], "lr": step["lr"]})

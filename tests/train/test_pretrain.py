@@ -181,13 +181,27 @@ def test_non_finite_updates_are_skipped_then_abort(corpus, cfg_file, tmp_path):
         train(cfg_file, tmp_path / "b", ov, task_cls=NaNAt)
 
 
-def test_fp16_overflow_lowers_the_scale_without_aborting(corpus, cfg_file, tmp_path):
-    ov = tiny_overrides(corpus, **{"optim.max_update": 3, "precision.mode": "fp16", "precision.fp16_init_scale": 2.0**22,
-                                   "precision.max_consecutive_nonfinite": 2, "checkpoint.save_interval_updates": 0})
+@pytest.mark.parametrize("impl", ["fused", "for_loop"])
+def test_fp16_overflow_lowers_the_scale_without_aborting(corpus, cfg_file, tmp_path, capfd, impl):
+    """Overflow updates are skipped on the device (fused) or by the host (for_loop), count as updates (GradScaler's
+    semantics) and are logged when the host reads them."""
+    ov = tiny_overrides(corpus, **{"optim.max_update": 4, "precision.mode": "fp16", "precision.fp16_init_scale": 2.0**22,
+                                   "precision.max_consecutive_nonfinite": 2, "checkpoint.save_interval_updates": 0,
+                                   "logging.log_interval": 4, "optim.impl": impl})
+    fresh = Trainer(load_train_config(cfg_file, ov), PretrainTask(load_train_config(cfg_file, ov)), None)
+    fresh.setup()
+    before = params(fresh)
     tr = train(cfg_file, tmp_path, ov)
-    assert tr.num_updates == 3 and tr.skipped_total >= 3  # several overflows in a row, no abort
+    assert tr.num_updates == 4 and tr.skipped_total >= 3  # several overflows in a row, no abort
     assert tr.scaler.get_scale() <= 2.0**22 / 2**3
     assert all(torch.isfinite(v).all() for v in params(tr).values())
+    err = capfd.readouterr().err
+    assert err.count("fp16 gradient overflow at loss scale") == tr.skipped_total
+    assert "update 0: fp16 gradient overflow at loss scale 4.1943e+06; skipped" in err
+    train_line = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()][0]
+    assert train_line["skipped"] == tr.skipped_total and train_line["loss_scale"] == tr.scaler.get_scale()
+    if tr.skipped_total == 4:  # nothing was applied
+        assert all(torch.equal(v, before[k]) for k, v in params(tr).items())
 
 
 def test_init_from_takes_weights_only(corpus, cfg_file, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 from types import SimpleNamespace
@@ -13,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from speech_ssl.train.distributed import DistInfo
-from speech_ssl.train.report import Interval, LogSums, interval_metrics, quick_loss
+from speech_ssl.train.report import DeviceSums, Interval, LogSums, interval_metrics, to_host
 
 
 def step_output(loss, sample_size, logs):  # what LogSums reads of a task's StepOutput
@@ -25,13 +24,19 @@ def test_log_sums_add_in_float64_and_reduce_once():
     for loss, n in ((1.5, 3), (2.25, 4)):
         out = step_output(loss=torch.tensor(loss), sample_size=n, logs={"correct": torch.tensor([1.0, 2.0]), "loss": 9.0})
         logs.add_output(out, out.loss.float())
-        logs.add("audio_samples", 100.0)
+        logs.add("audio_samples", torch.tensor(100))  # a tensor of the host batch
     assert logs.sums["loss"].dtype == torch.float64  # stays a device tensor until the reduce
-    sums, extra = logs.all_reduce(DistInfo(), torch.device("cpu"), extra=(1.0, 0.0))
-    assert list(sums) == sorted(sums)
-    assert sums == {"audio_samples": 200.0, "correct": 6.0, "loss": 3.75, "n_batches": 2.0, "sample_size": 7.0}
-    assert extra == [1.0, 0.0]
-    assert quick_loss(sums) == pytest.approx(3.75 / 7 / math.log(2))
+    want = {"audio_samples": 200.0, "correct": 6.0, "loss": 3.75, "n_batches": 2.0, "sample_size": 7.0}
+    reduced = logs.reduce(DistInfo(), torch.device("cpu"))  # on the device, unread
+    assert reduced.keys == sorted(want) and reduced.vec.dtype == torch.float64
+    assert float(reduced.get("loss")) == 3.75 and float(reduced.get("missing", 0.0)) == 0.0
+    assert reduced.to_host() == want
+    assert logs.all_reduce(DistInfo(), torch.device("cpu")) == want
+
+
+def test_to_host_reads_several_tensors_in_one_copy():
+    assert to_host(torch.tensor([1.0, 2.0]), torch.tensor(3, dtype=torch.int64), torch.tensor([[4.0]])) == [
+        [1.0, 2.0], [3.0], [4.0]]
 
 
 def _free_port() -> int:
@@ -48,7 +53,7 @@ def _rank_main(rank: int, port: int, q) -> None:
         logs = LogSums()
         if rank == 0:  # rank 1 saw no validation batch: it has no keys at all
             logs.add_output(step_output(torch.tensor(2.0), 5, {"wer_errors": 3.0}), torch.tensor(2.0))
-        sums, _ = logs.all_reduce(info, torch.device("cpu"), gather_keys=True)
+        sums = logs.all_reduce(info, torch.device("cpu"), gather_keys=True)
         q.put((rank, sums))
     finally:
         dist.destroy_process_group()
@@ -69,17 +74,27 @@ def test_log_sums_agree_on_the_union_of_keys_over_ranks():
     assert got[0] == got[1] == want
 
 
+def _step(sums: dict[str, float], skip: bool, gnorm: float, seconds: float, **groups: float) -> dict:
+    keys = sorted(sums)
+    return {"sums": DeviceSums(keys, torch.tensor([sums[k] for k in keys], dtype=torch.float64)),
+            "skip": torch.tensor(skip), "gnorm": torch.tensor(gnorm), "seconds": seconds,
+            "gnorm_groups": {k: torch.tensor(v) for k, v in groups.items()}}
+
+
 def test_interval_line():
     iv = Interval()
-    iv.add({"sums": {"loss": 4.0, "sample_size": 2.0, "audio_samples": 32000.0}, "seconds": 2.0, "updated": True,
-            "gnorm": 3.0, "gnorm_groups": {"head": torch.tensor(1.0)}})
-    iv.add({"sums": {"loss": 2.0, "sample_size": 2.0, "audio_samples": 16000.0}, "seconds": 1.0, "updated": False})
+    iv.add(_step({"loss": 4.0, "sample_size": 2.0, "audio_samples": 32000.0}, False, 3.0, 2.0, head=1.0))
+    iv.add(_step({"loss": 2.0, "sample_size": 2.0, "audio_samples": 16000.0, "extra": 1.0}, True, float("nan"), 1.0,
+                 head=float("nan")))
+    totals = iv.to_host()
+    assert (totals.updates, totals.skipped, totals.gnorm, totals.seconds) == (1, 1, 3.0, 3.0)
+    assert totals.sums == {"loss": 6.0, "sample_size": 4.0, "audio_samples": 48000.0, "extra": 1.0}
 
     class T:
         def reduce_metrics(self, s):
             return {"loss": s["loss"] / s["sample_size"]}
 
-    m = interval_metrics(iv, {"lr": 0.1, "loss_scale": None}, T(), 3, torch.device("cpu"))
+    m = interval_metrics(totals, {"lr": 0.1, "loss_scale": None}, T(), 3, torch.device("cpu"))
     assert list(m)[:8] == ["loss", "lr", "gnorm", "audio_s_per_s", "audio_h_per_update", "mem_gb", "epoch", "skipped"]
     assert m["loss"] == 1.5 and m["gnorm"] == 3.0 and m["skipped"] == 1.0 and m["epoch"] == 3.0
     assert m["audio_s_per_s"] == pytest.approx(1.0) and m["audio_h_per_update"] == pytest.approx(1.5 / 3600)
