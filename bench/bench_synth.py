@@ -46,28 +46,44 @@ def end_to_end(languages: list[str], minutes: float, workers: int, augment: floa
 
 
 def stages(n: int = 40) -> dict:
-    from data_prep.synth.acoustics import AcousticsConfig, process, resample
+    """CPU seconds per audio second of each step of ``corpus.render``, one core, English sentences."""
+    from data_prep.synth.acoustics import (
+        AcousticsConfig,
+        opus_round_trip,
+        process,
+        resample,
+        speaking_style,
+        speed_perturb,
+    )
     from data_prep.synth.corpus import _encode
     from data_prep.synth.espeak import ESPEAK_RATE, get_engine
     from data_prep.synth.speakers import make_speakers
-    from data_prep.synth.text import Grammar
+    from data_prep.synth.text import shipped_sentences
 
     eng = get_engine()
     spk = make_speakers("en", 8, 0)
     for s in spk:
         eng.write_variant(s.variant_name, s.variant_text())
-    texts = Grammar("en").sample(n, np.random.default_rng(0))
+    texts = shipped_sentences("en")[:n]
     rng = np.random.default_rng(0)
     acfg = AcousticsConfig(augment_prob=0.3)
     out: dict[str, float] = {}
     audio = 0.0
-    ys = []
     t = time.process_time()
-    res = [eng.synthesize(x, "en-US", spk[i % 8].variant_name, rate=spk[i % 8].rate, seed=i) for i, x in enumerate(texts)]
+    res = []
+    for i, x in enumerate(texts):
+        st = speaking_style(acfg, rng)
+        r = eng.synthesize(x, spk[i % 8].voice, spk[i % 8].variant_name, rate=int(spk[i % 8].rate * st["rate"]),
+                           pitch=st["pitch"], pitch_range=st["range"], word_gap=st["gap"], seed=i)
+        res.append((r.samples.astype(np.float32) / 32768, st["speed"]))
     out["synthesize"] = time.process_time() - t
     t = time.process_time()
-    for r in res:
-        y, _, _ = process(r.samples.astype(np.float32) / 32768, ESPEAK_RATE, acfg, rng)
+    speech = [speed_perturb(x, f) for x, f in res]
+    out["speed_perturb"] = time.process_time() - t
+    t = time.process_time()
+    ys = []
+    for k, x in enumerate(speech):
+        y, _, _ = process(x, ESPEAK_RATE, acfg, rng, talkers=speech[max(0, k - 6): k])
         ys.append(y)
         audio += y.size / ESPEAK_RATE
     out["acoustics"] = time.process_time() - t
@@ -77,8 +93,12 @@ def stages(n: int = 40) -> dict:
         out[f"resample_{rate}"] = time.process_time() - t
         t = time.process_time()
         for z in zs:
-            _encode(z, rate, fmt)
+            _encode(z, rate, fmt, quality=float(rng.uniform(*acfg.mp3_quality)) if fmt == "mp3" else None)
         out[f"encode_{fmt}"] = time.process_time() - t
+    t = time.process_time()
+    for z in zs[: len(zs) // 4]:
+        opus_round_trip(resample(z, 8000, 48000), 48000, float(rng.uniform(*acfg.opus_quality)))
+    out["opus_round_trip_quarter"] = time.process_time() - t
     return {"audio_s": round(audio, 1), **{f"{k}_cpu_per_audio_s": round(v / audio, 5) for k, v in out.items()}}
 
 
