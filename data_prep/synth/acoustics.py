@@ -38,7 +38,9 @@ class AcousticsConfig:
     speed: tuple[float, float] = (0.9, 1.1)
     # channels (per layout: CommonVoice clips are MP3, BABEL calls telephone band + mu-law)
     mp3_quality: tuple[float, float] = (0.5, 0.99)  # libsndfile compression level, VBR: ~70 .. ~35 kbit/s here
-    opus_prob: float = 0.25  # CommonVoice: probability of an Opus round trip at a low bitrate before MP3
+    # CommonVoice: probability of an Opus round trip (16 kHz, low bitrate) before MP3. libopus costs ~0.04 CPU-s per
+    # audio second, so a few percent of the clips keep generation above 50x real time per core
+    opus_prob: float = 0.1
     opus_quality: tuple[float, float] = (0.9, 0.99)  # ~30 .. ~9 kbit/s
 
 

@@ -241,8 +241,9 @@ def render(job: Job) -> dict:
     out = resample(y, ESPEAK_RATE, job.rate)
     quality = None
     if job.fmt == "mp3":
-        if rng.random() < acfg.opus_prob:
-            out, kbps = opus_round_trip(out, job.rate, float(rng.uniform(*acfg.opus_quality)))
+        if rng.random() < acfg.opus_prob:  # wideband Opus, as a browser recording might have been
+            wide, kbps = opus_round_trip(resample(y, ESPEAK_RATE, 16000), 16000, float(rng.uniform(*acfg.opus_quality)))
+            out = resample(wide, 16000, job.rate)
             channel["opus_kbps"] = round(kbps, 1)
         quality = round(float(rng.uniform(*acfg.mp3_quality)), 3)
     data = _encode(out, job.rate, job.fmt, quality)

@@ -42,7 +42,7 @@ class DemoConfig:
     synth_workers: int = 0  # 0: all cores
     # -- pretraining
     pretrained: str = "auto"  # auto: the shipped checkpoint (package data) when present; none: pretrain here; or a path
-    pretrain_seconds: float = 240.0  # own pretraining (curves; the fine-tuning init when nothing is shipped)
+    pretrain_seconds: float = 150.0  # own pretraining (curves; the fine-tuning init when nothing is shipped)
     pretrain_max_update: int = 1500
     pretrain_overrides: list[str] = field(default_factory=list)
     # -- fine-tuning: every condition of a language gets the same wall time
