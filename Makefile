@@ -8,7 +8,7 @@ EXTRAS ?= dev,lm,synth,plot
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install test test-all lint demo demo-quick bench clean
+.PHONY: install test test-all lint demo demo-quick bench bench-real clean
 
 install: $(STAMP)
 
@@ -40,6 +40,13 @@ bench: install
 	OMP_NUM_THREADS=1 $(BIN)/python bench/bench_data_loading.py --minutes 10 --workers 0 1
 	OMP_NUM_THREADS=1 $(BIN)/python bench/bench_synth.py --minutes 2 --workers 1
 	$(BIN)/python bench/bench_pretrain.py --presets tiny,base --threads 2
+
+# The real-speech check (not a test; fetches 5 LibriVox clips from pocketsphinx's sdist with pip once):
+# a fine-tuned English letter checkpoint of ours vs pocketsphinx on the same clips.
+CHECKPOINT ?= exp/synth/finetune/en-10m-pretrained/final
+bench-real: install
+	$(BIN)/python -m pip install -q pocketsphinx==5.1.1
+	OMP_NUM_THREADS=2 $(BIN)/python bench/bench_real_speech.py --checkpoint $(CHECKPOINT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

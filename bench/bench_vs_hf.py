@@ -1,0 +1,184 @@
+"""Side by side with HF transformers: one pretraining update (forward + backward + AdamW), same weights.
+
+    python bench/bench_vs_hf.py --preset base --shapes 1x5,2x5,4x5 --pairs 6 --threads 2 [--memory]
+    python bench/bench_vs_hf.py --preset tiny --shapes 1x5 --pairs 10 --threads 2 --dtype bf16
+
+For each shape (batch x seconds):
+1. HF's ``Wav2Vec2ForPreTraining`` is built from our preset's config (``config_to_hf``) with a fixed seed and
+   saved; ours is loaded from that folder (``load_hf``: the exact key table), so both hold the same weights.
+2. One waveform batch, one set of mask indices and one set of negatives (ours, sampled once) feed both.
+3. Each side gets its own AdamW (``--optimizer``, default ``fused`` for both: the comparison is of the
+   models; ``--hf-optimizer for_loop`` times HF the way torch's CPU default runs it).
+4. After one warm-up update each, ``--pairs`` pairs of updates alternate the order (ours-HF, HF-ours, ...),
+   and the figure is the *paired* ratio HF time / ours per pair: median, min and max. Paired ratios cancel
+   most of the drift of a shared machine (other jobs, frequency); the raw medians are printed too.
+5. ``--memory``: the peak resident memory of one process per side (the same imports, model, batch and three
+   updates; ``ru_maxrss``), run one after the other, so neither side's allocations count against the other.
+
+The thread count and the 1-minute load are printed with the table: on a shared machine they decide the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+
+def parse_shape(s: str) -> tuple[int, float]:
+    b, sec = s.lower().split("x")
+    return int(b), float(sec)
+
+
+def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_optimizer: str, dtype: str):
+    """{"ours"|"hf": update function}; both models hold the same weights and see the same inputs."""
+    import transformers
+
+    from speech_ssl.interop.hf import config_to_hf, load_hf
+    from speech_ssl.models import get_preset
+    from speech_ssl.models.masking import compute_mask_indices, sample_negatives
+
+    transformers.utils.logging.disable_progress_bar()
+    cfg = get_preset(preset)
+    torch.manual_seed(0)
+    hf = transformers.Wav2Vec2ForPreTraining(transformers.Wav2Vec2Config(**config_to_hf(cfg))).train()
+    ours = None
+    if which != "hf":
+        with tempfile.TemporaryDirectory(prefix="bench-vs-hf-") as d:
+            hf.save_pretrained(d)
+            if which == "ours":  # a memory worker holds one model only
+                hf = None
+            ours = load_hf(d).train()
+    B, sec = shape
+    L = int(sec * 16000)
+    x = torch.randn(B, L, generator=torch.Generator().manual_seed(1)) * 0.1
+    T = int(ours.wav2vec2.output_lengths(torch.tensor([L]))[0]) if ours is not None else \
+        int(hf._get_feat_extract_output_lengths(torch.tensor([L]))[0])
+    g = torch.Generator().manual_seed(2)
+    mask = compute_mask_indices((B, T), None, cfg.mask_prob, cfg.mask_length, min_masks=2, generator=g)
+    neg = sample_negatives(mask, cfg.num_negatives, generator=g)
+    amp = dict(device_type="cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
+
+    def adamw(model, impl):
+        kw = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
+        return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6, **kw)
+
+    steps = {}
+    if which in ("both", "ours"):
+        opt_o = adamw(ours, optimizer)
+
+        def ours_step():
+            opt_o.zero_grad(set_to_none=True)
+            with torch.autocast(**amp):
+                out = ours(x, mask_indices=mask, negative_indices=neg)
+            out.loss.backward()
+            opt_o.step()
+
+        steps["ours"] = ours_step
+    if which in ("both", "hf"):
+        opt_h = adamw(hf, hf_optimizer)
+
+        def hf_step():
+            opt_h.zero_grad(set_to_none=True)
+            with torch.autocast(**amp):
+                out = hf(x, mask_time_indices=mask, sampled_negative_indices=neg)
+            out.loss.backward()
+            opt_h.step()
+
+        steps["hf"] = hf_step
+    return steps, sum(p.numel() for p in (ours if ours is not None else hf).parameters())
+
+
+def timed(step) -> float:
+    t0 = time.perf_counter()
+    step()
+    return time.perf_counter() - t0
+
+
+def paired(steps: dict, pairs: int) -> dict:
+    for s in steps.values():  # warm-up: allocator, optimizer state, oneDNN primitives
+        s()
+    t_ours, t_hf, ratios = [], [], []
+    for i in range(pairs):
+        if i % 2 == 0:
+            a = timed(steps["ours"])
+            b = timed(steps["hf"])
+        else:
+            b = timed(steps["hf"])
+            a = timed(steps["ours"])
+        t_ours.append(a)
+        t_hf.append(b)
+        ratios.append(b / a)
+    return {"ours_s": statistics.median(t_ours), "hf_s": statistics.median(t_hf),
+            "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
+
+
+def memory_worker(args) -> None:
+    torch.set_num_threads(args.threads)
+    steps, _ = build(args.preset, parse_shape(args.shapes), args.memory_worker, args.optimizer,
+                     args.hf_optimizer, args.dtype)
+    step = steps[args.memory_worker]
+    for _ in range(3):
+        step()
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def peak_memory(args, shape: str, which: str) -> float:
+    cmd = [sys.executable, __file__, "--preset", args.preset, "--shapes", shape, "--threads", str(args.threads),
+           "--optimizer", args.optimizer, "--hf-optimizer", args.hf_optimizer, "--dtype", args.dtype,
+           "--memory-worker", which]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", default="base")
+    ap.add_argument("--shapes", default="1x5,4x5", help="comma list of BATCHxSECONDS")
+    ap.add_argument("--pairs", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--optimizer", choices=["fused", "foreach", "for_loop"], default="fused")
+    ap.add_argument("--hf-optimizer", choices=["fused", "foreach", "for_loop"], default=None,
+                    help="HF's AdamW (default: the same as --optimizer)")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: CPU autocast for both")
+    ap.add_argument("--memory", action="store_true", help="also the peak RSS of one process per side")
+    ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--memory-worker", choices=["ours", "hf"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.hf_optimizer = args.hf_optimizer or args.optimizer
+    if args.memory_worker:
+        return memory_worker(args)
+    import transformers
+
+    torch.set_num_threads(args.threads)
+    print(f"preset {args.preset}, {args.dtype}, AdamW ours={args.optimizer} hf={args.hf_optimizer}, "
+          f"{args.threads} threads, 1-min load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
+          f"torch {torch.__version__}, transformers {transformers.__version__}")
+    rows = []
+    print(f"{'shape':>8s} {'ours s':>8s} {'HF s':>8s} {'HF/ours (min-max)':>22s} {'RSS ours MB':>12s} {'RSS HF MB':>10s}")
+    for shape in args.shapes.split(","):
+        steps, n_params = build(args.preset, parse_shape(shape), "both", args.optimizer, args.hf_optimizer, args.dtype)
+        row = {"shape": shape, "params_m": round(n_params / 1e6, 2), **paired(steps, args.pairs)}
+        del steps
+        if args.memory:
+            row["rss_ours_mb"] = peak_memory(args, shape, "ours")
+            row["rss_hf_mb"] = peak_memory(args, shape, "hf")
+        rows.append(row)
+        mem = (f"{row['rss_ours_mb']:12.0f} {row['rss_hf_mb']:10.0f}" if args.memory else "")
+        print(f"{shape:>8s} {row['ours_s']:8.3f} {row['hf_s']:8.3f} "
+              f"{row['ratio_median']:8.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})     {mem}", flush=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"args": vars(args), "load": os.getloadavg()[0], "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
