@@ -13,7 +13,7 @@ For each shape (batch x seconds):
    and the figure is the *paired* ratio HF time / ours per pair: median, min and max. Paired ratios cancel
    most of the drift of a shared machine (other jobs, frequency); the raw medians are printed too.
 5. ``--memory``: the peak resident memory of one process per side (the same imports, model, batch and three
-   updates; ``ru_maxrss``), run one after the other, so neither side's allocations count against the other.
+   updates; the process's VmHWM), run one after the other, so neither side's allocations count against the other.
 
 The thread count and the 1-minute load are printed with the table: on a shared machine they decide the times.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -128,7 +127,9 @@ def memory_worker(args) -> None:
     step = steps[args.memory_worker]
     for _ in range(3):
         step()
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    from speech_ssl.train.report import peak_rss_bytes
+
+    print(json.dumps({"peak_rss_mb": peak_rss_bytes() / 2**20}))
 
 
 def peak_memory(args, shape: str, which: str) -> float:

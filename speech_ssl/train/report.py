@@ -15,6 +15,7 @@ host synchronisation between log lines; tests/train/test_syncs.py counts them).
 from __future__ import annotations
 
 import resource
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +30,26 @@ if TYPE_CHECKING:  # annotations only: the trainer sees tasks through this inter
     from speech_ssl.train.task import StepOutput, Task
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory. Linux's VmHWM belongs to the address space, so a program
+    started by a big parent reports its own peak; ``ru_maxrss`` (the fallback elsewhere) carries the
+    parent's over fork + exec."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
 def peak_memory_gb(device: torch.device) -> float:
     """Peak GPU memory allocated by torch on ``device``, or this process's peak RSS on CPU (GiB)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return peak_rss_bytes() / 2**30
 
 
 def to_host(*tensors: torch.Tensor) -> list[list[float]]:

@@ -99,3 +99,21 @@ def test_interval_line():
     assert m["loss"] == 1.5 and m["gnorm"] == 3.0 and m["skipped"] == 1.0 and m["epoch"] == 3.0
     assert m["audio_s_per_s"] == pytest.approx(1.0) and m["audio_h_per_update"] == pytest.approx(1.5 / 3600)
     assert m["gnorm_head"] == 1.0 and "loss_scale" not in m
+
+
+def test_peak_rss_is_the_process_own_not_its_parent():
+    """A training process started by a big parent (the demo, a launcher) logs its own peak memory:
+    ru_maxrss on Linux would carry the parent's over fork + exec."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from speech_ssl.train.report import peak_rss_bytes
+
+    big = np.ones(600 * 2**20 // 8)  # 600 MiB, touched
+    parent = peak_rss_bytes()
+    code = "from speech_ssl.train.report import peak_rss_bytes; print(peak_rss_bytes())"
+    child = int(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+    assert parent >= big.nbytes
+    assert 0 < child < parent - 400 * 2**20
