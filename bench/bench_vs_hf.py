@@ -66,33 +66,25 @@ def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_
     neg = sample_negatives(mask, cfg.num_negatives, generator=g)
     amp = dict(device_type="cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
 
-    def adamw(model, impl):
+    def update(model, impl: str, **inputs):
+        """One update of ``model`` on the shared inputs with its own AdamW (``impl``)."""
         kw = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
-        return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6, **kw)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6, **kw)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(**amp):
+                out = model(x, **inputs)
+            out.loss.backward()
+            opt.step()
+
+        return step
 
     steps = {}
     if which in ("both", "ours"):
-        opt_o = adamw(ours, optimizer)
-
-        def ours_step():
-            opt_o.zero_grad(set_to_none=True)
-            with torch.autocast(**amp):
-                out = ours(x, mask_indices=mask, negative_indices=neg)
-            out.loss.backward()
-            opt_o.step()
-
-        steps["ours"] = ours_step
+        steps["ours"] = update(ours, optimizer, mask_indices=mask, negative_indices=neg)
     if which in ("both", "hf"):
-        opt_h = adamw(hf, hf_optimizer)
-
-        def hf_step():
-            opt_h.zero_grad(set_to_none=True)
-            with torch.autocast(**amp):
-                out = hf(x, mask_time_indices=mask, sampled_negative_indices=neg)
-            out.loss.backward()
-            opt_h.step()
-
-        steps["hf"] = hf_step
+        steps["hf"] = update(hf, hf_optimizer, mask_time_indices=mask, sampled_negative_indices=neg)
     return steps, sum(p.numel() for p in (ours if ours is not None else hf).parameters())
 
 
