@@ -46,7 +46,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--limit", type=int, help="decode only the first N rows")
     p.add_argument("--num-workers", type=int, default=2, help="audio-loading worker processes (0: none)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                   help="autocast dtype for the model (GPU); log-probs and search stay fp32")
+                   help="autocast dtype for the model (bf16: GPUs, CPUs with AVX512-BF16/AMX; warns where emulated); log-probs and search stay fp32")
     g = p.add_argument_group("beam search (flashlight-text)")
     g.add_argument("--lm", help="KenLM model (ARPA or binary)")
     g.add_argument("--lexicon", help="lexicon: WORD t1 t2 ... per line (letters: WORD W O R D |)")

@@ -40,6 +40,7 @@ from speech_ssl.models.checkpoint import load_model, model_normalize, read_check
 from speech_ssl.models.feature_encoder import conv_output_length
 from speech_ssl.models.inference import chunked_frames, length_batches
 from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
+from speech_ssl.precision import slow_precision_note
 from speech_ssl.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -257,6 +258,8 @@ def _pad_batch(items: list[tuple[int, torch.Tensor]]) -> tuple[list[int], torch.
 def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> dict:
     """Decode ``opts.manifest``; write outputs into ``opts.out``; return the summary dict."""
     device = _device(opts.device)
+    if note := slow_precision_note(device, opts.precision):
+        log(note)
     out = Path(opts.out)
     manifest = read_manifest(opts.manifest)
     model, extra = load_ctc_model(opts.checkpoint, device)

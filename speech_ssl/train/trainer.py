@@ -55,6 +55,7 @@ from torch import nn
 
 from speech_ssl.config import save_config
 from speech_ssl.data.workers import raise_if_failed, stop_workers
+from speech_ssl.precision import slow_precision_note
 from speech_ssl.train.checkpoint import checkpoint_name, load_train_state, prune, save_checkpoint
 from speech_ssl.train.config import TrainConfig
 from speech_ssl.train.distributed import (
@@ -153,6 +154,8 @@ class Trainer:
         if resume and init_from:
             raise ValueError("--resume and --init-from are exclusive (resume restores the weights too)")
         ckpt = find_resume_checkpoint(resume, self.run_dir, self._log)
+        if note := slow_precision_note(self.device, cfg.precision.mode):
+            self._log(note)
         if self.device.type == "cuda" and cfg.precision.allow_tf32 is not None:
             torch.backends.cuda.matmul.allow_tf32 = cfg.precision.allow_tf32
             torch.backends.cudnn.allow_tf32 = cfg.precision.allow_tf32
