@@ -35,6 +35,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from speech_ssl.data.manifest import ManifestEntry, write_manifest
+from speech_ssl.decode.io import read_transcripts
+from speech_ssl.decode.score import normalize_text as reference
+from speech_ssl.decode.score import score
+
 POCKETSPHINX = "pocketsphinx==5.1.1"
 CLIPS = "test/data/librivox/"
 
@@ -69,20 +74,12 @@ def fetch_clips(cache: Path) -> list[tuple[Path, str]]:
     return pairs
 
 
-def reference(text: str) -> str:
-    from speech_ssl.decode.score import normalize_text
-
-    return normalize_text(text)
-
-
 def ours(pairs, checkpoint: str, lm: str | None, lexicon: str | None, out: Path) -> dict:
     """Decode the clips through a manifest (+ .wrd labels) with our decoder; its summary dict."""
     from speech_ssl.decode.ctc import BeamConfig
     from speech_ssl.decode.run import DecodeOptions, decode_manifest
 
-    root = pairs[0][0].parent
-    rows = [str(root)] + [f"{w.name}\t{sf.info(str(w)).frames}" for w, _ in pairs]
-    (out / "real.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    write_manifest(out / "real.tsv", pairs[0][0].parent, [ManifestEntry(w.name, sf.info(str(w)).frames) for w, _ in pairs])
     (out / "real.wrd").write_text("".join(reference(t) + "\n" for _, t in pairs), encoding="utf-8")
     beam = BeamConfig(lm=lm, lexicon=lexicon) if lm else None
     opts = DecodeOptions(checkpoint=checkpoint, manifest=str(out / "real.tsv"), out=str(out / "ours"),
@@ -120,14 +117,12 @@ def main() -> None:
     p.add_argument("--cache", default=str(Path.home() / ".cache" / "speech_ssl" / "real_speech"))
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args()
-    from speech_ssl.decode.score import score
-
     pairs = fetch_clips(Path(args.cache))
     refs = [reference(t) for _, t in pairs]
-    seconds = sum(sf.info(str(w)).duration for w, _ in pairs)
     with tempfile.TemporaryDirectory(prefix="real-speech-") as tmp:
         summary = ours(pairs, args.checkpoint, args.lm, args.lexicon, Path(tmp))
-        our_hyps = [json.loads(ln)["hyp"] for ln in (Path(tmp) / "ours" / "results.jsonl").read_text().splitlines()]
+        _, our_hyps, _ = read_transcripts(Path(tmp) / "ours" / "hyp.txt")
+    seconds = summary["audio_seconds"]
     ps_hyps, ps_seconds = pocketsphinx(pairs)
     table = {}
     for name, hyps, rtf in (

@@ -43,6 +43,7 @@ def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_
 
     from speech_ssl.interop.hf import config_to_hf, load_hf
     from speech_ssl.models import get_preset
+    from speech_ssl.models.feature_encoder import conv_output_length
     from speech_ssl.models.masking import compute_mask_indices, sample_negatives
 
     transformers.utils.logging.disable_progress_bar()
@@ -59,8 +60,7 @@ def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_
     B, sec = shape
     L = int(sec * 16000)
     x = torch.randn(B, L, generator=torch.Generator().manual_seed(1)) * 0.1
-    T = int(ours.wav2vec2.output_lengths(torch.tensor([L]))[0]) if ours is not None else \
-        int(hf._get_feat_extract_output_lengths(torch.tensor([L]))[0])
+    T = conv_output_length(L, cfg.conv_feature_layers)
     g = torch.Generator().manual_seed(2)
     mask = compute_mask_indices((B, T), None, cfg.mask_prob, cfg.mask_length, min_masks=2, generator=g)
     neg = sample_negatives(mask, cfg.num_negatives, generator=g)

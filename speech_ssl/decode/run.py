@@ -211,8 +211,6 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
         Guarded(rows_ds), batch_sampler=batches, collate_fn=GuardedCollate(_pad_batch), num_workers=opts.num_workers,
         pin_memory=device.type == "cuda",
     )
-    if opts.precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be fp32, bf16 or fp16, got {opts.precision!r}")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(opts.precision)
 
     def amp():  # entered around model calls only (not across the generator's yields)
@@ -257,6 +255,8 @@ def _pad_batch(items: list[tuple[int, torch.Tensor]]) -> tuple[list[int], torch.
 
 def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> dict:
     """Decode ``opts.manifest``; write outputs into ``opts.out``; return the summary dict."""
+    if opts.precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be fp32, bf16 or fp16, got {opts.precision!r}")
     device = _device(opts.device)
     if note := slow_precision_note(device, opts.precision):
         log(note)
