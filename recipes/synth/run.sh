@@ -6,8 +6,8 @@
 #   1 generate the corpus (speech-ssl prepare synth)          5 word n-gram LM (speech-ssl lm build)
 #   2 manifests: LibriSpeech, Libri-light, CommonVoice;        6 decode test: greedy, and LM beam search
 #     the 10-minute / 1-hour English labelled subsets            with weights tuned on dev
-#   3 multilingual pretraining (all languages but LEFT_OUT)     7 score (WER/CER, PER) -> EXP/results.md
-#                                                              8 LEFT_OUT over SEEDS: every init, escape rate,
+#   3 multilingual pretraining (all languages but LEFT_OUT;     7 score (WER/CER, PER) -> EXP/results.md
+#     MONO=1 also English only, MONO=only just that one)       8 LEFT_OUT over SEEDS: every init, escape rate,
 #                                                                test PER mean and spread -> EXP/seeds_LEFT_OUT/
 #   4 fine-tuning: English letters on 10 min (pretrained with the conv encoder frozen and trained, scratch,
 #     random-frozen control) and 1 h (scratch);
@@ -55,7 +55,8 @@ ft_updates=${FT_UPDATES:-1500}
 ft_left_out_updates=${FT_LEFT_OUT_UPDATES:-800}
 lm_order=${LM_ORDER:-3}
 publish=${PUBLISH:-0}                        # 1: ship the pretrained model: speech_ssl/demo/assets/pretrained/
-mono=${MONO:-0}                              # 1: also pretrain on English only (-> pretrained_mono/)
+mono=${MONO:-0}                              # 1: also pretrain on English only (-> pretrained_mono/); only: just that
+                                             # one (run MONO=0 and MONO=only side by side with THREADS=1 each)
 threads=${THREADS:-}                         # OMP threads for CPU training (default: torch's choice)
 conditions=${CONDITIONS:-all}                # stage 4: all, or a comma list of run names (en-10m-pretrained,...)
 seeds=${SEEDS:-1-5}                          # stage 8: fine-tuning seeds per init (e.g. 1-10)
@@ -142,6 +143,7 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
   if [ -f "$run/final/pretrain_info.json" ] && "$py" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["updates"] < int(sys.argv[2]))' \
        "$run/final/pretrain_info.json" "$pretrain_updates" 2>/dev/null; then
     log 3 "$name done: $run/final"
+    [ "$publish" = 1 ] && publish_model "$run" "$dest"
     return 0
   fi
   log 3 "$name on $device: $pretrain_updates updates, max_tokens $pretrain_max_tokens, train $train"
@@ -171,19 +173,22 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
   finalize "$run" last
   ssl results pretrain-info "$run" --wall "$wall" --device "$device" --train="$train" \
     --command="$orig_args (TINY=$tiny NJ=$nj PRETRAIN_UPDATES=$pretrain_updates PRETRAIN_MAX_TOKENS=$pretrain_max_tokens PRETRAIN_SECONDS=$pretrain_seconds)"
-  if [ "$publish" = 1 ]; then
-    rm -rf "$dest.tmp" && cp -r "$run/final" "$dest.tmp"
-    cp "$run/log.jsonl" "$dest.tmp/pretrain_log.jsonl"
-    rm -rf "$dest" && mv "$dest.tmp" "$dest"
-    log 3 "published $dest (fill in recipes/synth/README.md's table from pretrain_info.json)"
-  fi
+  [ "$publish" = 1 ] && publish_model "$run" "$dest"
+  return 0
+}
+
+publish_model() {  # run_dir dest: copy RUN/final and its log into the package data (PUBLISH=1)
+  rm -rf "$2.tmp" && cp -r "$1/final" "$2.tmp"
+  cp "$1/log.jsonl" "$2.tmp/pretrain_log.jsonl"
+  rm -rf "$2" && mv "$2.tmp" "$2"
+  log 3 "published $2 (fill in its PROVENANCE.md and recipes/synth/README.md from pretrain_info.json)"
 }
 
 # The shipped checkpoints are package data of speech_ssl.demo (recipes/synth/pretrained* link to them).
 assets=$(cd "$here/../.." && pwd)/speech_ssl/demo/assets
 if run_stage 3; then
-  pretrain_model pretrain "$(pretrain_train)" "$assets/pretrained"
-  if [ "$mono" = 1 ]; then  # the same budget on English only: the demo's monolingual comparison for $left_out
+  [ "$mono" = only ] || pretrain_model pretrain "$(pretrain_train)" "$assets/pretrained"
+  if [ "$mono" = 1 ] || [ "$mono" = only ]; then  # the same budget on English only: the demo's monolingual comparison for $left_out
     en_train="$data/librispeech/train-clean-100.tsv"
     [ -f "$data/librilight/train-10h.tsv" ] && en_train="$en_train,$data/librilight/train-10h.tsv"
     pretrain_model pretrain_mono "[$en_train]" "$assets/pretrained_mono"

@@ -76,3 +76,7 @@ def test_recipe_end_to_end_tiny(tmp_path):
     p2 = _run([], env, timeout=300)
     assert p2.returncode == 0, p2.stderr[-3000:]
     assert "corpus exists" in p2.stderr and "en-10m-pretrained done" in p2.stderr
+    # MONO=only: stage 3 for the English-only model alone (the two can train side by side)
+    p3 = _run(["--stage", "3", "--stop-stage", "3"], {**env, "MONO": "only"}, timeout=120)
+    assert p3.returncode == 0, p3.stderr[-3000:]
+    assert "pretrain_mono done" in p3.stderr and "pretrain done" not in p3.stderr
