@@ -2,6 +2,7 @@
 
     python bench/bench_vs_hf.py --preset base --shapes 1x5,2x5,4x5 --pairs 6 --threads 2 [--memory]
     python bench/bench_vs_hf.py --preset tiny --shapes 1x5 --pairs 10 --threads 2 --dtype bf16
+    python bench/bench_vs_hf.py --preset base --shapes 1x5,4x5 --pairs 6 --threads 2 --flops   # MFU, ceiling
 
 For each shape (batch x seconds):
 1. HF's ``Wav2Vec2ForPreTraining`` is built from our preset's config (``config_to_hf``) with a fixed seed and
@@ -14,6 +15,13 @@ For each shape (batch x seconds):
    most of the drift of a shared machine (other jobs, frequency); the raw medians are printed too.
 5. ``--memory``: the peak resident memory of one process per side (the same imports, model, batch and three
    updates; the process's VmHWM), run one after the other, so neither side's allocations count against the other.
+
+6. ``--flops``: each side's model FLOPs for one update (forward + backward of the matmuls, convolutions and
+   attention, counted by ``torch.utils.flop_counter``; AdamW and element-wise work not counted) and this
+   machine's fp32 GEMM throughput at the same thread count (the best of a few square ``torch.mm``), so each
+   time reads as model FLOP utilisation (MFU), and ``ceiling`` = HF's time / (FLOPs / GEMM throughput): the
+   most any implementation could beat HF by on this machine if every FLOP ran at matmul speed and nothing
+   else took time.
 
 The thread count and the 1-minute load are printed with the table: on a shared machine they decide the times.
 """
@@ -112,6 +120,24 @@ def paired(steps: dict, pairs: int) -> dict:
             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
 
 
+def update_flops(step) -> int:
+    """FLOPs of one update as ``torch.utils.flop_counter`` counts them (matmul, conv, attention; fwd + bwd)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
+def gemm_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
+    """This machine's fp32 matmul throughput at the current thread count: the best of ``repeats`` n x n mm."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = min(timed(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
 def memory_worker(args) -> None:
     torch.set_num_threads(args.threads)
     steps, _ = build(args.preset, parse_shape(args.shapes), args.memory_worker, args.optimizer,
@@ -143,6 +169,8 @@ def main() -> None:
                     help="HF's AdamW (default: the same as --optimizer)")
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: CPU autocast for both")
     ap.add_argument("--memory", action="store_true", help="also the peak RSS of one process per side")
+    ap.add_argument("--flops", action="store_true", help="also model FLOPs, MFU against this machine's GEMM "
+                    "throughput and the ceiling of any speed-up over HF")
     ap.add_argument("--json", help="also write the rows here")
     ap.add_argument("--memory-worker", choices=["ours", "hf"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -155,22 +183,34 @@ def main() -> None:
     print(f"preset {args.preset}, {args.dtype}, AdamW ours={args.optimizer} hf={args.hf_optimizer}, "
           f"{args.threads} threads, 1-min load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"torch {torch.__version__}, transformers {transformers.__version__}")
+    peak = gemm_flops_per_s() if args.flops else None
+    if peak:
+        print(f"fp32 GEMM throughput here: {peak / 1e9:.1f} GFLOP/s ({args.threads} threads, 2048^2 torch.mm)")
     rows = []
-    print(f"{'shape':>8s} {'ours s':>8s} {'HF s':>8s} {'HF/ours (min-max)':>22s} {'RSS ours MB':>12s} {'RSS HF MB':>10s}")
+    print(f"{'shape':>8s} {'ours s':>8s} {'HF s':>8s} {'HF/ours (min-max)':>22s} {'RSS ours MB':>12s} {'RSS HF MB':>10s}"
+          + (f" {'GFLOP ours/HF':>14s} {'MFU ours/HF':>12s} {'ceiling':>8s}" if peak else ""))
     for shape in args.shapes.split(","):
         steps, n_params = build(args.preset, parse_shape(shape), "both", args.optimizer, args.hf_optimizer, args.dtype)
         row = {"shape": shape, "params_m": round(n_params / 1e6, 2), **paired(steps, args.pairs)}
+        if peak:
+            row["gflop_ours"], row["gflop_hf"] = (update_flops(steps[k]) / 1e9 for k in ("ours", "hf"))
+            row["mfu_ours"] = row["gflop_ours"] * 1e9 / row["ours_s"] / peak
+            row["mfu_hf"] = row["gflop_hf"] * 1e9 / row["hf_s"] / peak
+            row["ceiling"] = row["hf_s"] / (row["gflop_hf"] * 1e9 / peak)
         del steps
         if args.memory:
             row["rss_ours_mb"] = peak_memory(args, shape, "ours")
             row["rss_hf_mb"] = peak_memory(args, shape, "hf")
         rows.append(row)
-        mem = (f"{row['rss_ours_mb']:12.0f} {row['rss_hf_mb']:10.0f}" if args.memory else "")
+        mem = (f"{row['rss_ours_mb']:12.0f} {row['rss_hf_mb']:10.0f}" if args.memory else " " * 23)
+        fl = (f" {row['gflop_ours']:6.1f}/{row['gflop_hf']:<7.1f} {row['mfu_ours']:5.0%}/{row['mfu_hf']:<6.0%}"
+              f" {row['ceiling']:7.2f}x" if peak else "")
         print(f"{shape:>8s} {row['ours_s']:8.3f} {row['hf_s']:8.3f} "
-              f"{row['ratio_median']:8.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})     {mem}", flush=True)
+              f"{row['ratio_median']:8.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})     {mem}{fl}", flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"args": vars(args), "load": os.getloadavg()[0], "rows": rows}, f, indent=1)
+            json.dump({"args": vars(args), "load": os.getloadavg()[0], "gemm_flops_per_s": peak, "rows": rows},
+                      f, indent=1)
 
 
 if __name__ == "__main__":
