@@ -177,8 +177,9 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
   return 0
 }
 
-publish_model() {  # run_dir dest: copy RUN/final and its log into the package data (PUBLISH=1)
-  rm -rf "$2.tmp" && cp -r "$1/final" "$2.tmp"
+publish_model() {  # run_dir dest: RUN/final (weights, config, pretrain_info), its run config and log (PUBLISH=1)
+  rm -rf "$2.tmp" && cp -r "$1/final" "$2.tmp" && rm -f "$2.tmp/meta.json"  # meta.json lists the training state
+  cp "$1/config.yaml" "$2.tmp/run_config.yaml"
   cp "$1/log.jsonl" "$2.tmp/pretrain_log.jsonl"
   rm -rf "$2" && mv "$2.tmp" "$2"
   log 3 "published $2 (fill in its PROVENANCE.md and recipes/synth/README.md from pretrain_info.json)"
