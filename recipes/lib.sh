@@ -94,8 +94,8 @@ update_freq() {  # CONFIG
   ssl plan "$1" --gpus "$(world)" --print update_freq
 }
 
-# RUN/final = a copy of a checkpoint without the training state: WHICH=best keeps the best checkpoint (the
-# validation metric's; the last one when there is no best/), WHICH=last the last one
+# RUN/final = a weights-only copy of a checkpoint (`speech-ssl convert`, speech_ssl -> speech_ssl): WHICH=best
+# keeps the best checkpoint (the validation metric's; the last one when there is no best/), WHICH=last the last one
 finalize() {  # RUN best|last
   local src
   case "$2" in
@@ -104,8 +104,8 @@ finalize() {  # RUN best|last
     last) src=$(ls -d "$1"/checkpoints/checkpoint_* | sort | tail -1) ;;
     *) echo "finalize: WHICH is best or last, not '$2'" >&2; exit 2 ;;
   esac
-  rm -rf "$1/final.tmp" && cp -r "$src" "$1/final.tmp" && rm -f "$1/final.tmp/train_state.pt"
-  rm -rf "$1/final" && mv "$1/final.tmp" "$1/final"
+  # verified against its meta.json, copied without train_state.pt, with a meta.json of its own files (atomic)
+  ssl convert --from speech_ssl "$src" --to speech_ssl "$1/final" >/dev/null
 }
 
 # train_run: `train KIND CONFIG OVERRIDES...` plus device, seed, update_freq, PRECISION, the updates knob

@@ -11,7 +11,7 @@
 #                                                                test PER mean and spread -> EXP/seeds_LEFT_OUT/
 #   4 fine-tuning: English letters on 10 min (pretrained with the conv encoder frozen and trained, scratch,
 #     random-frozen control) and 1 h (scratch);
-#     LEFT_OUT on phones (pretrained, scratch, random-frozen; + pretrained-mono after MONO=1)
+#     LEFT_OUT on phones (pretrained, scratch, random-frozen); after MONO=1 also English-only pretrained for both
 #     CONDITIONS=en-1h-scratch,fi-pretrained runs only those
 #
 # Every option is an environment variable or a flag (--pretrain-updates 3000 == PRETRAIN_UPDATES=3000).
@@ -57,6 +57,7 @@ lm_order=${LM_ORDER:-3}
 publish=${PUBLISH:-0}                        # 1: ship the pretrained model: speech_ssl/demo/assets/pretrained/
 mono=${MONO:-0}                              # 1: also pretrain on English only (-> pretrained_mono/); only: just that
                                              # one (run MONO=0 and MONO=only side by side with THREADS=1 each)
+case "$mono" in 0|1|only) ;; *) echo "run.sh: MONO is 0, 1 or only, not '$mono'" >&2; exit 2 ;; esac
 threads=${THREADS:-}                         # OMP threads for CPU training (default: torch's choice)
 conditions=${CONDITIONS:-all}                # stage 4: all, or a comma list of run names (en-10m-pretrained,...)
 seeds=${SEEDS:-1-5}                          # stage 8: fine-tuning seeds per init (e.g. 1-10)
@@ -178,7 +179,7 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
 }
 
 publish_model() {  # run_dir dest: RUN/final (weights, config, pretrain_info), its run config and log (PUBLISH=1)
-  rm -rf "$2.tmp" && cp -r "$1/final" "$2.tmp" && rm -f "$2.tmp/meta.json"  # meta.json lists the training state
+  rm -rf "$2.tmp" && cp -r "$1/final" "$2.tmp"
   cp "$1/config.yaml" "$2.tmp/run_config.yaml"
   cp "$1/log.jsonl" "$2.tmp/pretrain_log.jsonl"
   rm -rf "$2" && mv "$2.tmp" "$2"
@@ -224,6 +225,12 @@ if run_stage 4; then
   # the same with the conv encoder trained too (fairseq freezes it; at this scale training it halves the WER)
   want en-10m-pretrained-convtrain && finetune en-10m-pretrained-convtrain "$en10" ltr "$ft_updates" \
     "finetune.pretrained=$pretrained" "model.overrides.feature_grad_mult=1.0"
+  if want en-10m-pretrained-mono-convtrain; then  # the paper's setting: pretrained on English only (MONO=1 in stage 3)
+    if [ -f "$pretrained_mono/model.safetensors" ]; then
+      finetune en-10m-pretrained-mono-convtrain "$en10" ltr "$ft_updates" "finetune.pretrained=$pretrained_mono" \
+        "model.overrides.feature_grad_mult=1.0"
+    elif [ "$conditions" != all ]; then log 4 "no monolingual model at $pretrained_mono (MONO=1 in stage 3)"; exit 1; fi
+  fi
   want en-10m-scratch && finetune en-10m-scratch "$en10" ltr "$ft_updates" "${scratch[@]}"
   want en-10m-random-frozen && finetune en-10m-random-frozen "$en10" ltr "$ft_updates" "finetune.pretrained=$rnd"
   if want en-1h-scratch; then

@@ -10,7 +10,9 @@ def add_parser(subparsers) -> None:
         "convert", help="convert checkpoints: speech_ssl <-> HF transformers, speech_ssl <-> fairseq .pt",
         description="Convert a wav2vec 2.0 checkpoint. Formats: speech_ssl (model.safetensors + config.json), "
                     "hf (HF transformers Wav2Vec2 folder), fairseq (a .pt file: plain tensors and config dicts that fairseq's own model classes load). Every key goes "
-                    "through an explicit table; a mismatch lists all missing/unexpected keys and shapes.",
+                    "through an explicit table; a mismatch lists all missing/unexpected keys and shapes. speech_ssl -> speech_ssl "
+                    "is a verified weights-only copy of a training checkpoint (every file but train_state.pt, byte "
+                    "for byte, with a meta.json of its own): the recipes make RUN/final this way.",
     )
     p.add_argument("--from", dest="src", nargs=2, metavar=("FORMAT", "PATH"),
                    help="source format (speech_ssl, hf, fairseq) and path")
@@ -57,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
             from speech_ssl.interop.fairseq import save_fairseq
 
             save_fairseq(model, dst)
+        elif src_fmt == "speech_ssl":
+            from speech_ssl.train.checkpoint import export_weights
+
+            export_weights(src, dst)
         else:
             from speech_ssl.models.checkpoint import save_model
 

@@ -247,3 +247,27 @@ def resolve_resume(path: Path) -> Path:
         )
         raise CheckpointError(f"{e.reason}{hint}", e.path) from e
     return latest
+
+
+def export_weights(src: Path, dest: Path) -> Path:
+    """A weights-only copy of the checkpoint folder ``src`` at ``dest``, written like any checkpoint
+    (atomically; an existing ``dest`` is replaced only once the copy is complete).
+
+    Every file but ``train_state.pt`` is copied byte for byte (weights, config, ``dict.txt``,
+    ``pretrain_info.json``, ...). A training checkpoint is verified against its ``meta.json`` first and
+    its update count and metrics carry over; the copy's ``meta.json`` lists the files it holds, so
+    ``verify_checkpoint(dest)`` passes. A folder without ``meta.json`` (a converted model) is copied too.
+    """
+    src = Path(src)
+    if not (src / "model.safetensors").is_file():
+        raise CheckpointError("no model.safetensors in this folder (not a speech_ssl checkpoint)", src)
+    meta: dict[str, Any] = {}
+    if (src / META).is_file():
+        meta = {k: v for k, v in verify_checkpoint(src).items() if k != "files"}
+
+    def copy_files(folder: Path) -> None:
+        for p in sorted(src.iterdir()):
+            if p.is_file() and p.name not in (STATE, META):
+                shutil.copyfile(p, folder / p.name)
+
+    return save_checkpoint(Path(dest), copy_files, None, meta)

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +84,21 @@ def test_every_number_finite_and_every_condition_scored(demo):
     assert 1 <= pt["updates"] <= 3 and {"loss", "accuracy", "code_perplexity", "temp"} <= set(pt["last"])
     assert sorted(r["code_usage"]["languages"]) == ["de", "en", "fi"]
     assert "| en | pretrained | 1 |" in (out / "results.md").read_text()
+
+
+def test_english_greedy_scores_equal_a_greedy_decode(demo, tmp_path):
+    """English greedy scores come from the LM decode's greedy hypotheses (one forward pass): they must equal
+    what `speech-ssl decode` without an LM gives for the same checkpoint and test set."""
+    from speech_ssl.decode.run import DecodeOptions, decode_manifest
+
+    out, _ = demo
+    r = json.loads((out / "results.json").read_text())
+    x = next(x for x in r["finetuning"] if x["lang"] == "en" and x["condition"] == "pretrained")
+    assert not (out / "decode" / "en" / Path(x["run_dir"]).name / "greedy").exists()
+    s = decode_manifest(DecodeOptions(checkpoint=x["checkpoint"], manifest=str(out / "data" / "librispeech" /
+                                      "test-clean.tsv"), out=str(tmp_path / "greedy"), labels="wrd", device="cpu",
+                                      num_workers=0), log=lambda m: None)
+    assert x["scores"]["greedy"]["wer"] == pytest.approx(s["score"]["error_rate"])
 
 
 def test_plots_open_as_png(demo):

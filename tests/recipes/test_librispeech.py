@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from speech_ssl.train.checkpoint import verify_checkpoint
 from tests.recipes.helpers import REPO, check_syntax_and_unknown_option, run_recipe
 
 RUN = REPO / "recipes" / "librispeech" / "run.sh"
@@ -59,6 +60,9 @@ def test_recipe_tiny_end_to_end_and_idempotent(tmp_path):
     # stage 2: pretraining; stage 3: one fine-tuned model per subset, best checkpoint copied to final/
     assert (exp / "pretrain" / "final" / "model.safetensors").exists()
     assert not (exp / "pretrain" / "final" / "train_state.pt").exists()
+    # final/ is a checkpoint of its own: its meta.json lists what it holds (no training state) and verifies
+    meta = verify_checkpoint(exp / "pretrain" / "final")
+    assert "train_state.pt" not in meta["files"] and meta["num_updates"] > 0
     for name, lr in (("base-10m", 5e-5), ("base-100h", 3e-5)):  # fairseq's lr per subset, tiny budget
         assert (exp / "finetune" / name / "final" / "model.safetensors").exists()
         cfg = yaml.safe_load((exp / "finetune" / name / "config.yaml").read_text())

@@ -28,6 +28,8 @@ def test_syntax_and_unknown_option(tmp_path):
     assert p.returncode == 2 and "unknown option --no-such-knob" in p.stderr
     p = _run(["--stage"], {"EXP": str(tmp_path)})
     assert p.returncode == 2 and "needs a value" in p.stderr
+    p = _run(["--stage", "3"], {"EXP": str(tmp_path), "MONO": "yes"})
+    assert p.returncode == 2 and "MONO is 0, 1 or only, not 'yes'" in p.stderr
 
 
 def test_installed_cli_is_used_and_empty_scoring_stage(tmp_path):
@@ -65,13 +67,14 @@ def test_recipe_end_to_end_tiny(tmp_path):
     info = json.loads((exp / "pretrain" / "final" / "pretrain_info.json").read_text())
     assert info["updates"] == 3
     names = sorted(d.name for d in (exp / "finetune").iterdir() if (d / "final" / "model.safetensors").exists())
-    assert names == ["en-10m-pretrained", "en-10m-pretrained-convtrain", "en-10m-random-frozen", "en-10m-scratch",
-                     "en-1h-scratch", "fi-pretrained", "fi-pretrained-mono", "fi-random-frozen", "fi-scratch"]
+    assert names == ["en-10m-pretrained", "en-10m-pretrained-convtrain", "en-10m-pretrained-mono-convtrain",
+                     "en-10m-random-frozen", "en-10m-scratch", "en-1h-scratch", "fi-pretrained", "fi-pretrained-mono",
+                     "fi-random-frozen", "fi-scratch"]
     mono = json.loads((exp / "pretrain_mono" / "final" / "pretrain_info.json").read_text())
     assert mono["train_manifests"] == [str(exp / "data" / "librispeech" / "train-clean-100.tsv"),
                                        str(exp / "data" / "librilight" / "train-10h.tsv")]
     table = (exp / "results.md").read_text()
-    assert table.count("| en-") == 10 and table.count("| fi-") == 4  # greedy + LM for English, greedy for fi
+    assert table.count("| en-") == 12 and table.count("| fi-") == 4  # greedy + LM for English, greedy for fi
     # everything exists: a second run skips every step
     p2 = _run([], env, timeout=300)
     assert p2.returncode == 0, p2.stderr[-3000:]
