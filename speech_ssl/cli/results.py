@@ -1,8 +1,10 @@
-"""speech-ssl results table | curves | pretrain-info: reports of a recipe's experiment folder.
+"""speech-ssl results table | seeds | curves | pretrain-info: reports of a recipe's experiment folder.
 
     speech-ssl results table exp/librispeech --recipe librispeech
         the recipe's results table (markdown) from the score files of its decodes -> EXP/results.md, printed
         (recipes: librispeech, commonvoice, babel, synth)
+    speech-ssl results seeds exp/synth_s1 exp/synth_s2 exp/synth_s3 --out seeds.md
+        recipes/synth experiments run with different SEED: mean ± sd and per-seed values per run and decoder
     speech-ssl results curves exp/synth/finetune --out exp/synth/finetune_curves.png
         CTC loss and blank fraction per update of the runs LANG-CONDITION under the folder (one column per
         language); needs matplotlib (the [plot] extra): exit 3 without it
@@ -31,6 +33,10 @@ def add_parser(subparsers) -> None:
     t.add_argument("--recipe", required=True, choices=["librispeech", "commonvoice", "babel", "synth"])
     t.add_argument("--out", help="output file (default EXP/results.md)")
     t.set_defaults(func=run_table)
+    sd = sub.add_parser("seeds", help="mean ± sd over seeds of recipes/synth experiments (one folder per SEED)")
+    sd.add_argument("exps", nargs="+", help="the experiment folders, one per fine-tuning seed")
+    sd.add_argument("--out", help="also write the table here")
+    sd.set_defaults(func=run_seeds)
     c = sub.add_parser("curves", help="fine-tuning curves (PNG) of the runs LANG-CONDITION in a folder")
     c.add_argument("folder", help="folder of fine-tuning run folders (each with log.jsonl)")
     c.add_argument("--out", required=True, help="output PNG")
@@ -54,6 +60,21 @@ def run_table(args: argparse.Namespace) -> int:
         text = results_table(args.exp, args.recipe, args.out)
     except DataError as e:
         print(f"speech-ssl results table: {e}", file=sys.stderr)
+        return 1
+    print(text)
+    return 0
+
+
+def run_seeds(args: argparse.Namespace) -> int:
+    import sys
+
+    from speech_ssl.errors import DataError
+    from speech_ssl.report.results import synth_seeds_table
+
+    try:
+        text = synth_seeds_table(args.exps, args.out)
+    except DataError as e:
+        print(f"speech-ssl results seeds: {e}", file=sys.stderr)
         return 1
     print(text)
     return 0

@@ -11,7 +11,8 @@ Each recipe has its own table, read from the files its stages leave behind:
 - ``babel``: ``decode/<lang>/<decoder>/{valid,dev}/score.{word,char}.json`` -> WER / CER of valid and of dev
   (BABEL's dev set is the test set), and the fine-tuning updates;
 - ``synth``: ``decode/<name>/<decoder>/summary.json`` (+ ``score.{char,phone}.json``; the ``tune`` decodes
-  are left out) -> WER, CER, PER in one row per run and decoder, and the fine-tuning updates.
+  are left out) -> WER, CER, PER in one row per run and decoder, and the fine-tuning updates;
+  ``synth_seeds_table`` reads several synth folders (one per fine-tuning seed) -> mean ± sd per run.
 
 Error rates are fractions in the JSON files and percentages with one decimal in the tables; a non-finite
 error rate is a DataError naming the folder. The command line is ``speech-ssl results table EXP --recipe R``.
@@ -23,6 +24,7 @@ import json
 import math
 import os
 import platform
+import statistics
 from pathlib import Path
 
 import torch
@@ -109,27 +111,85 @@ def babel_table(exp: Path) -> str:
     return title + "\n\n" + "\n".join(rows) + "\n"
 
 
-def synth_table(exp: Path) -> str:
-    rows = ["| model | decoder | WER | CER | PER | updates |", "|---|---|---|---|---|---|"]
+def synth_rows(exp: Path) -> list[dict]:
+    """One dict per decode of a synth experiment: ``model``, ``decoder``, ``wer`` / ``cer`` / ``per`` (fractions,
+    absent where they do not apply), ``updates`` (text) and ``seed`` (the fine-tuning run's, None if unknown)."""
+    rows = []
     for d in sorted(exp.glob("decode/*/*/summary.json")):
         name, dec = d.parent.parent.name, d.parent.name
         if dec == "tune":
             continue
         s = json.loads(d.read_text())["score"]
-        extra = {u: _rate(d.parent / f"score.{u}.json") for u in ("char", "phone")
-                 if (d.parent / f"score.{u}.json").exists()}
-        ups = last_update(exp / "finetune" / name)
-        wer = f"{100 * s['error_rate']:.1f}" if s["metric"] == "WER" else "-"
-        cer = f"{100 * extra['char']:.1f}" if "char" in extra else "-"
-        per = f"{100 * s['error_rate']:.1f}" if s["metric"] == "PER" else "-"
-        rows.append(f"| {name} | {dec} | {wer} | {cer} | {per} | {ups} |")
-    text = "# recipes/synth results (test sets, %)\n\n" + "\n".join(rows) + "\n"
+        row: dict = {"model": name, "decoder": dec, "updates": last_update(exp / "finetune" / name),
+                     "seed": _run_seed(exp / "finetune" / name)}
+        row["wer" if s["metric"] == "WER" else "per" if s["metric"] == "PER" else s["metric"].lower()] = s["error_rate"]
+        if (d.parent / "score.char.json").exists():
+            row["cer"] = _rate(d.parent / "score.char.json")
+        _finite(d.parent, **{k: row[k] for k in ("wer", "cer", "per") if k in row})
+        rows.append(row)
+    return rows
+
+
+def _run_seed(run: Path) -> int | None:
+    cfg = run / "config.yaml"
+    if not cfg.exists():
+        return None
+    import yaml
+
+    return (yaml.safe_load(cfg.read_text()) or {}).get("seed")
+
+
+def _pct(row: dict, key: str) -> str:
+    return f"{100 * row[key]:.1f}" if key in row else "-"
+
+
+def synth_table(exp: Path) -> str:
+    rows = ["| model | decoder | WER | CER | PER | updates |", "|---|---|---|---|---|---|"]
+    for r in synth_rows(exp):
+        rows.append(f"| {r['model']} | {r['decoder']} | {_pct(r, 'wer')} | {_pct(r, 'cer')} | {_pct(r, 'per')} "
+                    f"| {r['updates']} |")
+    return "# recipes/synth results (test sets, %)\n\n" + "\n".join(rows) + "\n" + _lm_note(exp)
+
+
+def _lm_note(exp: Path) -> str:
     ev = exp / "lm" / "eval_test.json"
-    if ev.exists():
-        e = json.loads(ev.read_text())
-        text += (f"\nThe `lm` rows use a word {e['order']}-gram that saw no dev or test sentence; on the test "
-                 f"transcripts: OOV {100 * e['oov_rate']:.1f}% of {e['words']} words, perplexity {e['ppl']:.0f} "
-                 f"({e['ppl_in_vocab']:.0f} without OOVs).\n")
+    if not ev.exists():
+        return ""
+    e = json.loads(ev.read_text())
+    return (f"\nThe `lm` rows use a word {e['order']}-gram that saw no dev or test sentence; on the test "
+            f"transcripts: OOV {100 * e['oov_rate']:.1f}% of {e['words']} words, perplexity {e['ppl']:.0f} "
+            f"({e['ppl_in_vocab']:.0f} without OOVs).\n")
+
+
+def synth_seeds_table(exps: list[str | Path], out: str | Path | None = None) -> str:
+    """Mean ± sd over seeds of the synth runs of several experiment folders (one per fine-tuning seed, the
+    same run names in each): a row per run name and decoder with the seeds found, each metric's mean ± sd
+    (sample sd) and the per-seed values in seed order. Written atomically to ``out`` when given."""
+    found: dict[tuple[str, str], list[dict]] = {}
+    for exp in map(Path, exps):
+        if not exp.is_dir():
+            raise DataError("no such experiment folder", exp)
+        for r in synth_rows(exp):
+            found.setdefault((r["model"], r["decoder"]), []).append(r)
+    lines = ["| model | decoder | seeds | WER | CER | PER | per seed (WER or PER) |", "|---|---|---|---|---|---|---|"]
+    for (name, dec), rs in sorted(found.items()):
+        rs = sorted(rs, key=lambda r: (r["seed"] is None, r["seed"] or 0))
+        seeds = [r["seed"] for r in rs]
+        if len(set(seeds)) != len(seeds):
+            raise DataError(f"{name} / {dec} has seeds {seeds}: a seed appears twice (give one folder per seed)",
+                            exps[0])
+        cells = []
+        for k in ("wer", "cer", "per"):
+            vals = [100 * r[k] for r in rs if k in r]
+            cells.append("-" if not vals else f"{statistics.mean(vals):.1f}" + (
+                f" ± {statistics.stdev(vals):.1f}" if len(vals) > 1 else ""))
+        main_key = "wer" if "wer" in rs[0] else "per"
+        per_seed = " ".join(_pct(r, main_key) for r in rs)
+        lines.append(f"| {name} | {dec} | {','.join(str(x) for x in seeds)} | {' | '.join(cells)} | {per_seed} |")
+    text = ("# recipes/synth results over seeds (test sets, %, mean ± sd)\n\n" + "\n".join(lines) + "\n"
+            + _lm_note(Path(exps[0])))
+    if out is not None:
+        atomic_write_text(out, text)
     return text
 
 

@@ -204,3 +204,30 @@ def test_results_curves_without_matplotlib_exits_3(tmp_path, capsys, monkeypatch
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
     assert main(["results", "curves", str(tmp_path / "ft"), "--out", str(tmp_path / "c.png")]) == 3
     assert "no fine-tuning curves" in capsys.readouterr().err and not (tmp_path / "c.png").exists()
+
+
+def test_synth_seeds_table_mean_sd_and_command(tmp_path, capsys):
+    """Three synth folders run with SEED=3, 1, 2: rows per run name and decoder, seeds in order, sample sd, the
+    per-seed values in seed order; a run missing in one folder has fewer seeds; a repeated seed is an error."""
+    exps = []
+    for seed, wer, cer in ((3, 0.70, 0.40), (1, 0.50, 0.30), (2, 0.60, 0.35)):
+        exp = synth_exp(tmp_path / f"s{seed}")
+        summary = exp / "decode" / "en-10m-pretrained" / "greedy" / "summary.json"
+        summary.write_text(json.dumps({"score": {"metric": "WER", "error_rate": wer}}))
+        _score(summary.parent, "char", cer)
+        (exp / "finetune" / "en-10m-pretrained" / "config.yaml").write_text(f"task: ctc\nseed: {seed}\n")
+        (exp / "finetune" / "ky-scratch" / "config.yaml").write_text(f"seed: {seed}\n")
+        exps.append(exp)
+    import shutil
+
+    shutil.rmtree(exps[0] / "decode" / "ky-scratch")  # seed 3 has no ky-scratch decode
+    out = tmp_path / "seeds.md"
+    assert main(["results", "seeds", *map(str, exps), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert capsys.readouterr().out.strip() == text.strip()
+    assert "| en-10m-pretrained | greedy | 1,2,3 | 60.0 ± 10.0 | 35.0 ± 5.0 | - | 50.0 60.0 70.0 |" in text
+    assert "| en-10m-pretrained | lm | 1,2,3 | 80.0 ± 0.0 | - | - | 80.0 80.0 80.0 |" in text
+    assert "| ky-scratch | greedy | 1,2 | - | - | 95.0 ± 0.0 | 95.0 95.0 |" in text
+    assert main(["results", "seeds", str(exps[1]), str(exps[1])]) == 1
+    assert "a seed appears twice" in capsys.readouterr().err
+    assert main(["results", "seeds", str(tmp_path / "nowhere")]) == 1
