@@ -11,8 +11,9 @@ def add_parser(subparsers) -> None:
         description="Convert a wav2vec 2.0 checkpoint. Formats: speech_ssl (model.safetensors + config.json), "
                     "hf (HF transformers Wav2Vec2 folder), fairseq (a .pt file: plain tensors and config dicts that fairseq's own model classes load). Every key goes "
                     "through an explicit table; a mismatch lists all missing/unexpected keys and shapes. speech_ssl -> speech_ssl "
-                    "is a verified weights-only copy of a training checkpoint (every file but train_state.pt, byte "
-                    "for byte, with a meta.json of its own): the recipes make RUN/final this way.",
+                    "between folders is a verified weights-only copy of a training checkpoint (every file of the "
+                    "folder but train_state.pt, byte for byte, with a meta.json of its own; the destination is "
+                    "replaced): the recipes make RUN/final this way.",
     )
     p.add_argument("--from", dest="src", nargs=2, metavar=("FORMAT", "PATH"),
                    help="source format (speech_ssl, hf, fairseq) and path")
@@ -49,8 +50,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"speech-ssl convert: unknown --to format {dst_fmt!r} (known: speech_ssl, hf, fairseq)",
               file=sys.stderr)
         return 2
+    from pathlib import Path
+
+    # between speech_ssl folders: a verified copy of the files (not a re-save that would drop dict.txt & co.)
+    copy = src_fmt == dst_fmt == "speech_ssl" and Path(src).is_dir() and Path(dst).suffix != ".safetensors"
     try:
-        model = load_any(src, src_fmt)
+        if copy:
+            from speech_ssl.train.checkpoint import export_weights
+
+            export_weights(src, dst)
+            model = load_any(dst, dst_fmt)  # the copy must load as a model
+        else:
+            model = load_any(src, src_fmt)
         if dst_fmt == "hf":
             from speech_ssl.interop.hf import save_hf
 
@@ -59,11 +70,7 @@ def run(args: argparse.Namespace) -> int:
             from speech_ssl.interop.fairseq import save_fairseq
 
             save_fairseq(model, dst)
-        elif src_fmt == "speech_ssl":
-            from speech_ssl.train.checkpoint import export_weights
-
-            export_weights(src, dst)
-        else:
+        elif not copy:
             from speech_ssl.models.checkpoint import save_model
 
             save_model(model, dst)

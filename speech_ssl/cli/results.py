@@ -4,7 +4,8 @@
         the recipe's results table (markdown) from the score files of its decodes -> EXP/results.md, printed
         (recipes: librispeech, commonvoice, babel, synth)
     speech-ssl results seeds exp/synth_s1 exp/synth_s2 exp/synth_s3 --out seeds.md
-        recipes/synth experiments run with different SEED: mean ± sd and per-seed values per run and decoder
+        recipes/synth experiments run with different SEED (sharing corpus, data, lm and pretrain* by links):
+        mean ± sd and per-seed values per run and decoder
     speech-ssl results curves exp/synth/finetune --out exp/synth/finetune_curves.png
         CTC loss and blank fraction per update of the runs LANG-CONDITION under the folder (one column per
         language); needs matplotlib (the [plot] extra): exit 3 without it

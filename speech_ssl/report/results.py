@@ -119,9 +119,12 @@ def synth_rows(exp: Path) -> list[dict]:
         name, dec = d.parent.parent.name, d.parent.name
         if dec == "tune":
             continue
-        s = json.loads(d.read_text())["score"]
+        summary = json.loads(d.read_text())
+        s = summary["score"]
         row: dict = {"model": name, "decoder": dec, "updates": last_update(exp / "finetune" / name),
-                     "seed": _run_seed(exp / "finetune" / name)}
+                     "seed": _run_seed(exp / "finetune" / name), "where": d.parent}
+        if "manifest" in summary:  # the test set, as a file (the same through symlinked data/ folders)
+            row["test_set"] = str(Path(summary["manifest"]).resolve())
         row["wer" if s["metric"] == "WER" else "per" if s["metric"] == "PER" else s["metric"].lower()] = s["error_rate"]
         if (d.parent / "score.char.json").exists():
             row["cer"] = _rate(d.parent / "score.char.json")
@@ -162,9 +165,14 @@ def _lm_note(exp: Path) -> str:
 
 
 def synth_seeds_table(exps: list[str | Path], out: str | Path | None = None) -> str:
-    """Mean ± sd over seeds of the synth runs of several experiment folders (one per fine-tuning seed, the
-    same run names in each): a row per run name and decoder with the seeds found, each metric's mean ± sd
-    (sample sd) and the per-seed values in seed order. Written atomically to ``out`` when given."""
+    """Mean ± sd over seeds of the synth runs of several experiment folders, one per ``SEED``: a row per run
+    name and decoder with the seeds found, each metric's mean ± sd (sample sd) and the per-seed values in
+    seed order. Written atomically to ``out`` when given.
+
+    ``SEED`` also seeds the corpus, the English subsets and pretraining when a folder makes them; for a
+    fine-tuning spread the folders share those (symlinked ``corpus``, ``data``, ``lm``, ``pretrain*``, as
+    recipes/synth/README.md shows). Every run's seed is read from its ``config.yaml``; a run name whose
+    decodes read different test sets is a DataError."""
     found: dict[tuple[str, str], list[dict]] = {}
     for exp in map(Path, exps):
         if not exp.is_dir():
@@ -173,11 +181,17 @@ def synth_seeds_table(exps: list[str | Path], out: str | Path | None = None) -> 
             found.setdefault((r["model"], r["decoder"]), []).append(r)
     lines = ["| model | decoder | seeds | WER | CER | PER | per seed (WER or PER) |", "|---|---|---|---|---|---|---|"]
     for (name, dec), rs in sorted(found.items()):
-        rs = sorted(rs, key=lambda r: (r["seed"] is None, r["seed"] or 0))
+        for r in rs:
+            if r["seed"] is None:
+                raise DataError("no seed in the run's config.yaml", r["where"].parent.parent.parent / "finetune" / name)
+        rs = sorted(rs, key=lambda r: r["seed"])
         seeds = [r["seed"] for r in rs]
         if len(set(seeds)) != len(seeds):
             raise DataError(f"{name} / {dec} has seeds {seeds}: a seed appears twice (give one folder per seed)",
-                            exps[0])
+                            rs[-1]["where"])
+        if len({r.get("test_set") for r in rs}) > 1:
+            raise DataError(f"{name} / {dec}: the seeds' decodes read different test sets "
+                            f"({', '.join(sorted({str(r.get('test_set')) for r in rs}))})", rs[-1]["where"])
         cells = []
         for k in ("wer", "cer", "per"):
             vals = [100 * r[k] for r in rs if k in r]

@@ -51,9 +51,10 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def _remove_stale(parent: Path) -> None:
-    """Remove ``.tmp-*`` / ``.old-*`` folders that a killed writer left behind (their process is gone)."""
-    for p in list(parent.glob(".tmp-*")) + list(parent.glob(".old-*")):
+def _remove_stale(parent: Path, name: str = "*") -> None:
+    """Remove ``.tmp-NAME-PID`` / ``.old-NAME-PID`` folders that a killed writer left behind (their process is
+    gone)."""
+    for p in list(parent.glob(f".tmp-{name}-*")) + list(parent.glob(f".old-{name}-*")):
         pid = p.name.rsplit("-", 1)[-1]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
@@ -76,11 +77,13 @@ def save_checkpoint(
     write_weights: Callable[[Path], None],
     train_state: dict[str, Any] | None,
     meta: dict[str, Any],
+    sweep_stale: bool = True,
 ) -> Path:
     """Write a checkpoint folder at ``dest`` atomically and return it.
 
     ``write_weights(folder)`` writes ``model.safetensors`` + ``config.json`` into ``folder``.
-    An existing ``dest`` is replaced only after the new folder is complete.
+    An existing ``dest`` is replaced only after the new folder is complete. ``sweep_stale``: then remove
+    the temp folders that killed writers left beside it (any checkpoint's; otherwise only ``dest``'s own).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +132,7 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _remove_stale(dest.parent)
+    _remove_stale(dest.parent, "*" if sweep_stale else dest.name)
     return dest
 
 
@@ -253,14 +256,22 @@ def export_weights(src: Path, dest: Path) -> Path:
     """A weights-only copy of the checkpoint folder ``src`` at ``dest``, written like any checkpoint
     (atomically; an existing ``dest`` is replaced only once the copy is complete).
 
-    Every file but ``train_state.pt`` is copied byte for byte (weights, config, ``dict.txt``,
+    Every file of ``src`` but ``train_state.pt`` is copied byte for byte (weights, config, ``dict.txt``,
     ``pretrain_info.json``, ...). A training checkpoint is verified against its ``meta.json`` first and
-    its update count and metrics carry over; the copy's ``meta.json`` lists the files it holds, so
-    ``verify_checkpoint(dest)`` passes. A folder without ``meta.json`` (a converted model) is copied too.
+    its update count and metrics carry over; the copy's ``meta.json`` lists the files it holds then, so
+    ``verify_checkpoint(dest)`` passes (files added later are not covered). A folder without ``meta.json``
+    (a converted model) is copied too. ``dest`` may be a new folder or an earlier checkpoint / copy; it may
+    not be ``src``, hold ``src``, or be any other non-empty folder (it is replaced as a whole).
     """
-    src = Path(src)
+    src, dest = Path(src), Path(dest)
     if not (src / "model.safetensors").is_file():
-        raise CheckpointError("no model.safetensors in this folder (not a speech_ssl checkpoint)", src)
+        raise CheckpointError("no model.safetensors in this folder (not a speech_ssl checkpoint folder)", src)
+    s_real, d_real = src.resolve(), dest.resolve()
+    if d_real == s_real or d_real in s_real.parents:
+        raise CheckpointError(f"the copy would replace its own source {src}: choose another destination", dest)
+    if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / "model.safetensors").is_file())):
+        raise CheckpointError("exists and is not a checkpoint folder: it would be replaced; choose another "
+                              "destination", dest)
     meta: dict[str, Any] = {}
     if (src / META).is_file():
         meta = {k: v for k, v in verify_checkpoint(src).items() if k != "files"}
@@ -270,4 +281,4 @@ def export_weights(src: Path, dest: Path) -> Path:
             if p.is_file() and p.name not in (STATE, META):
                 shutil.copyfile(p, folder / p.name)
 
-    return save_checkpoint(Path(dest), copy_files, None, meta)
+    return save_checkpoint(dest, copy_files, None, meta, sweep_stale=False)

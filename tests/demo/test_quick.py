@@ -99,6 +99,10 @@ def test_english_greedy_scores_equal_a_greedy_decode(demo, tmp_path):
                                       "test-clean.tsv"), out=str(tmp_path / "greedy"), labels="wrd", device="cpu",
                                       num_workers=0), log=lambda m: None)
     assert x["scores"]["greedy"]["wer"] == pytest.approx(s["score"]["error_rate"])
+    lm_rows = [json.loads(r) for r in (out / "decode" / "en" / Path(x["run_dir"]).name / "lm" /
+                                      "results.jsonl").read_text().splitlines()]
+    greedy_rows = [json.loads(r) for r in (tmp_path / "greedy" / "results.jsonl").read_text().splitlines()]
+    assert [r["hyp_greedy"] for r in lm_rows] == [r["hyp"] for r in greedy_rows]  # the same hypotheses, each one
 
 
 def test_plots_open_as_png(demo):

@@ -231,3 +231,15 @@ def test_synth_seeds_table_mean_sd_and_command(tmp_path, capsys):
     assert main(["results", "seeds", str(exps[1]), str(exps[1])]) == 1
     assert "a seed appears twice" in capsys.readouterr().err
     assert main(["results", "seeds", str(tmp_path / "nowhere")]) == 1
+    capsys.readouterr()
+    (exps[2] / "finetune" / "ky-scratch" / "config.yaml").unlink()
+    assert main(["results", "seeds", *map(str, exps)]) == 1
+    err = capsys.readouterr().err
+    assert "no seed in the run's config.yaml" in err and str(exps[2] / "finetune" / "ky-scratch") in err
+    (exps[2] / "finetune" / "ky-scratch" / "config.yaml").write_text("seed: 2\n")
+    # the same run name decoded on another test set is refused
+    for exp, manifest in ((exps[1], "a/test.tsv"), (exps[2], "b/test.tsv")):
+        f = exp / "decode" / "en-10m-pretrained" / "lm" / "summary.json"
+        f.write_text(json.dumps({**json.loads(f.read_text()), "manifest": str(tmp_path / manifest)}))
+    assert main(["results", "seeds", *map(str, exps)]) == 1
+    assert "read different test sets" in capsys.readouterr().err
