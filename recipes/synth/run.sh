@@ -220,17 +220,20 @@ if run_stage 4; then
   ssl init "$pretrained" "$rnd" --seed "$seed" >/dev/null
   scratch=("finetune.pretrained=$rnd" "model.overrides.feature_grad_mult=1.0" "finetune.freeze_finetune_updates=0")
   want() { [ "$conditions" = all ] || [[ ",$conditions," == *",$1,"* ]]; }
+  # the English-only model (MONO=1 in stage 3) exists; missing, it is an error when CONDITIONS names a run of it
+  have_mono() {
+    [ -f "$pretrained_mono/model.safetensors" ] && return 0
+    if [ "$conditions" != all ]; then log 4 "no monolingual model at $pretrained_mono (MONO=1 in stage 3)"; exit 1; fi
+    return 1
+  }
   en10=$data/en/train-10m.tsv; en1h=$data/en/train-1h.tsv; lo=$data/cv/$left_out/train.tsv
   want en-10m-pretrained && finetune en-10m-pretrained "$en10" ltr "$ft_updates" "finetune.pretrained=$pretrained"
   # the same with the conv encoder trained too (fairseq freezes it; at this scale training it halves the WER)
   want en-10m-pretrained-convtrain && finetune en-10m-pretrained-convtrain "$en10" ltr "$ft_updates" \
     "finetune.pretrained=$pretrained" "model.overrides.feature_grad_mult=1.0"
-  if want en-10m-pretrained-mono-convtrain; then  # the paper's setting: pretrained on English only (MONO=1 in stage 3)
-    if [ -f "$pretrained_mono/model.safetensors" ]; then
-      finetune en-10m-pretrained-mono-convtrain "$en10" ltr "$ft_updates" "finetune.pretrained=$pretrained_mono" \
-        "model.overrides.feature_grad_mult=1.0"
-    elif [ "$conditions" != all ]; then log 4 "no monolingual model at $pretrained_mono (MONO=1 in stage 3)"; exit 1; fi
-  fi
+  # the paper's setting: pretrained on English only
+  want en-10m-pretrained-mono-convtrain && have_mono && finetune en-10m-pretrained-mono-convtrain "$en10" ltr \
+    "$ft_updates" "finetune.pretrained=$pretrained_mono" "model.overrides.feature_grad_mult=1.0"
   want en-10m-scratch && finetune en-10m-scratch "$en10" ltr "$ft_updates" "${scratch[@]}"
   want en-10m-random-frozen && finetune en-10m-random-frozen "$en10" ltr "$ft_updates" "finetune.pretrained=$rnd"
   if want en-1h-scratch; then
@@ -240,11 +243,9 @@ if run_stage 4; then
   want "$left_out-pretrained" && finetune "$left_out-pretrained" "$lo" phn "$ft_left_out_updates" "finetune.pretrained=$pretrained"
   want "$left_out-scratch" && finetune "$left_out-scratch" "$lo" phn "$ft_left_out_updates" "${scratch[@]}"
   want "$left_out-random-frozen" && finetune "$left_out-random-frozen" "$lo" phn "$ft_left_out_updates" "finetune.pretrained=$rnd"
-  if want "$left_out-pretrained-mono"; then  # English-only pretraining with the same budget (MONO=1 in stage 3)
-    if [ -f "$pretrained_mono/model.safetensors" ]; then
-      finetune "$left_out-pretrained-mono" "$lo" phn "$ft_left_out_updates" "finetune.pretrained=$pretrained_mono"
-    elif [ "$conditions" != all ]; then log 4 "no monolingual model at $pretrained_mono (MONO=1 in stage 3)"; exit 1; fi
-  fi
+  # English-only pretraining with the same budget
+  want "$left_out-pretrained-mono" && have_mono && finetune "$left_out-pretrained-mono" "$lo" phn \
+    "$ft_left_out_updates" "finetune.pretrained=$pretrained_mono"
 fi
 
 if run_stage 5; then
