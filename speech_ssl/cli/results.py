@@ -54,12 +54,13 @@ def add_parser(subparsers) -> None:
 def run_table(args: argparse.Namespace) -> int:
     import sys
 
+    from speech_ssl.config import ConfigError
     from speech_ssl.errors import DataError
     from speech_ssl.report.results import results_table
 
     try:
         text = results_table(args.exp, args.recipe, args.out)
-    except DataError as e:
+    except (DataError, ConfigError) as e:
         print(f"speech-ssl results table: {e}", file=sys.stderr)
         return 1
     print(text)
@@ -69,12 +70,13 @@ def run_table(args: argparse.Namespace) -> int:
 def run_seeds(args: argparse.Namespace) -> int:
     import sys
 
+    from speech_ssl.config import ConfigError
     from speech_ssl.errors import DataError
     from speech_ssl.report.results import synth_seeds_table
 
     try:
         text = synth_seeds_table(args.exps, args.out)
-    except DataError as e:
+    except (DataError, ConfigError) as e:
         print(f"speech-ssl results seeds: {e}", file=sys.stderr)
         return 1
     print(text)

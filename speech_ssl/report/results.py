@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from speech_ssl.config import read_yaml
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_text
 
@@ -113,16 +114,20 @@ def babel_table(exp: Path) -> str:
 
 def synth_rows(exp: Path) -> list[dict]:
     """One dict per decode of a synth experiment: ``model``, ``decoder``, ``wer`` / ``cer`` / ``per`` (fractions,
-    absent where they do not apply), ``updates`` (text) and ``seed`` (the fine-tuning run's, None if unknown)."""
+    absent where they do not apply), ``updates`` (text), ``seed`` (the fine-tuning run's, None if unknown),
+    ``run`` (its folder), ``where`` (the decode's folder) and ``test_set`` (the decoded manifest, when recorded)."""
     rows = []
+    runs: dict[str, dict] = {}  # each fine-tuning run's log and config, read once for all its decoders
     for d in sorted(exp.glob("decode/*/*/summary.json")):
         name, dec = d.parent.parent.name, d.parent.name
         if dec == "tune":
             continue
+        if name not in runs:
+            run = exp / "finetune" / name
+            runs[name] = {"run": run, "updates": last_update(run), "seed": _run_seed(run)}
         summary = json.loads(d.read_text())
         s = summary["score"]
-        row: dict = {"model": name, "decoder": dec, "updates": last_update(exp / "finetune" / name),
-                     "seed": _run_seed(exp / "finetune" / name), "where": d.parent}
+        row: dict = {"model": name, "decoder": dec, **runs[name], "where": d.parent}
         if "manifest" in summary:  # the test set, as a file (the same through symlinked data/ folders)
             row["test_set"] = str(Path(summary["manifest"]).resolve())
         row["wer" if s["metric"] == "WER" else "per" if s["metric"] == "PER" else s["metric"].lower()] = s["error_rate"]
@@ -135,11 +140,7 @@ def synth_rows(exp: Path) -> list[dict]:
 
 def _run_seed(run: Path) -> int | None:
     cfg = run / "config.yaml"
-    if not cfg.exists():
-        return None
-    import yaml
-
-    return (yaml.safe_load(cfg.read_text()) or {}).get("seed")
+    return read_yaml(cfg).get("seed") if cfg.exists() else None
 
 
 def _pct(row: dict, key: str) -> str:
@@ -183,7 +184,7 @@ def synth_seeds_table(exps: list[str | Path], out: str | Path | None = None) -> 
     for (name, dec), rs in sorted(found.items()):
         for r in rs:
             if r["seed"] is None:
-                raise DataError("no seed in the run's config.yaml", r["where"].parent.parent.parent / "finetune" / name)
+                raise DataError("no seed in the run's config.yaml", r["run"])
         rs = sorted(rs, key=lambda r: r["seed"])
         seeds = [r["seed"] for r in rs]
         if len(set(seeds)) != len(seeds):

@@ -236,6 +236,9 @@ def test_synth_seeds_table_mean_sd_and_command(tmp_path, capsys):
     assert main(["results", "seeds", *map(str, exps)]) == 1
     err = capsys.readouterr().err
     assert "no seed in the run's config.yaml" in err and str(exps[2] / "finetune" / "ky-scratch") in err
+    (exps[2] / "finetune" / "ky-scratch" / "config.yaml").write_text("seed: [2\n")  # not YAML: named, no traceback
+    assert main(["results", "seeds", *map(str, exps)]) == 1
+    assert str(exps[2] / "finetune" / "ky-scratch" / "config.yaml") in capsys.readouterr().err
     (exps[2] / "finetune" / "ky-scratch" / "config.yaml").write_text("seed: 2\n")
     # the same run name decoded on another test set is refused
     for exp, manifest in ((exps[1], "a/test.tsv"), (exps[2], "b/test.tsv")):
