@@ -32,6 +32,7 @@ import torch
 from speech_ssl.config import read_yaml
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_text
+from speech_ssl.train.checkpoint import add_files
 
 RECIPES = ("librispeech", "commonvoice", "babel", "synth")
 LIBRISPEECH_SETS = ("dev-clean", "dev-other", "test-clean", "test-other")
@@ -237,7 +238,8 @@ def pretrain_info(run: str | Path, wall_seconds: float, device: str, command: st
                   train_manifests: list[str]) -> dict:
     """The summary of a pretraining run that recipes/synth publishes with its checkpoint, written to
     ``run/final/pretrain_info.json``: updates done, wall time of the last invocation, the command, the
-    machine, the training manifests, and the last train and validation numbers of ``run/log.jsonl``."""
+    machine, the training manifests, and the last train and validation numbers of ``run/log.jsonl``.
+    ``run/final``'s ``meta.json`` is re-sealed to cover it (``checkpoint.add_files``)."""
     run = Path(run)
     log = run / "log.jsonl"
     if not log.is_file():
@@ -259,5 +261,5 @@ def pretrain_info(run: str | Path, wall_seconds: float, device: str, command: st
     }
     if not (run / "final").is_dir():
         raise DataError("no final/ checkpoint folder", run)
-    (run / "final" / "pretrain_info.json").write_text(json.dumps(info, indent=1) + "\n")
+    add_files(run / "final", {"pretrain_info.json": (json.dumps(info, indent=1) + "\n").encode()})
     return info

@@ -259,7 +259,7 @@ def export_weights(src: Path, dest: Path) -> Path:
     Every file of ``src`` but ``train_state.pt`` is copied byte for byte (weights, config, ``dict.txt``,
     ``pretrain_info.json``, ...). A training checkpoint is verified against its ``meta.json`` first and
     its update count and metrics carry over; the copy's ``meta.json`` lists the files it holds then, so
-    ``verify_checkpoint(dest)`` passes (files added later are not covered). A folder without ``meta.json``
+    ``verify_checkpoint(dest)`` passes (``add_files`` adds reports later). A folder without ``meta.json``
     (a converted model) is copied too. ``dest`` may be a new folder or an earlier checkpoint / copy; it may
     not be ``src``, hold ``src``, or be any other non-empty folder (it is replaced as a whole).
     """
@@ -282,3 +282,27 @@ def export_weights(src: Path, dest: Path) -> Path:
                 shutil.copyfile(p, folder / p.name)
 
     return save_checkpoint(dest, copy_files, None, meta, sweep_stale=False)
+
+
+def add_files(ckpt: Path, files: dict[str, bytes]) -> Path:
+    """Add or replace small files (reports such as ``pretrain_info.json``) in the checkpoint folder ``ckpt``
+    and re-seal its ``meta.json``, so that ``verify_checkpoint(ckpt)`` covers them.
+
+    The folder is verified first (a corrupt one is refused naming the file) and rewritten like any checkpoint:
+    atomically, every other file byte for byte. The weights, config, training state and ``meta.json``
+    itself cannot be replaced this way.
+    """
+    ckpt = Path(ckpt)
+    for name in files:
+        if name != Path(name).name or name in (META, STATE, "model.safetensors", "config.json"):
+            raise ValueError(f"add_files: {name!r} is not a report file name")
+    meta = {k: v for k, v in verify_checkpoint(ckpt).items() if k != "files"}
+
+    def write(folder: Path) -> None:
+        for p in sorted(ckpt.iterdir()):
+            if p.is_file() and p.name != META and p.name not in files:
+                shutil.copyfile(p, folder / p.name)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+
+    return save_checkpoint(ckpt, write, None, meta, sweep_stale=False)

@@ -12,7 +12,10 @@ import pytest
 
 from speech_ssl.cli import main
 from speech_ssl.errors import DataError
+from speech_ssl.models import Wav2Vec2ForPretraining, get_preset
+from speech_ssl.models.checkpoint import save_model
 from speech_ssl.report.results import finetune_runs, last_update, pretrain_info, results_table
+from speech_ssl.train.checkpoint import export_weights, verify_checkpoint
 
 
 def _score(d: Path, unit: str, rate: float) -> None:
@@ -180,18 +183,22 @@ def test_pretrain_info_and_command(tmp_path, capsys):
     _log(run, [1, 2, 3], valid={"update": 3, "loss": 2.5, "accuracy": 0.4, "temp": 1.9, "other": 1})
     with pytest.raises(DataError, match="final"):
         pretrain_info(run, 12.0, "cpu", "run.sh", ["a.tsv"])
-    (run / "final").mkdir()
+    save_model(Wav2Vec2ForPretraining(get_preset("tiny")), tmp_path / "weights")
+    export_weights(tmp_path / "weights", run / "final")  # RUN/final as finalize makes it
     info = pretrain_info(run, 12.0, "cpu", "run.sh --stage 3", ["a.tsv", "b.tsv"])
     assert info["updates"] == 3 and info["wall_seconds_last_invocation"] == 12.0
     assert info["train_last"] == {"update": 3, "loss": pytest.approx(2.7)}
     assert info["valid_last"] == {"update": 3, "loss": 2.5, "accuracy": 0.4, "temp": 1.9}
     assert info["machine"].endswith("(cpu)") and info["command"] == "run.sh --stage 3"
     assert json.loads((run / "final" / "pretrain_info.json").read_text()) == info
+    assert "pretrain_info.json" in verify_checkpoint(run / "final")["files"]  # final's meta.json covers it
     assert main(["results", "pretrain-info", str(run), "--wall", "5", "--device", "cpu",
                  "--command=x.sh --stage 3 (TINY=1)", "--train=[a.tsv,b.tsv]"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["train_manifests"] == ["a.tsv", "b.tsv"] and printed["wall_seconds_last_invocation"] == 5.0
     assert printed["command"] == "x.sh --stage 3 (TINY=1)"
+    assert json.loads((run / "final" / "pretrain_info.json").read_text()) == printed  # replaced, and still verifies
+    verify_checkpoint(run / "final")
     assert main(["results", "pretrain-info", str(tmp_path / "none"), "--wall", "5", "--device", "cpu",
                  "--command", "x", "--train", "a.tsv"]) == 1
     assert "log.jsonl" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """speech_ssl.train.checkpoint.export_weights and `speech-ssl convert --from speech_ssl A --to speech_ssl B`:
-the recipes' RUN/final (a verified weights-only copy), and what it refuses to overwrite."""
+the recipes' RUN/final (a verified weights-only copy), and what it refuses to overwrite; add_files (reports
+added to a checkpoint, covered by its meta.json)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import torch
 from speech_ssl.cli import main
 from speech_ssl.models import Wav2Vec2ForPretraining, get_preset
 from speech_ssl.models.checkpoint import load_model, save_model
-from speech_ssl.train.checkpoint import CheckpointError, export_weights, save_checkpoint, verify_checkpoint
+from speech_ssl.train.checkpoint import (
+    CheckpointError,
+    add_files,
+    export_weights,
+    save_checkpoint,
+    verify_checkpoint,
+)
 
 
 def _training_checkpoint(run, updates=7):
@@ -81,3 +88,27 @@ def test_refuses_to_replace_its_source_or_a_folder_that_is_not_a_checkpoint(tmp_
     assert foreign.exists()
     export_weights(src, tmp_path / "final")  # an earlier copy is replaced
     verify_checkpoint(tmp_path / "final")
+
+
+def test_add_files_reseals_meta_and_refuses_a_corrupt_folder_or_a_weights_name(tmp_path):
+    """A report added to a checkpoint is listed in its meta.json (verify passes), every other file is kept byte
+    for byte (training state included) and the metadata carries over; a corrupt folder is refused naming the
+    file and left as it was; the weights, config, state and meta.json cannot be replaced this way."""
+    src = _training_checkpoint(tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in src.iterdir() if p.name != "meta.json"}
+    add_files(src, {"pretrain_info.json": b'{"updates": 8}\n', "notes.txt": b"x"})
+    meta = verify_checkpoint(src)
+    assert meta["num_updates"] == 7 and meta["best"] == 1.5
+    assert meta["files"].keys() == before.keys() | {"notes.txt"}
+    assert (src / "pretrain_info.json").read_bytes() == b'{"updates": 8}\n'
+    for name, blob in before.items():
+        if name != "pretrain_info.json":
+            assert (src / name).read_bytes() == blob, name
+    assert [p.name for p in src.parent.iterdir() if p.name.startswith(".")] == []  # no temp folder left
+    for bad in ("model.safetensors", "config.json", "meta.json", "train_state.pt", "../x.json"):
+        with pytest.raises(ValueError, match="not a report file name"):
+            add_files(src, {bad: b"{}"})
+    (src / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="config.json"):
+        add_files(src, {"notes.txt": b"y"})
+    assert (src / "notes.txt").read_bytes() == b"x" and (src / "config.json").read_text() == "{}"
