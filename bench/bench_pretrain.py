@@ -67,6 +67,8 @@ def bench(preset: str, impl: str, args, corpus: Path) -> dict:
         "logging.progress_bar=false",
         "logging.tensorboard=false",
         f"distributed.activation_checkpointing={str(args.activation_checkpointing).lower()}",
+        f"distributed.compile={str(args.compile).lower()}",
+        f"data.num_workers={args.workers}",
     ]
     if args.tf32:
         overrides.append("precision.allow_tf32=true")
@@ -96,7 +98,8 @@ def bench(preset: str, impl: str, args, corpus: Path) -> dict:
         "threads": torch.get_num_threads(),
         "optim_impl": tr.optim_impl,
         "load_1min": round(os.getloadavg()[0], 2),
-        "precision": args.precision + ("+tf32" if args.tf32 else ""),
+        "precision": args.precision + ("+tf32" if args.tf32 else "") + ("+compile" if args.compile else ""),
+        "workers": args.workers,
         "max_tokens": args.max_tokens,
         "updates": args.updates,
         "audio_s_per_update": round(audio / args.updates, 2),
@@ -118,6 +121,8 @@ def main() -> int:
     p.add_argument("--updates", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--activation-checkpointing", action="store_true")
+    p.add_argument("--compile", action="store_true", help="distributed.compile: torch.compile the model's parts")
+    p.add_argument("--workers", type=int, default=0, help="data loader processes (data.num_workers)")
     p.add_argument("--tf32", action="store_true", help="fp32 matmuls on TF32 tensor cores (GPU)")
     p.add_argument("--optimizer-impl", default="auto",
                    help="comma-separated optim.impl values to compare (auto, fused, foreach, for_loop)")

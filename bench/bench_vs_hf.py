@@ -3,6 +3,8 @@
     python bench/bench_vs_hf.py --preset base --shapes 1x5,2x5,4x5 --pairs 6 --threads 2 [--memory]
     python bench/bench_vs_hf.py --preset tiny --shapes 1x5 --pairs 10 --threads 2 --dtype bf16
     python bench/bench_vs_hf.py --preset base --shapes 1x5,4x5 --pairs 6 --threads 2 --flops   # MFU, ceiling
+    python bench/bench_vs_hf.py --device cuda --preset base --shapes 8x15 --dtype bf16 --flops --memory \
+        --peak-tflops 989 [--compile]                                                    # one GPU (H200 bf16)
 
 For each shape (batch x seconds):
 1. HF's ``Wav2Vec2ForPreTraining`` is built from our preset's config (``config_to_hf``) with a fixed seed and
@@ -21,7 +23,12 @@ For each shape (batch x seconds):
    machine's fp32 GEMM throughput at the same thread count (the best of a few square ``torch.mm``), so each
    time reads as model FLOP utilisation (MFU), and ``ceiling`` = HF's time / (FLOPs / GEMM throughput): the
    most any implementation could beat HF by on this machine if every FLOP ran at matmul speed and nothing
-   else took time.
+   else took time. On CUDA the GEMM is 8192^2 in the run's dtype; ``--peak-tflops`` (the spec sheet's dense
+   figure) replaces the measured one, so MFU reads as the published definition.
+7. ``--device cuda``: every update ends with a ``torch.cuda.synchronize()`` inside the timing, and memory is
+   ``torch.cuda.max_memory_allocated`` of one process per side. ``--compile``: our model's conv encoder,
+   positional conv and layers run under ``torch.compile`` as the trainer's ``distributed.compile`` does it
+   (compiled in the warm-up update); HF's stays eager.
 
 The thread count and the 1-minute load are printed with the table: on a shared machine they decide the times.
 """
@@ -45,7 +52,8 @@ def parse_shape(s: str) -> tuple[int, float]:
     return int(b), float(sec)
 
 
-def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_optimizer: str, dtype: str):
+def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_optimizer: str, dtype: str,
+          device: str = "cpu", compile: bool = False):
     """{"ours"|"hf": update function}; both models hold the same weights and see the same inputs."""
     import transformers
 
@@ -65,18 +73,24 @@ def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_
             if which == "ours":  # a memory worker holds one model only
                 hf = None
             ours = load_hf(d).train()
+    if compile and ours is not None:  # as the trainer's distributed.compile does it; HF stays eager
+        from speech_ssl.train.distributed import compile_model
+
+        compile_model(ours)
     B, sec = shape
     L = int(sec * 16000)
-    x = torch.randn(B, L, generator=torch.Generator().manual_seed(1)) * 0.1
+    x = (torch.randn(B, L, generator=torch.Generator().manual_seed(1)) * 0.1).to(device)
     T = conv_output_length(L, cfg.conv_feature_layers)
     g = torch.Generator().manual_seed(2)
     mask = compute_mask_indices((B, T), None, cfg.mask_prob, cfg.mask_length, min_masks=2, generator=g)
     neg = sample_negatives(mask, cfg.num_negatives, generator=g)
-    amp = dict(device_type="cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
+    mask, neg = mask.to(device), neg.to(device)
+    amp = dict(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bf16")
 
     def update(model, impl: str, **inputs):
         """One update of ``model`` on the shared inputs with its own AdamW (``impl``)."""
         kw = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
+        model = model.to(device)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6, **kw)
 
         def step():
@@ -85,6 +99,8 @@ def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_
                 out = model(x, **inputs)
             out.loss.backward()
             opt.step()
+            if device == "cuda":
+                torch.cuda.synchronize()  # the update is timed to its end on the GPU
 
         return step
 
@@ -130,32 +146,43 @@ def update_flops(step) -> int:
     return counter.get_total_flops()
 
 
-def gemm_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
-    """This machine's fp32 matmul throughput at the current thread count: the best of ``repeats`` n x n mm."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = min(timed(lambda: torch.mm(a, b)) for _ in range(repeats))
+def gemm_flops_per_s(n: int = 2048, repeats: int = 5, device: str = "cpu", dtype: str = "fp32") -> float:
+    """This machine's matmul throughput (fp32 on CPU at the current thread count; the run's dtype on CUDA):
+    the best of ``repeats`` n x n mm."""
+    dt = torch.bfloat16 if dtype == "bf16" and device == "cuda" else torch.float32
+    a, b = torch.randn(n, n, device=device, dtype=dt), torch.randn(n, n, device=device, dtype=dt)
+
+    def mm():
+        torch.mm(a, b)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    mm()
+    best = min(timed(mm) for _ in range(repeats))
     return 2 * n**3 / best
 
 
 def memory_worker(args) -> None:
     torch.set_num_threads(args.threads)
     steps, _ = build(args.preset, parse_shape(args.shapes), args.memory_worker, args.optimizer,
-                     args.hf_optimizer, args.dtype)
+                     args.hf_optimizer, args.dtype, args.device, args.compile)
     step = steps[args.memory_worker]
     for _ in range(3):
         step()
+    if args.device == "cuda":
+        print(json.dumps({"peak_mb": torch.cuda.max_memory_allocated() / 2**20}))
+        return
     from speech_ssl.train.report import peak_rss_bytes
 
-    print(json.dumps({"peak_rss_mb": peak_rss_bytes() / 2**20}))
+    print(json.dumps({"peak_mb": peak_rss_bytes() / 2**20}))
 
 
 def peak_memory(args, shape: str, which: str) -> float:
     cmd = [sys.executable, __file__, "--preset", args.preset, "--shapes", shape, "--threads", str(args.threads),
            "--optimizer", args.optimizer, "--hf-optimizer", args.hf_optimizer, "--dtype", args.dtype,
-           "--memory-worker", which]
+           "--device", args.device, "--memory-worker", which] + (["--compile"] if args.compile else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
+    return json.loads(out.strip().splitlines()[-1])["peak_mb"]
 
 
 def main() -> None:
@@ -167,8 +194,14 @@ def main() -> None:
     ap.add_argument("--optimizer", choices=["fused", "foreach", "for_loop"], default="fused")
     ap.add_argument("--hf-optimizer", choices=["fused", "foreach", "for_loop"], default=None,
                     help="HF's AdamW (default: the same as --optimizer)")
-    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: CPU autocast for both")
-    ap.add_argument("--memory", action="store_true", help="also the peak RSS of one process per side")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast for both")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--compile", action="store_true",
+                    help="our model's parts under torch.compile (distributed.compile); HF's eager")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="MFU against this peak (the spec sheet's) instead of the measured GEMM throughput")
+    ap.add_argument("--memory", action="store_true",
+                    help="also the peak memory of one process per side (RSS on CPU, max_memory_allocated on CUDA)")
     ap.add_argument("--flops", action="store_true", help="also model FLOPs, MFU against this machine's GEMM "
                     "throughput and the ceiling of any speed-up over HF")
     ap.add_argument("--json", help="also write the rows here")
@@ -180,29 +213,45 @@ def main() -> None:
     import transformers
 
     torch.set_num_threads(args.threads)
-    print(f"preset {args.preset}, {args.dtype}, AdamW ours={args.optimizer} hf={args.hf_optimizer}, "
-          f"{args.threads} threads, 1-min load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
+    where = (torch.cuda.get_device_name() if args.device == "cuda"
+             else f"{args.threads} threads, 1-min load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"preset {args.preset}, {args.dtype}{' + torch.compile (ours)' if args.compile else ''}, AdamW "
+          f"ours={args.optimizer} hf={args.hf_optimizer}, {where}; "
           f"torch {torch.__version__}, transformers {transformers.__version__}")
-    peak = gemm_flops_per_s() if args.flops else None
-    if peak:
-        print(f"fp32 GEMM throughput here: {peak / 1e9:.1f} GFLOP/s ({args.threads} threads, 2048^2 torch.mm)")
+    peak = None
+    if args.flops:
+        n = 8192 if args.device == "cuda" else 2048
+        peak = gemm_flops_per_s(n, device=args.device, dtype=args.dtype)
+        print(f"GEMM throughput here: {peak / 1e9:.1f} GFLOP/s ({n}^2 torch.mm, "
+              f"{args.dtype if args.device == 'cuda' else 'fp32'}, {where})")
+        if args.peak_tflops:
+            peak = args.peak_tflops * 1e12
+            print(f"MFU against the given peak: {args.peak_tflops:g} TFLOP/s")
     rows = []
-    print(f"{'shape':>8s} {'ours s':>8s} {'HF s':>8s} {'HF/ours (min-max)':>22s} {'RSS ours MB':>12s} {'RSS HF MB':>10s}"
+    mem_kind = "GPU" if args.device == "cuda" else "RSS"
+    print(f"{'shape':>8s} {'ours s':>8s} {'HF s':>8s} {'HF/ours (min-max)':>22s} {mem_kind + ' ours MB':>12s} "
+          f"{mem_kind + ' HF MB':>10s}"
           + (f" {'GFLOP ours/HF':>14s} {'MFU ours/HF':>12s} {'ceiling':>8s}" if peak else ""))
     for shape in args.shapes.split(","):
-        steps, n_params = build(args.preset, parse_shape(shape), "both", args.optimizer, args.hf_optimizer, args.dtype)
+        steps, n_params = build(args.preset, parse_shape(shape), "both", args.optimizer, args.hf_optimizer, args.dtype,
+                                args.device, args.compile)
+        b, sec = parse_shape(shape)
         row = {"shape": shape, "params_m": round(n_params / 1e6, 2), **paired(steps, args.pairs)}
-        if peak:
-            row["gflop_ours"], row["gflop_hf"] = (update_flops(steps[k]) / 1e9 for k in ("ours", "hf"))
+        row["audio_s_per_s_ours"], row["audio_s_per_s_hf"] = b * sec / row["ours_s"], b * sec / row["hf_s"]
+        if peak:  # counted on the eager models (the same FLOPs; the counter does not see into compiled graphs)
+            eager = build(args.preset, (b, sec), "both", args.optimizer, args.hf_optimizer, args.dtype,
+                          args.device)[0] if args.compile else steps
+            row["gflop_ours"], row["gflop_hf"] = (update_flops(eager[k]) / 1e9 for k in ("ours", "hf"))
+            del eager
             row["mfu_ours"] = row["gflop_ours"] * 1e9 / row["ours_s"] / peak
             row["mfu_hf"] = row["gflop_hf"] * 1e9 / row["hf_s"] / peak
             row["ceiling"] = row["hf_s"] / (row["gflop_hf"] * 1e9 / peak)
         del steps
         if args.memory:
-            row["rss_ours_mb"] = peak_memory(args, shape, "ours")
-            row["rss_hf_mb"] = peak_memory(args, shape, "hf")
+            row["mem_ours_mb"] = peak_memory(args, shape, "ours")
+            row["mem_hf_mb"] = peak_memory(args, shape, "hf")
         rows.append(row)
-        mem = (f"{row['rss_ours_mb']:12.0f} {row['rss_hf_mb']:10.0f}" if args.memory else " " * 23)
+        mem = (f"{row['mem_ours_mb']:12.0f} {row['mem_hf_mb']:10.0f}" if args.memory else " " * 23)
         fl = (f" {row['gflop_ours']:6.1f}/{row['gflop_hf']:<7.1f} {row['mfu_ours']:5.0%}/{row['mfu_hf']:<6.0%}"
               f" {row['ceiling']:7.2f}x" if peak else "")
         print(f"{shape:>8s} {row['ours_s']:8.3f} {row['hf_s']:8.3f} "

@@ -93,6 +93,7 @@ class DistributedConfig:
     strategy: Literal["ddp", "fsdp"] = "ddp"  # fsdp: shard params/grads/optimizer (1B/2B presets)
     find_unused_parameters: bool = False
     activation_checkpointing: bool = False  # recompute Transformer layers in backward
+    compile: bool = False  # torch.compile (dynamic shapes) the conv encoder, positional conv and each layer
     timeout_minutes: float = 30.0  # a collective that waits longer fails the job instead of hanging
 
 

@@ -223,12 +223,33 @@ def apply_activation_checkpointing(model: nn.Module) -> int:
     return len(layers)
 
 
+def compile_model(model: nn.Module) -> int:
+    """``torch.compile`` (dynamic shapes) in place the parts of the model without data-dependent Python: the
+    conv feature encoder, the positional conv and each Transformer layer; returns how many modules.
+
+    In place (``nn.Module.compile``), so parameter names, checkpoints and the optimizer are unchanged;
+    masking, negatives, the quantizer, LayerDrop and the losses run eagerly between the compiled parts.
+    The first batches of each new shape pay the compilation.
+    """
+    from speech_ssl.models.context import PositionalConv, TransformerLayer
+    from speech_ssl.models.feature_encoder import ConvFeatureEncoder
+
+    parts = [m for m in model.modules() if isinstance(m, (ConvFeatureEncoder, PositionalConv, TransformerLayer))]
+    if not parts:
+        raise RuntimeError("distributed.compile: no conv encoder or Transformer layer found in the model")
+    for m in parts:
+        m.compile(dynamic=True)
+    return len(parts)
+
+
 def wrap_model(model: nn.Module, cfg: DistributedConfig, info: DistInfo) -> nn.Module:
     """DDP (or FSDP2) around ``model`` when distributed; the model itself otherwise.
 
     FSDP shards each Transformer layer and then the root, so parameters, gradients and optimizer
     states are split over ranks (needed for the 1B/2B presets on 80 GB GPUs).
     """
+    if cfg.compile:
+        compile_model(model)
     if cfg.activation_checkpointing:
         apply_activation_checkpointing(model)
     if cfg.strategy == "fsdp":
