@@ -233,9 +233,9 @@ def main() -> None:
           f"{mem_kind + ' HF MB':>10s}"
           + (f" {'GFLOP ours/HF':>14s} {'MFU ours/HF':>12s} {'ceiling':>8s}" if peak else ""))
     for shape in args.shapes.split(","):
-        steps, n_params = build(args.preset, parse_shape(shape), "both", args.optimizer, args.hf_optimizer, args.dtype,
-                                args.device, args.compile)
         b, sec = parse_shape(shape)
+        steps, n_params = build(args.preset, (b, sec), "both", args.optimizer, args.hf_optimizer, args.dtype,
+                                args.device, args.compile)
         row = {"shape": shape, "params_m": round(n_params / 1e6, 2), **paired(steps, args.pairs)}
         row["audio_s_per_s_ours"], row["audio_s_per_s_hf"] = b * sec / row["ours_s"], b * sec / row["hf_s"]
         if peak:  # counted on the eager models (the same FLOPs; the counter does not see into compiled graphs)

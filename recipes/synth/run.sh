@@ -60,6 +60,7 @@ mono=${MONO:-0}                              # 1: also pretrain on English only 
 case "$mono" in 0|1|only) ;; *) echo "run.sh: MONO is 0, 1 or only, not '$mono'" >&2; exit 2 ;; esac
 threads=${THREADS:-}                         # OMP threads for CPU training (default: torch's choice)
 conditions=${CONDITIONS:-all}                # stage 4: all, or a comma list of run names (en-10m-pretrained,...)
+ft_overrides=${FT_OVERRIDES:-}               # stage 4: extra overrides for every run, space-separated (last word wins)
 seeds=${SEEDS:-1-5}                          # stage 8: fine-tuning seeds per init (e.g. 1-10)
 sweep_jobs=${SWEEP_JOBS:-2}                  # stage 8: runs side by side (1 torch thread each)
 
@@ -207,10 +208,11 @@ finetune() {  # name train_tsv labels updates extra-overrides...
   case "$tr" in */en/*) valid=$data/librispeech/dev-clean.tsv ;; esac
   [ -f "$run/final/model.safetensors" ] && { log 4 "$name done"; return 0; }
   log 4 "fine-tuning $name ($updates updates)"
-  local extra=()
+  local extra=() user=()
   [ "$tiny" = 1 ] && extra=("logging.log_interval=1" "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0")
+  read -r -a user <<< "$ft_overrides"
   ssl finetune "$conf/finetune.yaml" "data.train=[$tr]" "data.valid=[$valid]" "finetune.labels=$labels" \
-    "optim.max_update=$updates" "device=$device" "seed=$seed" "$@" "${extra[@]}" --run-dir "$run" --resume
+    "optim.max_update=$updates" "device=$device" "seed=$seed" "$@" "${extra[@]}" "${user[@]}" --run-dir "$run" --resume
   finalize "$run" last
 }
 

@@ -252,6 +252,18 @@ def resolve_resume(path: Path) -> Path:
     return latest
 
 
+def _meta_without_files(ckpt: Path) -> dict[str, Any]:
+    """The verified metadata of ``ckpt`` without its file list (a copy re-seals its own)."""
+    return {k: v for k, v in verify_checkpoint(ckpt).items() if k != "files"}
+
+
+def _copy_files(src: Path, folder: Path, skip: set[str]) -> None:
+    """Copy the files of ``src`` (not sub-folders) byte for byte into ``folder``, except those in ``skip``."""
+    for p in sorted(src.iterdir()):
+        if p.is_file() and p.name not in skip:
+            shutil.copyfile(p, folder / p.name)
+
+
 def export_weights(src: Path, dest: Path) -> Path:
     """A weights-only copy of the checkpoint folder ``src`` at ``dest``, written like any checkpoint
     (atomically; an existing ``dest`` is replaced only once the copy is complete).
@@ -272,16 +284,9 @@ def export_weights(src: Path, dest: Path) -> Path:
     if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / "model.safetensors").is_file())):
         raise CheckpointError("exists and is not a checkpoint folder: it would be replaced; choose another "
                               "destination", dest)
-    meta: dict[str, Any] = {}
-    if (src / META).is_file():
-        meta = {k: v for k, v in verify_checkpoint(src).items() if k != "files"}
-
-    def copy_files(folder: Path) -> None:
-        for p in sorted(src.iterdir()):
-            if p.is_file() and p.name not in (STATE, META):
-                shutil.copyfile(p, folder / p.name)
-
-    return save_checkpoint(dest, copy_files, None, meta, sweep_stale=False)
+    meta = _meta_without_files(src) if (src / META).is_file() else {}
+    return save_checkpoint(dest, lambda folder: _copy_files(src, folder, skip={STATE, META}), None, meta,
+                           sweep_stale=False)
 
 
 def add_files(ckpt: Path, files: dict[str, bytes]) -> Path:
@@ -296,12 +301,10 @@ def add_files(ckpt: Path, files: dict[str, bytes]) -> Path:
     for name in files:
         if name != Path(name).name or name in (META, STATE, "model.safetensors", "config.json"):
             raise ValueError(f"add_files: {name!r} is not a report file name")
-    meta = {k: v for k, v in verify_checkpoint(ckpt).items() if k != "files"}
+    meta = _meta_without_files(ckpt)
 
     def write(folder: Path) -> None:
-        for p in sorted(ckpt.iterdir()):
-            if p.is_file() and p.name != META and p.name not in files:
-                shutil.copyfile(p, folder / p.name)
+        _copy_files(ckpt, folder, skip={META, *files})
         for name, data in files.items():
             (folder / name).write_bytes(data)
 
