@@ -165,7 +165,8 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
     ( "${cmd[@]}" ) & pid=$!
     ( sleep "$pretrain_seconds"; kill -TERM "$pid" 2>/dev/null ) & timer=$!
     wait "$pid"; rc=$?
-    kill "$timer" 2>/dev/null
+    # the trainer exits 75 when a signal stopped it; that is the budget's end only if our timer sent it
+    if kill -0 "$timer" 2>/dev/null; then kill "$timer" 2>/dev/null; elif [ "$rc" = 75 ]; then rc=0; fi
   else
     "${cmd[@]}"; rc=$?
   fi

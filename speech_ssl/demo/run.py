@@ -55,6 +55,7 @@ from speech_ssl.demo.results import write_results
 from speech_ssl.files import atomic_write_text
 from speech_ssl.models.random_init import random_like
 from speech_ssl.report.plots import plot_code_usage
+from speech_ssl.train.signals import EXIT_STOPPED
 
 CALIBRATION_UPDATES = 6
 STARTUP_SECONDS = 6.0  # process start + model/data setup, subtracted from a run's budget
@@ -106,8 +107,10 @@ class Demo:
                     break
                 except subprocess.TimeoutExpired:
                     if deadline is not None and not terminated and time.time() >= deadline:
-                        p.send_signal(signal.SIGTERM)  # the trainer saves a checkpoint and exits 0
+                        p.send_signal(signal.SIGTERM)  # the trainer saves a checkpoint and exits EXIT_STOPPED
                         terminated = True
+        if terminated and rc == EXIT_STOPPED:
+            return 0  # stopped at the deadline after saving: the budget's normal end
         if terminated and rc != 0:
             # SIGTERM before the trainer installed its handler (still starting up): nothing was lost, the
             # previous invocation's checkpoint stands.

@@ -1,4 +1,6 @@
-"""Stop signals: SIGTERM / SIGUSR1 make a run save a checkpoint at the end of the update and exit 0.
+"""Stop signals: SIGTERM / SIGUSR1 make a run save a checkpoint at the end of the update and exit with
+:data:`EXIT_STOPPED` (75, sysexits' EX_TEMPFAIL: not finished, continue with ``--resume``), so a wrapper (a
+recipe, a scheduler) never mistakes a stopped run for a finished one; a finished run exits 0.
 
 The main process only records the signal (:class:`StopSignals`); the trainer sends the flag through the
 update's all-reduce so that every rank stops at the same update, then saves. DataLoader workers ignore
@@ -12,6 +14,8 @@ import contextlib
 import signal
 import sys
 import threading
+
+EXIT_STOPPED = 75  # stopped by a signal after saving: resume to finish (sysexits EX_TEMPFAIL)
 
 
 def ignore_stop_signals(worker_id: int) -> None:

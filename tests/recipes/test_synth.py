@@ -52,6 +52,27 @@ def test_conditions_pick_stage_4_runs_and_a_missing_mono_model_is_an_error(tmp_p
     assert not (tmp_path / "finetune").exists()
 
 
+
+def test_a_fine_tuning_stopped_by_a_signal_is_not_finalized(tmp_path):
+    """The trainer exits 75 when a signal stopped it; stage 4 must stop there, not copy the partial run to
+    RUN/final (which a later run would take as done). FT_OVERRIDES reach the command, after the recipe's own."""
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "python"  # stands in for `python -m speech_ssl ...`: finetune is "stopped", the rest succeeds
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n[ "$3" = finetune ] && exit 75\nexit 0\n')
+    fake.chmod(0o755)
+    exp = tmp_path / "exp"
+    p = _run(["--stage", "4", "--stop-stage", "4"], {
+        "EXP": str(exp), "DEVICE": "cpu", "PRETRAINED": str(REPO / "recipes" / "synth" / "pretrained"),
+        "CONDITIONS": "en-10m-scratch", "SPEECH_SSL_PYTHON": str(fake),
+        "FT_OVERRIDES": "model.overrides.mask_prob=0.3 optim.lr=5e-4"})
+    assert p.returncode == 75, p.stderr[-2000:]
+    lines = calls.read_text().splitlines()
+    ft = [c for c in lines if c.startswith("-m speech_ssl finetune ")]
+    assert len(ft) == 1 and ft[0].split(" --run-dir ")[0].endswith("model.overrides.mask_prob=0.3 optim.lr=5e-4")
+    assert not any(" convert " in c for c in lines)
+    assert not (exp / "finetune" / "en-10m-scratch" / "final").exists()
+
+
 @pytest.mark.slow
 def test_recipe_end_to_end_tiny(tmp_path):
     """Stages 1-7 as `python3 -m speech_ssl` (no installed CLI), then a re-run that finds everything done."""
