@@ -76,13 +76,9 @@ def run(args: argparse.Namespace, task_name: str = "pretrain") -> int:
                 trainer.validate()
             return 0
         trainer.train()
-        if trainer.stopped_by == "signal":
+        if trainer.stopped_by == "signal":  # the trainer said so in its log; the caller must not take it as done
             from speech_ssl.train.signals import EXIT_STOPPED
 
-            if info.is_main:
-                print(f"speech-ssl {args.command}: stopped by a signal at update {trainer.num_updates} of "
-                      f"{cfg.optim.max_update}, not finished; continue with --resume (exit {EXIT_STOPPED})",
-                      file=sys.stderr)
             return EXIT_STOPPED
     except TrainingAborted as e:
         print(f"speech-ssl {args.command}: training aborted (rank {info.rank}): {e}", file=sys.stderr)

@@ -499,7 +499,8 @@ class Trainer:
                     self.save()
                 self._settle()
                 if self.stopped_by is not None:
-                    self._log(f"stopped at update {self.num_updates} ({self.stopped_by}); continue with --resume")
+                    self._log(f"stopped at update {self.num_updates} of {cfg.optim.max_update} ({self.stopped_by}), "
+                              "not finished; continue with --resume")
                 else:
                     self._log(f"done: {self.num_updates} updates")
         finally:

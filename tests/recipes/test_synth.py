@@ -52,7 +52,6 @@ def test_conditions_pick_stage_4_runs_and_a_missing_mono_model_is_an_error(tmp_p
     assert not (tmp_path / "finetune").exists()
 
 
-
 def test_a_fine_tuning_stopped_by_a_signal_is_not_finalized(tmp_path):
     """The trainer exits 75 when a signal stopped it; stage 4 must stop there, not copy the partial run to
     RUN/final (which a later run would take as done). FT_OVERRIDES reach the command, after the recipe's own."""
