@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: install
-	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q -m "not slow" --durations=12 $(PYTEST_ARGS)
 
 test-all: install
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
