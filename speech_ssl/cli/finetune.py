@@ -6,7 +6,8 @@ names the pretrained checkpoint, finetune.labels the label extension next to eac
 the backbone's settings (masking, dropouts, layerdrop) go under model.overrides, on top of fairseq's
 fine-tuning defaults. Checkpoints keep the best validation WER in RUN/checkpoints/best (decode it with
 speech-ssl decode --checkpoint RUN/checkpoints/best ...).
-Exit codes: 0 done, 75 stopped by SIGTERM/SIGUSR1 after saving (resume with --resume), 2 bad config, 3 bad data / checkpoint, 4 training aborted.
+Exit codes: 0 done, 75 stopped by SIGTERM/SIGUSR1 after saving (resume with --resume), 2 bad config,
+3 bad data / checkpoint, 4 training aborted.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``speech-ssl pretrain CONFIG.yaml [key=value ...] [--run-dir D] [--resume [CK]] [--init-from CK]``.
 
 Works as a plain process (one CPU/GPU) or under ``torchrun --nproc-per-node N -m speech_ssl pretrain ...``
-(DDP over NCCL on GPUs, Gloo on CPU). Exit codes: 0 done, 75 stopped by SIGTERM/SIGUSR1 after saving (not finished:
-resume with ``--resume``), 2 bad config, 3 bad data / checkpoint, 4 training aborted (non-finite updates).
+(DDP over NCCL on GPUs, Gloo on CPU). Exit codes: 0 done, 75 stopped by SIGTERM/SIGUSR1 after saving (not
+finished: resume with ``--resume``), 2 bad config, 3 bad data / checkpoint, 4 training aborted (non-finite updates).
 """
 
 from __future__ import annotations
