@@ -14,10 +14,15 @@
 #   device run (carry .whl: bench/gpu_wheels.sh fetches soundfile and its needs for the GPU machine's Python):
 #     bash bench/gpu_session.sh
 #   DRY=1 bash bench/gpu_session.sh     # on CPU with tiny sizes: checks the script itself (~3 min, 2 cores)
+#   STEPS="bare_base_bf16 trainer_base_bf16" bash bench/gpu_session.sh   # only these steps (and the summary)
+#   WORK=DIR keeps the per-step JSON files there (default: a temporary folder, removed at the end)
 set -uo pipefail
 
 out=${OUT:-/tmp/gpu_session}
-work=$(mktemp -d)
+work=${WORK:-$(mktemp -d)}
+keep_work=${WORK:+1}
+steps=" ${STEPS:-} "
+mkdir -p "$work"
 mkdir -p "$out"
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -40,6 +45,9 @@ log=$out/session.log
 step() {  # NAME SECONDS CMD...: run CMD with a time limit unless the session is past its deadline
   local name=$1 secs=$2 rc
   shift 2
+  if [ "$steps" != "  " ] && [ "$name" != summary ] && [[ "$steps" != *" $name "* ]]; then
+    return 0
+  fi
   if [ $(( $(date +%s) - start )) -gt "$deadline" ]; then
     echo "== $name: skipped (past ${deadline}s)" | tee -a "$log"
     return 0
@@ -78,4 +86,4 @@ vs_hf bare_base_bf16_compile "$base" "$shape" bf16 "${peak16[@]}" --compile
 trainer trainer_base_bf16_compile "$base" bf16 --compile
 step summary 60 $py bench/gpu_summary.py "$work" --out "$out/summary.json"
 echo "== done in $(( $(date +%s) - start ))s" | tee -a "$log"
-rm -rf "$work"
+[ -n "$keep_work" ] || rm -rf "$work"
