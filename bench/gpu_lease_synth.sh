@@ -3,14 +3,16 @@
 #   1. issue 12: recipes/synth stages 1-3 with DEVICE=cuda: corpus v2 and its manifests (NJ workers), then the two
 #      shipped checkpoints, multilingual (pretrained/) and English-only (pretrained_mono/), pretrained side by side
 #      for the same budget (PRETRAIN_UPDATES, cut by SIGTERM after PRETRAIN_SECONDS: the trainer saves, then
-#      stops), published into speech_ssl/demo/assets/ and packed into OUT/stage3.tgz
+#      stops), published into speech_ssl/demo/assets/ and packed into OUT/stage3.tgz.part_* (12 MB pieces: the
+#      device tool returns files of at most 16 MiB)
 #   2. issue 15: bench/gpu_session.sh's core steps (BASE bf16 and fp32: the bare update ours vs HF, the full
-#      trainer update) in the time left before BUDGET seconds; their JSON files land in OUT/gpu/
-# At most 8 files come back: stage3.tgz, recipe.log, gpu/session.log, gpu/summary.json and four step files.
+#      trainer update) in the time left before BUDGET seconds: OUT/session.log (every table), OUT/summary.json
+#      and OUT/gpu.tgz (the step JSON files)
+# Seven files come back (the tool returns at most 8): three parts, recipe.log, session.log, summary.json, gpu.tgz.
 #
 #   device run (carry .whl: bench/gpu_wheels.sh): bash bench/gpu_lease_synth.sh      (timeout_s ~590)
 #   DRY=1 bash bench/gpu_lease_synth.sh   # on CPU: TINY recipe and tiny bench sizes, checks the script (~5 min)
-#   Then here: tar xzf OUT/stage3.tgz -C speech_ssl/demo/assets; python bench/gpu_summary.py OUT/gpu
+#   Then here: cat OUT/stage3.tgz.part_* | tar xz -C speech_ssl/demo/assets; tar xzf OUT/gpu.tgz -C /tmp
 set -uo pipefail
 
 out=${OUT:-/tmp/gpu_lease}
@@ -20,7 +22,9 @@ seconds=${PRETRAIN_SECONDS:-240}
 workers=${PRETRAIN_WORKERS:-7}
 exp=${EXP_DIR:-/tmp/synth_gpu}
 start=$(date +%s)
-mkdir -p "$out/gpu"
+mkdir -p "$out"
+gpu=$(mktemp -d)/gpu
+mkdir -p "$gpu"
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
@@ -49,15 +53,17 @@ for m in 0 only; do echo "-- MONO=$m" >>"$log"; cat "$out/stage3_$m.tmp" >>"$log
 # publish both (runs that stopped on the time budget count as done: PRETRAIN_UPDATES=1 only checks they exist)
 EXP=$exp MONO=1 PUBLISH=1 PRETRAIN_UPDATES=1 recipes/synth/run.sh --stage 3 --stop-stage 3 >>"$log" 2>&1 \
   || note "publish failed: exit $?"
-tar czf "$out/stage3.tgz" -C speech_ssl/demo/assets pretrained pretrained_mono && note "stage3.tgz written"
-tail -3 "$exp"/pretrain*/log.jsonl >>"$log" 2>&1
+tar cz -C speech_ssl/demo/assets pretrained pretrained_mono | split -b 12m - "$out/stage3.tgz.part_" \
+  && note "stage3.tgz.part_* written"
+for f in "$exp"/pretrain*/log.jsonl; do tail -n 3 "$f" >>"$log" 2>&1; done
 
 left=$(( budget - $(el) ))
 note "bench: ${left}s left"
 if [ "$left" -gt 60 ]; then
-  OUT=$out/gpu WORK=$out/gpu DEADLINE=$(( left - 75 )) \
+  OUT=$out WORK=$gpu DEADLINE=$(( left - 75 )) \
     STEPS="bare_base_bf16 trainer_base_bf16 bare_base_fp32 trainer_base_fp32" \
     timeout $(( left - 5 )) bash bench/gpu_session.sh >/dev/null 2>&1
   note "bench exit $?"
+  tar czf "$out/gpu.tgz" -C "$(dirname "$gpu")" gpu
 fi
 note "done"
