@@ -110,7 +110,8 @@ class TransformerEncoder(nn.Module):
     without ``find_unused_parameters`` even when ranks skip different layers. (Under activation
     checkpointing the decision is made outside the checkpointed function, so recomputation is consistent.)
 
-    forward: x (B, T, D), padding_mask (B, T) bool or None
+    forward: x (B, T, D), padding_mask (B, T) bool (True = padding; None when no frame is padded, as the backbone
+    passes it: then attention needs no mask)
       -> (last (B, T, D), hidden_states: list of L+1 tensors (B, T, D)); hidden_states[0] is the input of
       the first layer, hidden_states[n] the output of layer n (before the pre-LN final LayerNorm, as HF
       transformers 5.x ``hidden_states``).
@@ -171,8 +172,6 @@ class TransformerEncoder(nn.Module):
             if kpm is None:
                 kpm = torch.zeros((B, T), dtype=torch.bool, device=x.device)
             kpm = F.pad(kpm, (0, pad), value=True)
-        if kpm is not None and not kpm.any():
-            kpm = None
         x = self.dropout(x)
         hidden = [x[:, :T]]
         if self.training and self.layerdrop > 0:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def full_precision(device: torch.device):
+    """A region computed in fp32 whatever autocast says (``torch.autocast(..., enabled=False)``); a plain
+    context on devices autocast does not know (``meta``: the shapes-only device of the sync test)."""
+    if device.type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, enabled=False)
 
 
 @dataclass
@@ -63,7 +72,7 @@ class GumbelVectorQuantizer(nn.Module):
                 generator: torch.Generator | None = None) -> QuantizerOutput:
         B, T, _ = x.shape
         G, V = self.groups, self.num_vars
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with full_precision(x.device):
             logits = F.linear(x.float(), self.weight_proj.weight.float(), self.weight_proj.bias.float())
             logits = logits.view(B * T, G, V)
             idx = logits.argmax(dim=-1)  # (N, G)

@@ -24,7 +24,7 @@ from speech_ssl.models.config import Wav2Vec2Config
 from speech_ssl.models.context import TransformerEncoder
 from speech_ssl.models.feature_encoder import ConvFeatureEncoder
 from speech_ssl.models.masking import compute_channel_mask, compute_mask_indices, sample_negatives
-from speech_ssl.models.quantizer import GumbelVectorQuantizer
+from speech_ssl.models.quantizer import GumbelVectorQuantizer, full_precision
 
 
 class GradMultiply(torch.autograd.Function):
@@ -49,6 +49,8 @@ class Wav2Vec2Output:
     padding_mask: torch.Tensor | None  # (B, T) bool, True at padding; None when nothing is padded
     out_lengths: torch.Tensor  # (B,) int64 valid frames
     mask_indices: torch.Tensor | None  # (B, T) bool, True where mask_emb replaced the input
+    host_lengths: torch.Tensor | None = None  # (B,) int64 valid frames, on the host (CPU)
+    host_mask: torch.Tensor | None = None  # mask_indices on the host (CPU)
 
 
 class Wav2Vec2Model(nn.Module):
@@ -58,6 +60,11 @@ class Wav2Vec2Model(nn.Module):
     generator=None) -> Wav2Vec2Output. ``apply_mask`` (default: ``self.training``) draws time masks
     (``mask_prob``) and channel masks (``mask_channel_prob``) when none are given; given
     ``mask_indices`` are always applied.
+
+    Every decision that depends on lengths (input checks, padding, the number and place of masked spans) is made
+    on the host: ``lengths`` are moved to the CPU (pass them there, as the trainer does, and the forward never
+    waits for the accelerator), masks are drawn there (CPU random state, or ``generator``'s device) and copied
+    to the model's device without blocking. On a CPU-only run this is the same computation as before.
     """
 
     def __init__(self, cfg: Wav2Vec2Config):
@@ -99,7 +106,7 @@ class Wav2Vec2Model(nn.Module):
 
     def check_input(self, waveforms: torch.Tensor, lengths: torch.Tensor | None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Validate (B, L) float waveforms and (B,) lengths; returns them (lengths filled in, int64)."""
+        """Validate (B, L) float waveforms and (B,) lengths; returns them (lengths filled in, int64, on the host)."""
         if not isinstance(waveforms, torch.Tensor):
             raise TypeError(f"waveforms must be a torch.Tensor (B, L), got {type(waveforms).__name__}")
         if waveforms.dim() != 2:
@@ -111,14 +118,14 @@ class Wav2Vec2Model(nn.Module):
             raise ValueError("empty batch: waveforms has 0 rows")
         rf = self.receptive_field
         if lengths is None:
-            lengths = torch.full((B,), L, dtype=torch.int64, device=waveforms.device)
+            lengths = torch.full((B,), L, dtype=torch.int64)
         else:
             if not isinstance(lengths, torch.Tensor) or lengths.shape != (B,):
                 shape = tuple(lengths.shape) if isinstance(lengths, torch.Tensor) else type(lengths).__name__
                 raise ValueError(f"lengths must be a ({B},) tensor, got {shape}")
             if lengths.is_floating_point():
                 raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
-            lengths = lengths.to(device=waveforms.device, dtype=torch.int64)
+            lengths = lengths.to(device="cpu", dtype=torch.int64)  # a no-op for host lengths, else one sync
             if bool((lengths > L).any()):
                 raise ValueError(f"lengths {lengths.tolist()} exceed the padded length {L}")
         short = lengths < rf
@@ -142,35 +149,42 @@ class Wav2Vec2Model(nn.Module):
             return self.feature_encoder(w)
 
     def _apply_masks(self, x: torch.Tensor, padding_mask: torch.Tensor | None, mask_indices: torch.Tensor | None,
-                     apply_mask: bool, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                     apply_mask: bool, generator: torch.Generator | None
+                     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """x (B, T, D) with masks applied, the time mask on x's device and on the host (or None, None).
+        ``padding_mask`` (B, T) is the host copy; masks are drawn on the host and copied without blocking."""
         cfg = self.cfg
         B, T, D = x.shape
+        host = torch.device("cpu")
 
         def channel(x: torch.Tensor) -> torch.Tensor:
             ch = compute_channel_mask(B, D, cfg.mask_channel_prob, cfg.mask_channel_length,
                                       cfg.mask_channel_selection, cfg.mask_channel_other,
-                                      cfg.mask_channel_min_masks, generator, x.device)
-            return x.masked_fill(ch[:, None, :], 0.0)
+                                      cfg.mask_channel_min_masks, generator, host)
+            return x.masked_fill(ch.to(x.device, non_blocking=True)[:, None, :], 0.0)
 
         do_channel = apply_mask and cfg.mask_channel_prob > 0
         if do_channel and cfg.mask_channel_before:
             x = channel(x)
+        host_mask = None
         if mask_indices is not None:
             if mask_indices.shape != (B, T):
                 raise ValueError(f"mask_indices must have shape ({B}, {T}) (frames), got {tuple(mask_indices.shape)}")
-            mask_indices = mask_indices.to(device=x.device, dtype=torch.bool)
-            if padding_mask is not None and bool((mask_indices & padding_mask).any()):
+            host_mask = mask_indices.to(device=host, dtype=torch.bool)  # given masks: one sync if on a device
+            if padding_mask is not None and bool((host_mask & padding_mask).any()):
                 raise ValueError("mask_indices marks padded frames as masked")
         elif apply_mask and cfg.mask_prob > 0:
-            mask_indices = compute_mask_indices(
+            host_mask = compute_mask_indices(
                 (B, T), padding_mask, cfg.mask_prob, cfg.mask_length, cfg.mask_selection, cfg.mask_other,
-                cfg.min_masks, cfg.require_same_masks, cfg.mask_dropout, generator, x.device,
+                cfg.min_masks, cfg.require_same_masks, cfg.mask_dropout, generator, host,
             )
-        if mask_indices is not None:
+        mask_indices = None
+        if host_mask is not None:
+            mask_indices = host_mask.to(x.device, non_blocking=True)
             x = torch.where(mask_indices.unsqueeze(-1), self.mask_emb.to(x.dtype), x)
         if do_channel and not cfg.mask_channel_before:
             x = channel(x)
-        return x, mask_indices
+        return x, mask_indices, host_mask
 
     # ------------------------------------------------------------------ forward
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None,
@@ -178,20 +192,23 @@ class Wav2Vec2Model(nn.Module):
                 generator: torch.Generator | None = None) -> Wav2Vec2Output:
         waveforms, lengths = self.check_input(waveforms, lengths)
         feats = self.conv_features(waveforms)  # (B, C, T)
-        with torch.autocast(device_type=feats.device.type, enabled=False):
+        with full_precision(feats.device):
             features_pen = feats.float().pow(2).mean()
         feats = self.feature_norm(feats.transpose(1, 2))  # (B, T, C)
         B, T, _ = feats.shape
-        out_lengths = self.output_lengths(lengths)
-        padding_mask = None
-        if bool((out_lengths < T).any()):
-            padding_mask = torch.arange(T, device=feats.device)[None, :] >= out_lengths[:, None]
+        host_lengths = self.output_lengths(lengths)  # (B,) on the host, like lengths
+        host_pad = padding_mask = None
+        if bool((host_lengths < T).any()):
+            host_pad = torch.arange(T)[None, :] >= host_lengths[:, None]
+            padding_mask = host_pad.to(feats.device, non_blocking=True)
         x = self.dropout_input(self.feature_proj(feats))
         if apply_mask is None:
             apply_mask = self.training
-        x, mask_indices = self._apply_masks(x, padding_mask, mask_indices, apply_mask, generator)
+        x, mask_indices, host_mask = self._apply_masks(x, host_pad, mask_indices, apply_mask, generator)
         last, hidden = self.encoder(x, padding_mask, generator)
-        return Wav2Vec2Output(last, hidden, feats, features_pen, padding_mask, out_lengths, mask_indices)
+        out_lengths = host_lengths.to(feats.device, non_blocking=True)
+        return Wav2Vec2Output(last, hidden, feats, features_pen, padding_mask, out_lengths, mask_indices,
+                              host_lengths, host_mask)
 
 
 # ====================================================================== pretraining
@@ -236,23 +253,28 @@ class Wav2Vec2ForPretraining(nn.Module):
         # 1. Context vectors c_t from masked latents (paper section 2; Fig. 1): the backbone encodes
         #    z = f(X), replaces masked frames by mask_emb and runs the Transformer g(z) -> c.
         out = self.wav2vec2(waveforms, lengths, mask_indices=mask_indices, apply_mask=True, generator=generator)
-        mask = out.mask_indices
-        if mask is None or not bool(mask.any()):
+        mask, host_mask = out.mask_indices, out.host_mask  # (B, T) on the device, the same on the host
+        if host_mask is None or not bool(host_mask.any()):
             raise ValueError("pretraining needs masked frames: mask_prob is 0 and no mask_indices were given")
         B, T = mask.shape
-        with torch.autocast(device_type=waveforms.device.type, enabled=False):
+        dev = mask.device
+        with full_precision(waveforms.device):
             # 2. Targets q_t: quantize the *unmasked* latents (section 2.2, eq. 1: Gumbel-softmax over
             #    G codebooks of V entries), then project to final_dim. Perplexities use masked frames only.
             y = self.dropout_features(out.extract_features.float())
             qout = self.quantizer(y, mask=mask, generator=generator)
             q = F.linear(qout.x, self.project_q.weight.float(), self.project_q.bias.float())  # (B, T, F)
             # 3. K distractors per target from the other masked frames of the same utterance (section 3.2).
+            #    Drawn on the host from the host mask (the number of masked frames is a shape), copied without
+            #    blocking.
             if negative_indices is None:
-                negative_indices = sample_negatives(mask, cfg.num_negatives, cfg.cross_sample_negatives, generator)
+                negative_indices = sample_negatives(host_mask, cfg.num_negatives, cfg.cross_sample_negatives,
+                                                    generator).to(dev, non_blocking=True)
             else:
                 negative_indices = self._check_negatives(negative_indices, B, T)
-            bi, ti = mask.nonzero(as_tuple=True)
-            N = bi.numel()
+            host_bi, host_ti = host_mask.nonzero(as_tuple=True)
+            N = host_bi.numel()
+            bi, ti = host_bi.to(dev, non_blocking=True), host_ti.to(dev, non_blocking=True)
             pos = q[bi, ti]  # (N, F)
             negs = q.reshape(B * T, -1)[negative_indices[bi, ti]]  # (N, K, F)
             c = F.linear(out.last_hidden_state[bi, ti].float(), self.final_proj.weight.float(),

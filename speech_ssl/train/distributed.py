@@ -265,5 +265,8 @@ def wrap_model(model: nn.Module, cfg: DistributedConfig, info: DistInfo) -> nn.M
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    ids = [info.device.index] if info.device.type == "cuda" else None
-    return DDP(model, device_ids=ids, find_unused_parameters=cfg.find_unused_parameters)
+    # device_ids=None: DDP leaves the inputs where they are. The trainer has moved the batch already, except
+    # its lengths, which stay on the host so that the model's padding and mask decisions need no sync (with
+    # device_ids DDP would copy them to the GPU and the model would read them back). FSDP2 moves every input
+    # tensor to the device, so under FSDP that read back is one sync per forward.
+    return DDP(model, device_ids=None, find_unused_parameters=cfg.find_unused_parameters)

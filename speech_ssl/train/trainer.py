@@ -22,8 +22,10 @@ update skipped``), counted, and a streak of ``max_consecutive_nonfinite`` (or an
 ``min_loss_scale``) aborts the run, at most ``log_interval`` updates after it happened (a skipped update changes
 no weight). A skipped update counts as an update (as under torch's GradScaler): its number, lr and seeds are
 spent and ``skipped`` in the log line says how many there were. Exceptions, all documented where they are:
-the non-fused AdamW implementations read the skip flag (one sync per update), and the model's input checks,
-mask sampling and the masked-frame gather still read device values (tests/train/test_syncs.py lists them).
+the non-fused AdamW implementations read the skip flag (one sync per update). The model's input checks,
+padding, mask and negative sampling and the masked-frame gather read the batch's ``lengths``, which
+:func:`~speech_ssl.train.stream.to_device` leaves on the host: host reads, no sync (tests/models/test_wav2vec2.py
+runs the whole pretraining step on the ``meta`` device, where a device read raises).
 The stop / save flags are host values, agreed on over a Gloo group (:func:`~speech_ssl.train.distributed.host_group`).
 
 Every micro-batch reseeds torch / numpy / random from (seed, update, global micro-batch index) with the

@@ -246,3 +246,33 @@ def test_presets_build_and_param_counts():
     assert abs(counts["large"] - 317.4e6) < 0.5e6, counts["large"]
     assert counts["xls_r_300m"] == counts["large"] and counts["tiny"] < 1e6
     assert 0.9e9 < counts["xls_r_1b"] < 1.1e9 and 2.0e9 < counts["xls_r_2b"] < 2.3e9
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_pretraining_step_reads_no_device_value(padded):
+    """The forward + backward of a pretraining step never reads a value of the model's device (issue 15): on
+    the ``meta`` device tensors have shapes but no values, so any read (``.item()``, ``bool(t)``, ``nonzero``,
+    a data-dependent shape) raises. With host lengths the lengths checks, padding, masks, negatives and the
+    masked-frame gather are decided on the host and copied over, so the whole step runs on ``meta``; on a GPU
+    the same step queues its kernels without waiting for any."""
+    cfg = tiny(encoder_layerdrop=0.1)
+    model = Wav2Vec2ForPretraining(cfg).train()
+    model.set_num_updates(3)
+    lens = torch.tensor([6400, 5000 if padded else 6400])
+    cpu_out = model(wave(), lens)  # the same step with values: the shapes to compare with
+    model = model.to("meta")
+    x = torch.empty(2, 6400, device="meta")
+    out = model(x, lens)
+    assert out.loss.device.type == "meta" and out.logits.shape[1] == cpu_out.logits.shape[1]
+    assert out.mask_indices.device.type == "meta" and out.backbone.host_mask.device.type == "cpu"
+    assert (out.backbone.padding_mask is not None) == padded
+    out.loss.backward()
+    assert all(p.grad is not None and p.grad.device.type == "meta" for p in model.parameters() if p.requires_grad)
+
+
+def test_a_device_read_fails_on_meta():
+    """The premise of the test above: reading a meta tensor's value raises."""
+    t = torch.zeros(3, device="meta")
+    for read in (lambda: t.sum().item(), lambda: bool(t.any()), lambda: t.nonzero()):
+        with pytest.raises((NotImplementedError, RuntimeError)):
+            read()

@@ -4,8 +4,9 @@ On an accelerator, reading a device value on the host (``.item()``, ``float(t)``
 ``.tolist()``, ``.cpu()``, ``.numpy()``, data-dependent shapes such as ``nonzero``) waits for every queued kernel
 and stalls the pipeline. There is no accelerator here, so the test counts the Python entry points of those reads
 during CPU updates: none may happen in an update that does not log, outside the model's own known reads
-(``MODEL_READS``, each a sync on an accelerator that is still to be removed); the logging update reads (the
-counter works).
+(``MODEL_READS``: reads of the batch's host lengths and what the model derives from them on the host; a CPU
+counter cannot tell host from device tensors, so tests/models/test_wav2vec2.py proves they are host reads by
+running the step on the ``meta`` device); the logging update reads (the counter works).
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from tests.train.test_common import (  # noqa: F401 (the fixtures: one_thread, c
 
 READS = ("item", "tolist", "cpu", "numpy", "nonzero", "masked_select", "__bool__", "__float__", "__int__", "__index__")
 
-# (file, function) of the reads the model still makes per step. On CPU they cost nothing; on an accelerator each
-# is a synchronisation: input checks of the lengths, the padding decisions (wav2vec2.py and context.py forward;
-# context.py's layerdrop draw is a host tensor by design), mask sampling (data-dependent span counts), and the
-# masked-frame gather / negative sampling (nonzero: the number of masked frames is a shape). Removing them needs
-# lengths, padding and masks on the host (fairseq draws masks in numpy); see the trainer's module docstring.
+# (file, function) of the model's reads per step, all of host tensors (stream.to_device leaves the lengths on the
+# host): input checks of the lengths, the padding decision (wav2vec2.py forward; context.py's layerdrop draw is a
+# host tensor by design), mask sampling (data-dependent span counts), and the masked-frame gather / negative
+# sampling (nonzero: the number of masked frames is a shape). tests/models/test_wav2vec2.py
+# (test_pretraining_step_reads_no_device_value) runs that step on the meta device, where a device read raises.
 MODEL_READS = {
     ("wav2vec2.py", "check_input"),
     ("wav2vec2.py", "forward"),
