@@ -412,11 +412,14 @@ class Wav2Vec2ForCTC(nn.Module):
             raise ValueError("labels need label_lengths (B,): the number of valid symbols per row")
         # 3. CTC loss (Graves et al. 2006, eq. 14: -ln p(labels | x) summed over the batch) on fp32
         #    log-probs, blank = 0; unreachable targets give 0 instead of inf (fairseq: zero_infinity=True).
+        #    Padded (B, S) targets (ctc_loss reads row b up to label_lengths[b]) and host lengths: no gather of
+        #    a data-dependent size and no device read (pass label_lengths on the host, as the trainer does).
         lprobs = x.float().log_softmax(-1)
-        tlen = label_lengths.to(lprobs.device)
-        valid = torch.arange(labels.shape[1], device=labels.device)[None, :] < tlen.to(labels.device)[:, None]
-        flat = labels[valid].to(lprobs.device)
+        host_tlen = label_lengths.to(device="cpu", dtype=torch.int64)
+        if labels.dim() != 2 or labels.shape[0] != host_tlen.shape[0] or bool((host_tlen > labels.shape[1]).any()):
+            raise ValueError(f"labels must be (B, S) with label_lengths (B,) <= S, got {tuple(labels.shape)} and "
+                             f"{host_tlen.tolist()}")
         with torch.backends.cudnn.flags(enabled=False):
-            loss = F.ctc_loss(lprobs.transpose(0, 1), flat, out.out_lengths, tlen, blank=0, reduction="sum",
-                              zero_infinity=True)
+            loss = F.ctc_loss(lprobs.transpose(0, 1), labels.to(lprobs.device), out.host_lengths, host_tlen, blank=0,
+                              reduction="sum", zero_infinity=True)
         return CTCOutput(x, out.out_lengths, loss, lprobs)

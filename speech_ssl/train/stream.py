@@ -21,11 +21,11 @@ if TYPE_CHECKING:  # annotations only
     from speech_ssl.train.task import Task
 
 
-HOST_KEYS = frozenset({"lengths"})  # the models decide padding and masks from these on the host (no sync)
+HOST_KEYS = frozenset({"lengths", "target_lengths"})  # the models read these on the host (no sync)
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Tensors to ``device`` without blocking, except the audio ``lengths``, which stay on the host."""
+    """Tensors to ``device`` without blocking, except the audio and label lengths, which stay on the host."""
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) and k not in HOST_KEYS else v
             for k, v in batch.items()}
 

@@ -23,8 +23,9 @@ update skipped``), counted, and a streak of ``max_consecutive_nonfinite`` (or an
 no weight). A skipped update counts as an update (as under torch's GradScaler): its number, lr and seeds are
 spent and ``skipped`` in the log line says how many there were. Exceptions, all documented where they are:
 the non-fused AdamW implementations read the skip flag (one sync per update). The model's input checks,
-padding, mask and negative sampling and the masked-frame gather read the batch's ``lengths``, which
-:func:`~speech_ssl.train.stream.to_device` leaves on the host: host reads, no sync (tests/models/test_wav2vec2.py
+padding, mask and negative sampling and the masked-frame gather read the batch's ``lengths`` (and the CTC loss
+its ``target_lengths``, with padded targets), which :func:`~speech_ssl.train.stream.to_device` leaves on the host:
+host reads, no sync (tests/models/test_wav2vec2.py
 runs the whole pretraining step on the ``meta`` device, where a device read raises).
 The stop / save flags are host values, agreed on over a Gloo group (:func:`~speech_ssl.train.distributed.host_group`).
 

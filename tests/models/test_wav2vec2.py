@@ -276,3 +276,23 @@ def test_a_device_read_fails_on_meta():
     for read in (lambda: t.sum().item(), lambda: bool(t.any()), lambda: t.nonzero()):
         with pytest.raises((NotImplementedError, RuntimeError)):
             read()
+
+
+def test_ctc_loss_reads_targets_only_up_to_their_lengths():
+    """The CTC loss takes padded (B, S) targets and host lengths (no gather, no device read): the same value as
+    torch's loss on the concatenated targets, whatever the padding holds; bad lengths are refused."""
+    torch.manual_seed(0)
+    ctc = Wav2Vec2ForCTC(tiny(), vocab_size=12).eval()
+    x, lens = wave(), torch.tensor([6400, 5200])
+    labels = torch.tensor([[4, 5, 6, 7, 8], [9, 4, 4, 0, 0]])
+    tlen = torch.tensor([5, 3])
+    out = ctc(x, lens, labels=labels, label_lengths=tlen)
+    flat = torch.cat([labels[0, :5], labels[1, :3]])
+    ref = torch.nn.functional.ctc_loss(out.log_probs.transpose(0, 1), flat, out.out_lengths, tlen, blank=0,
+                                       reduction="sum", zero_infinity=True)
+    assert out.loss.item() == pytest.approx(ref.item(), rel=1e-6)
+    other = labels.clone()
+    other[1, 3:] = 11  # different padding, same loss
+    assert ctc(x, lens, labels=other, label_lengths=tlen).loss.item() == pytest.approx(out.loss.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="label_lengths"):
+        ctc(x, lens, labels=labels, label_lengths=torch.tensor([6, 3]))
