@@ -52,8 +52,9 @@ def main() -> int:
         print(f"no bare_*.json in {args.work}", file=sys.stderr)
         return 1
 
-    def f(v, fmt):
-        return format(v, fmt) if isinstance(v, (int, float)) else "-"
+    def f(v, fmt):  # "-" in the same width when there is no value
+        width = "".join(ch for ch in fmt.split(".")[0] if ch.isdigit())
+        return format(v, fmt) if isinstance(v, (int, float)) else "-".rjust(int(width or 1))
 
     print(f"{'run':>18s} {'shape':>6s} {'bare ours':>10s} {'bare HF':>8s} {'trainer':>8s} {'tr/bare':>8s} "
           f"{'MFU bare':>9s} {'MFU tr':>7s} {'HF/ours':>8s} {'mem ours/HF MB':>15s} {'tr GB':>6s}")
