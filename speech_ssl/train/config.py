@@ -82,7 +82,7 @@ class CheckpointConfig:
     save_interval_minutes: float = 0.0  # also save when this much wall time has passed (0: off); bounds
     # the work a crash or a lost node costs (elastic restarts resume from the newest checkpoint)
     keep_last: int = 1  # keep the last K periodic checkpoints (the best one is kept apart)
-    keep_best: bool = True
+    keep_best: bool = True  # save checkpoints/best whenever validation's best_metric improves
     best_metric: str | None = None  # None -> the task's default (loss for pretraining)
     maximize_best: bool | None = None  # None -> the task's default
 
