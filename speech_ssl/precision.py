@@ -1,8 +1,18 @@
-"""Which reduced precisions a device runs natively, and a warning line when it does not."""
+"""Which reduced precisions a device runs natively, a warning line when it does not, and fp32 regions."""
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
+
+
+def full_precision(device: torch.device):
+    """A region computed in fp32 whatever autocast says (``torch.autocast(..., enabled=False)``); a plain
+    context on devices autocast does not know (``meta``: the shapes-only device of the sync test)."""
+    if device.type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, enabled=False)
 
 
 def cpu_has_bf16() -> bool:

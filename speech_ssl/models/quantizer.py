@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def full_precision(device: torch.device):
-    """A region computed in fp32 whatever autocast says (``torch.autocast(..., enabled=False)``); a plain
-    context on devices autocast does not know (``meta``: the shapes-only device of the sync test)."""
-    if device.type == "meta":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, enabled=False)
+from speech_ssl.precision import full_precision
 
 
 @dataclass

@@ -24,7 +24,8 @@ from speech_ssl.models.config import Wav2Vec2Config
 from speech_ssl.models.context import TransformerEncoder
 from speech_ssl.models.feature_encoder import ConvFeatureEncoder
 from speech_ssl.models.masking import compute_channel_mask, compute_mask_indices, sample_negatives
-from speech_ssl.models.quantizer import GumbelVectorQuantizer, full_precision
+from speech_ssl.models.quantizer import GumbelVectorQuantizer
+from speech_ssl.precision import full_precision
 
 
 class GradMultiply(torch.autograd.Function):
