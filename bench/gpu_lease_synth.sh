@@ -25,11 +25,7 @@ start=$(date +%s)
 mkdir -p "$out"
 gpu=$(mktemp -d)/gpu
 mkdir -p "$gpu"
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONUNBUFFERED=1 SPEECH_SSL_NO_BAR=1
+. bench/gpu_env.sh
 if [ "${DRY:-0}" = 1 ]; then
   export TINY=1 DEVICE=cpu
   updates=${PRETRAIN_UPDATES:-5}; seconds=${PRETRAIN_SECONDS:-60}; workers=${PRETRAIN_WORKERS:-0}

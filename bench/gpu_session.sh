@@ -24,11 +24,7 @@ keep_work=${WORK:+1}
 steps=" ${STEPS:-} "
 mkdir -p "$work"
 mkdir -p "$out"
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 SPEECH_SSL_NO_BAR=1
+. bench/gpu_env.sh
 py=${PYTHON:-python3}
 deadline=${DEADLINE:-500}
 if [ "${DRY:-0}" = 1 ]; then
