@@ -45,6 +45,33 @@ def make_corpus(root: Path, n: int, seconds: float, seed: int = 0) -> Path:
     return root / "train.tsv"
 
 
+def profile_updates(tr, path: str, updates: int = 3) -> None:
+    """torch.profiler over ``updates`` more updates (after the timing): the ops by self device time and by self
+    host time, and how busy the device was (its kernels' time over the wall time) -> ``path``; a summary printed."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = tr.device.type == "cuda"
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    t0 = time.perf_counter()
+    with profile(activities=acts) as prof:
+        for _ in range(updates):
+            tr.train_update()
+        if cuda:
+            torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
+    tr._settle()
+    avg = prof.key_averages()
+    dev_us = sum(getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0)) for e in avg)
+    head = (f"{updates} updates in {wall:.3f} s (profiled); device kernels {dev_us / 1e6:.3f} s = "
+            f"{100 * dev_us / 1e6 / wall:.0f}% busy\n")
+    tables = [head]
+    for key in (["self_cuda_time_total"] if cuda else []) + ["self_cpu_time_total"]:
+        tables.append(f"\n== by {key}\n" + avg.table(sort_by=key, row_limit=35, max_name_column_width=70))
+    Path(path).write_text("".join(tables))
+    print(head, end="")
+
+
 def bench(preset: str, impl: str, args, corpus: Path) -> dict:
     import torch
 
@@ -91,6 +118,8 @@ def bench(preset: str, impl: str, args, corpus: Path) -> dict:
     dt = time.perf_counter() - t0
     tr._settle()
     audio = float(torch.stack(samples).sum()) / 16000
+    if args.profile:
+        profile_updates(tr, args.profile)
     return {
         "preset": preset,
         "params_M": round(sum(p.numel() for p in tr.raw_model.parameters()) / 1e6, 2),
@@ -127,6 +156,7 @@ def main() -> int:
     p.add_argument("--optimizer-impl", default="auto",
                    help="comma-separated optim.impl values to compare (auto, fused, foreach, for_loop)")
     p.add_argument("--json", help="append results to this JSONL file")
+    p.add_argument("--profile", help="after the timing, profile 3 more updates: tables and device busy % here")
     args = p.parse_args()
     import torch
 

@@ -7,7 +7,10 @@
 #   3. bench/bench_pretrain.py --device cuda: the full trainer update on the same batch shape (8 x 15 s, 6 data
 #      loader workers) in fp32 and bf16, and LARGE bf16
 #   4. the same with distributed.compile (torch.compile of the conv encoder, positional conv and layers), last
-#   5. bench/gpu_summary.py: trainer / bare step (the target: >= 90%), bf16 / fp32, MFU, ours vs HF
+#   5. bench/gpu_components.py: where the BASE bf16 update's device time goes (forward + backward per part, a
+#      profiler table of one update) and what the suspects' alternatives cost; the trainer's BASE bf16 step
+#      is profiled too (bench_pretrain.py --profile: ops by device and host time, how busy the device was)
+#   6. bench/gpu_summary.py: trainer / bare step (the target: >= 90%), bf16 / fp32, MFU, ours vs HF
 # Every step has its own time limit and the session stops starting steps after DEADLINE seconds, so what ran
 # comes back. Everything lands in OUT (default /tmp/gpu_session): session.log and summary.json.
 #
@@ -59,6 +62,8 @@ step() {  # NAME SECONDS CMD...: run CMD with a time limit unless the session is
 } 2>&1 | tee -a "$log"
 [ "${DRY:-0}" = 1 ] && export DRY
 step model_check 150 $py bench/gpu_model_check.py
+step components 150 $py bench/gpu_components.py --device "$dev" --preset "$base" --batch "${shape%x*}" \
+  --seconds "${shape#*x}" --dtype bf16 --json "$work/components.json" --profile "$out/profile_step_bf16.txt"
 vs_hf() {  # NAME PRESET SHAPE DTYPE [extra...]
   local name=$1 preset=$2 shp=$3 dt=$4
   shift 4
@@ -75,7 +80,7 @@ trainer() {  # NAME PRESET PRECISION [extra...]
 vs_hf bare_base_fp32 "$base" "$shape" fp32 "${peak32[@]}"
 vs_hf bare_base_bf16 "$base" "$shape" bf16 "${peak16[@]}"
 trainer trainer_base_fp32 "$base" fp32
-trainer trainer_base_bf16 "$base" bf16
+trainer trainer_base_bf16 "$base" bf16 --profile "$out/profile_trainer_base_bf16.txt"
 vs_hf bare_large_bf16 "$large" "$lshape" bf16 "${peak16[@]}"
 trainer trainer_large_bf16 "$large" bf16 --max-tokens $(( tokens / 2 ))
 vs_hf bare_base_bf16_compile "$base" "$shape" bf16 "${peak16[@]}" --compile
