@@ -6,18 +6,21 @@
 
 Each row is forward + backward of one part of our BASE pretraining model on the bench's batch (autocast as
 ``--dtype``), the median of ``--reps`` timed runs after two warm-ups, the device synchronised around each:
-1. the whole update without the optimizer (``step``), with ``cudnn.benchmark`` on (``step_bench``) and with
-   the Transformer's pad-to-a-multiple switched off (``step_nopad``: with no padded frame the attention needs
-   no mask, so SDPA may take its flash kernel; results do not depend on the multiple);
-2. the conv feature encoder as it is (``fe``), with cudnn.benchmark, with block 0's group norm in the
-   autocast dtype instead of fp32 (``fe_gn_lowp``), and re-laid out time-major, (B, T, C): block 0 as
-   unfold + matmul and blocks 1.. as channels-last conv2d (``fe_cl``) or as unfold + matmul (``fe_mm``);
-3. the positional conv (grouped, kernel 128) through cuDNN, with cudnn.benchmark, and as unfold + one
-   batched matmul per group (``pc_mm``);
+1. the whole update without the optimizer (``step``, as the model runs: the positional conv through the FFT
+   on CUDA), with ``cudnn.benchmark`` on (``step_bench``) and with the Transformer's pad-to-a-multiple switched
+   off (``step_nopad``: with no padded frame the attention needs no mask; results do not depend on the multiple);
+2. the conv feature encoder as it is (``fe``), with cudnn.benchmark, and time-major as plain GEMMs
+   (``fe_gemm``);
+3. the positional conv (grouped, kernel 128) through cuDNN (``pc_conv``), with cudnn.benchmark, and through
+   the FFT (``pc_fft``, what ``impl="auto"`` runs on CUDA);
 4. one Transformer layer with the key-padding mask (``layer_mask``) and without (``layer_flash``), times the
    layer count;
-5. the whole update with the alternatives swapped in: time-major encoder and no padding, then also the
-   unfold positional conv, then all that with cudnn.benchmark.
+5. the whole update with the cuDNN positional conv (the model before the FFT path), then with ``fe_gemm``, then
+   that without the padding.
+Measured on one H200 (2026-12-04, BASE 8 x 15 s bf16; bench/results/h200_2026-12-04b/): the update 57.8 ms,
+of which the cuDNN positional conv 16.4 ms and the conv encoder 13.7 ms; time-major channels-last conv2d
+(16.2 ms), unfold + matmul (20.8 ms), a bf16 group norm, unfold + matmul for the positional conv (23.8 ms) and
+cudnn.benchmark (no change) were slower or equal and are gone from this script.
 ``--profile FILE``: torch.profiler's table of one ``step`` (kernels by self device time) goes to FILE; its top
 rows are printed. Alternatives compute the same function (checked against the module, max abs difference
 printed), so a faster one can replace the module without changing results beyond rounding.
@@ -80,45 +83,37 @@ def norm(block, x: torch.Tensor, low: bool) -> torch.Tensor:
     return xf.to(x.dtype)
 
 
-def fe_time_major(fe, wave: torch.Tensor, how: str, low_gn: bool = False) -> torch.Tensor:
-    """The conv feature encoder's function laid out (B, T, C): block 0 (C_in = 1) as unfold + matmul; blocks 1..
-    as channels-last conv2d (``how="cl"``) or unfold + matmul (``"mm"``). Returns (B, C, T) like the module."""
+def fe_gemm(fe, wave: torch.Tensor) -> torch.Tensor:
+    """The conv feature encoder's function time-major, (B, T, C), as plain GEMMs with no layout copies: block 0
+    (C_in = 1) as a GEMM over the unfolded waveform (K = k); a block of kernel k and stride s as
+    ceil(k / s) GEMMs over the input viewed as frames of s steps (B*T/s, s*C), each tap group's output shifted
+    by its frame offset and summed. Returns (B, C, T) like the module (a transposed view)."""
     blocks = list(fe.blocks)
     b0 = blocks[0]
-    k, s = b0.kernel, b0.stride
-    x = wave.unfold(1, k, s)  # (B, T0, k), a view
-    x = torch.matmul(x, b0.conv.weight.view(b0.conv.out_channels, k).t())  # (B, T0, C)
+    x = wave.unfold(1, b0.kernel, b0.stride).contiguous()  # (B, T0, k): the waveform needs no gradient
+    x = torch.matmul(x, b0.conv.weight.view(b0.conv.out_channels, b0.kernel).t())  # (B, T0, C)
     if b0.conv.bias is not None:
         x = x + b0.conv.bias
-    x = F.gelu(norm(b0, x, low_gn))
+    x = F.gelu(norm(b0, x, False))
     for b in blocks[1:]:
+        k, st = b.kernel, b.stride
+        B, T, C = x.shape
+        t_out = (T - k) // st + 1
+        A = -(-k // st)  # tap groups
+        rows = t_out + A - 1
+        x = x[:, : rows * st] if T >= rows * st else F.pad(x, (0, 0, 0, rows * st - T))
+        xs = x.reshape(B * rows, st * C)  # frame r = steps r*st .. r*st+st-1
         w = b.conv.weight  # (C_out, C_in, k)
-        if how == "cl":
-            y = x.transpose(1, 2).unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C, 1, T) NHWC
-            y = F.conv2d(y, w.unsqueeze(2), b.conv.bias, stride=(1, b.stride))
-            x = y.squeeze(2).transpose(1, 2)  # (B, T', C) (channels-last storage: a view)
-        else:
-            u = x.unfold(1, b.kernel, b.stride)  # (B, T', C_in, k)
-            x = torch.matmul(u.reshape(*u.shape[:2], -1), w.reshape(w.shape[0], -1).t())
-            if b.conv.bias is not None:
-                x = x + b.conv.bias
-        x = F.gelu(norm(b, x, low_gn))
+        y = None
+        for a in range(A):
+            taps = min(st, k - a * st)
+            wa = w[:, :, a * st: a * st + taps].permute(0, 2, 1).reshape(w.shape[0], taps * C)  # (C_out, taps*C)
+            ya = torch.matmul(xs[:, : taps * C], wa.t()).view(B, rows, -1)[:, a: a + t_out]
+            y = ya if y is None else y + ya
+        if b.conv.bias is not None:
+            y = y + b.conv.bias
+        x = F.gelu(norm(b, y, False))
     return x.transpose(1, 2)
-
-
-def pos_conv_mm(pc, x: torch.Tensor) -> torch.Tensor:
-    """PositionalConv's function as unfold + a batched matmul per group. x (B, T, D) -> (B, T, D)."""
-    conv = pc.conv
-    w = conv.weight  # (D, D/G, k), weight norm applied
-    D, Dg, k = w.shape
-    G = D // Dg
-    B, T, _ = x.shape
-    xp = F.pad(x, (0, 0, k // 2, k // 2))  # (B, T + 2*(k//2), D)
-    u = xp.view(B, -1, G, Dg).unfold(1, k, 1)  # (B, T', G, Dg, k)
-    u = u[:, :T].reshape(B, T, G, Dg * k)
-    wg = w.view(G, Dg, Dg * k)  # out-group g: (Dg_out, Dg_in * k)
-    y = torch.einsum("btgi,goi->btgo", u, wg).reshape(B, T, D) + conv.bias
-    return F.gelu(y)
 
 
 def main() -> None:
@@ -149,6 +144,7 @@ def main() -> None:
     g = torch.Generator().manual_seed(2)
     mask = compute_mask_indices((B, T), None, cfg.mask_prob, cfg.mask_length, min_masks=2, generator=g)
     neg = sample_negatives(mask, cfg.num_negatives, generator=g)
+    mask, neg = mask.to(dev), neg.to(dev)
     amp = dict(device_type=dev, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
     run = timer(dev)
     rows: list[dict] = []
@@ -185,27 +181,28 @@ def main() -> None:
     # 2. the conv feature encoder
     fe = bb.feature_encoder
     with torch.no_grad(), torch.autocast(**amp):
-        ref = fe(wave).float()
-        diffs = {h: (fe_time_major(fe, wave, h).float() - ref).abs().max().item() for h in ("cl", "mm")}
+        d = (fe_gemm(fe, wave).float() - fe(wave).float()).abs().max().item()
     add("fe", "as_is", run(fwd_bwd(fe, wave), args.reps))
     with cudnn_benchmark(True):
         add("fe", "fe_bench", run(fwd_bwd(fe, wave), args.reps))
-    add("fe", "fe_gn_lowp", run(fwd_bwd(lambda w: fe_time_major(fe, w, "cl", low_gn=True), wave), args.reps))
-    add("fe", "fe_cl", run(fwd_bwd(lambda w: fe_time_major(fe, w, "cl"), wave), args.reps), diffs["cl"])
-    with cudnn_benchmark(True):
-        add("fe", "fe_cl_bench", run(fwd_bwd(lambda w: fe_time_major(fe, w, "cl"), wave), args.reps))
-    add("fe", "fe_mm", run(fwd_bwd(lambda w: fe_time_major(fe, w, "mm"), wave), args.reps), diffs["mm"])
+    add("fe", "fe_gemm", run(fwd_bwd(lambda w: fe_gemm(fe, w), wave), args.reps), d)
 
-    # 3. the positional conv
+    # 3. the positional conv: impl "auto" (FFT on CUDA) against the cuDNN convolution
     D = cfg.encoder_embed_dim
     x = torch.randn(B, T, D, device=dev, requires_grad=True)
     pc = bb.encoder.pos_conv
     with torch.no_grad(), torch.autocast(**amp):
-        d = (pos_conv_mm(pc, x).float() - pc(x).float()).abs().max().item()
-    add("pos_conv", "as_is", run(fwd_bwd(pc, x), args.reps))
+        pc.impl = "conv"
+        ref = pc(x).float()
+        pc.impl = "fft"
+        d = (pc(x).float() - ref).abs().max().item()
+    pc.impl = "conv"
+    add("pos_conv", "pc_conv", run(fwd_bwd(pc, x), args.reps))
     with cudnn_benchmark(True):
-        add("pos_conv", "pc_bench", run(fwd_bwd(pc, x), args.reps))
-    add("pos_conv", "pc_mm", run(fwd_bwd(lambda t: pos_conv_mm(pc, t), x), args.reps), d)
+        add("pos_conv", "pc_conv_bench", run(fwd_bwd(pc, x), args.reps))
+    pc.impl = "fft"
+    add("pos_conv", "pc_fft", run(fwd_bwd(pc, x), args.reps), d)
+    pc.impl = "auto"
 
     # 4. Transformer layers, with and without the key-padding mask (x12 for the stack)
     layer = bb.encoder.layers[0]
@@ -217,15 +214,15 @@ def main() -> None:
     add("layers", f"layer_mask_x{n}", n * run(fwd_bwd(lambda t: layer(t, kpm), xl), args.reps))
     add("layers", f"layer_flash_x{n}", n * run(fwd_bwd(lambda t: layer(t, None), xl), args.reps))
 
-    # 5. the whole update again with the alternatives swapped in (instance attributes shadow the modules' forward)
+    # 5. the whole update with the alternatives swapped in (an instance attribute shadows the module's forward)
+    pc.impl = "conv"
+    add("step", "step_pc_conv", run(step, args.reps))
+    pc.impl = "auto"
+    fe.forward = lambda w: fe_gemm(fe, w)
+    add("step", "step_fe_gemm", run(step, args.reps))
     bb.encoder.multiple = 1
-    fe.forward = lambda w: fe_time_major(fe, w, "cl")
-    add("step", "step_fe_cl_nopad", run(step, args.reps))
-    pc.forward = lambda t: pos_conv_mm(pc, t)
-    add("step", "step_fe_cl_pc_mm_nopad", run(step, args.reps))
-    with cudnn_benchmark(True):
-        add("step", "step_all_bench", run(step, args.reps))
-    del fe.forward, pc.forward
+    add("step", "step_fe_gemm_nopad", run(step, args.reps))
+    del fe.forward
     bb.encoder.multiple = multiple
 
     if args.profile:

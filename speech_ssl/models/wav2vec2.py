@@ -26,6 +26,7 @@ from speech_ssl.models.feature_encoder import ConvFeatureEncoder
 from speech_ssl.models.masking import compute_channel_mask, compute_mask_indices, sample_negatives
 from speech_ssl.models.quantizer import GumbelVectorQuantizer
 from speech_ssl.precision import full_precision
+from speech_ssl.transfer import to_device
 
 
 class GradMultiply(torch.autograd.Function):
@@ -162,7 +163,7 @@ class Wav2Vec2Model(nn.Module):
             ch = compute_channel_mask(B, D, cfg.mask_channel_prob, cfg.mask_channel_length,
                                       cfg.mask_channel_selection, cfg.mask_channel_other,
                                       cfg.mask_channel_min_masks, generator, host)
-            return x.masked_fill(ch.to(x.device, non_blocking=True)[:, None, :], 0.0)
+            return x.masked_fill(to_device(ch, x.device)[:, None, :], 0.0)
 
         do_channel = apply_mask and cfg.mask_channel_prob > 0
         if do_channel and cfg.mask_channel_before:
@@ -181,7 +182,7 @@ class Wav2Vec2Model(nn.Module):
             )
         mask_indices = None
         if host_mask is not None:
-            mask_indices = host_mask.to(x.device, non_blocking=True)
+            mask_indices = to_device(host_mask, x.device)
             x = torch.where(mask_indices.unsqueeze(-1), self.mask_emb.to(x.dtype), x)
         if do_channel and not cfg.mask_channel_before:
             x = channel(x)
@@ -201,13 +202,13 @@ class Wav2Vec2Model(nn.Module):
         host_pad = padding_mask = None
         if bool((host_lengths < T).any()):
             host_pad = torch.arange(T)[None, :] >= host_lengths[:, None]
-            padding_mask = host_pad.to(feats.device, non_blocking=True)
+            padding_mask = to_device(host_pad, feats.device)
         x = self.dropout_input(self.feature_proj(feats))
         if apply_mask is None:
             apply_mask = self.training
         x, mask_indices, host_mask = self._apply_masks(x, host_pad, mask_indices, apply_mask, generator)
         last, hidden = self.encoder(x, padding_mask, generator)
-        out_lengths = host_lengths.to(feats.device, non_blocking=True)
+        out_lengths = to_device(host_lengths, feats.device)
         return Wav2Vec2Output(last, hidden, feats, features_pen, padding_mask, out_lengths, mask_indices,
                               host_lengths, host_mask)
 
@@ -219,7 +220,7 @@ class PretrainingOutput:
     sample_size: int  # number of masked target frames
     logits: torch.Tensor  # (N, 1 + K) fp32, column 0 = positive
     mask_indices: torch.Tensor  # (B, T) bool
-    negative_indices: torch.Tensor  # (B, T, K) flattened B*T indices (HF format)
+    negative_indices: torch.Tensor  # (B, T, K) flattened B*T indices (HF format); on the host when drawn here
     logs: dict[str, torch.Tensor | float] = field(default_factory=dict)  # () tensors (host numbers: counts)
     backbone: Wav2Vec2Output | None = None
 
@@ -266,18 +267,20 @@ class Wav2Vec2ForPretraining(nn.Module):
             qout = self.quantizer(y, mask=mask, generator=generator)
             q = F.linear(qout.x, self.project_q.weight.float(), self.project_q.bias.float())  # (B, T, F)
             # 3. K distractors per target from the other masked frames of the same utterance (section 3.2).
-            #    Drawn on the host from the host mask (the number of masked frames is a shape), copied without
-            #    blocking.
-            if negative_indices is None:
-                negative_indices = sample_negatives(host_mask, cfg.num_negatives, cfg.cross_sample_negatives,
-                                                    generator).to(dev, non_blocking=True)
-            else:
-                negative_indices = self._check_negatives(negative_indices, B, T)
+            #    Drawn on the host from the host mask (the number of masked frames is a shape); only the masked
+            #    frames' rows are copied, without blocking.
             host_bi, host_ti = host_mask.nonzero(as_tuple=True)
             N = host_bi.numel()
-            bi, ti = host_bi.to(dev, non_blocking=True), host_ti.to(dev, non_blocking=True)
+            bi, ti = to_device(host_bi, dev), to_device(host_ti, dev)
+            if negative_indices is None:
+                negative_indices = sample_negatives(host_mask, cfg.num_negatives, cfg.cross_sample_negatives,
+                                                    generator)  # (B, T, K) on the host
+                neg_rows = to_device(negative_indices[host_bi, host_ti], dev)  # (N, K)
+            else:
+                negative_indices = self._check_negatives(negative_indices, B, T)
+                neg_rows = negative_indices.to(dev)[bi, ti]
             pos = q[bi, ti]  # (N, F)
-            negs = q.reshape(B * T, -1)[negative_indices[bi, ti]]  # (N, K, F)
+            negs = q.reshape(B * T, -1)[neg_rows]  # (N, K, F)
             c = F.linear(out.last_hidden_state[bi, ti].float(), self.final_proj.weight.float(),
                          self.final_proj.bias.float())  # (N, F)
             # 4. Logits: cosine similarity sim(c_t, q) / kappa for q in {q_t} U Q_t (eq. 3); a distractor
