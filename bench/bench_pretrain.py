@@ -96,6 +96,7 @@ def bench(preset: str, impl: str, args, corpus: Path) -> dict:
         f"distributed.activation_checkpointing={str(args.activation_checkpointing).lower()}",
         f"distributed.compile={str(args.compile).lower()}",
         f"data.num_workers={args.workers}",
+        f"distributed.pos_conv_impl={args.pos_conv_impl}",
     ]
     if args.tf32:
         overrides.append("precision.allow_tf32=true")
@@ -127,7 +128,8 @@ def bench(preset: str, impl: str, args, corpus: Path) -> dict:
         "threads": torch.get_num_threads(),
         "optim_impl": tr.optim_impl,
         "load_1min": round(os.getloadavg()[0], 2),
-        "precision": args.precision + ("+tf32" if args.tf32 else "") + ("+compile" if args.compile else ""),
+        "precision": args.precision + ("+tf32" if args.tf32 else "") + ("+compile" if args.compile else "")
+        + ("+pc_" + args.pos_conv_impl if args.pos_conv_impl != "conv" else ""),
         "workers": args.workers,
         "max_tokens": args.max_tokens,
         "updates": args.updates,
@@ -152,6 +154,8 @@ def main() -> int:
     p.add_argument("--activation-checkpointing", action="store_true")
     p.add_argument("--compile", action="store_true", help="distributed.compile: torch.compile the model's parts")
     p.add_argument("--workers", type=int, default=0, help="data loader processes (data.num_workers)")
+    p.add_argument("--pos-conv-impl", default="conv", choices=["conv", "fft", "auto"],
+                   help="distributed.pos_conv_impl: the positional conv as the convolution or through the FFT")
     p.add_argument("--tf32", action="store_true", help="fp32 matmuls on TF32 tensor cores (GPU)")
     p.add_argument("--optimizer-impl", default="auto",
                    help="comma-separated optim.impl values to compare (auto, fused, foreach, for_loop)")

@@ -28,7 +28,8 @@ For each shape (batch x seconds):
 7. ``--device cuda``: every update ends with a ``torch.cuda.synchronize()`` inside the timing, and memory is
    ``torch.cuda.max_memory_allocated`` of one process per side. ``--compile``: our model's conv encoder,
    positional conv and layers run under ``torch.compile`` as the trainer's ``distributed.compile`` does it
-   (compiled in the warm-up update); HF's stays eager.
+   (compiled in the warm-up update); HF's stays eager. ``--pos-conv-impl fft``: our positional conv through the
+   FFT (``distributed.pos_conv_impl``); FLOPs are counted on the convolution either way.
 
 The thread count and the 1-minute load are printed with the table: on a shared machine they decide the times.
 """
@@ -53,7 +54,7 @@ def parse_shape(s: str) -> tuple[int, float]:
 
 
 def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_optimizer: str, dtype: str,
-          device: str = "cpu", compile: bool = False):
+          device: str = "cpu", compile: bool = False, pos_conv_impl: str = "conv"):
     """{"ours"|"hf": update function}; both models hold the same weights and see the same inputs."""
     import transformers
 
@@ -73,6 +74,10 @@ def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_
             if which == "ours":  # a memory worker holds one model only
                 hf = None
             ours = load_hf(d).train()
+    if ours is not None:  # as the trainer's distributed.pos_conv_impl does it
+        from speech_ssl.train.distributed import set_pos_conv_impl
+
+        set_pos_conv_impl(ours, pos_conv_impl)
     if compile and ours is not None:  # as the trainer's distributed.compile does it; HF stays eager
         from speech_ssl.train.distributed import compile_model
 
@@ -165,7 +170,7 @@ def gemm_flops_per_s(n: int = 2048, repeats: int = 5, device: str = "cpu", dtype
 def memory_worker(args) -> None:
     torch.set_num_threads(args.threads)
     steps, _ = build(args.preset, parse_shape(args.shapes), args.memory_worker, args.optimizer,
-                     args.hf_optimizer, args.dtype, args.device, args.compile)
+                     args.hf_optimizer, args.dtype, args.device, args.compile, args.pos_conv_impl)
     step = steps[args.memory_worker]
     for _ in range(3):
         step()
@@ -180,7 +185,8 @@ def memory_worker(args) -> None:
 def peak_memory(args, shape: str, which: str) -> float:
     cmd = [sys.executable, __file__, "--preset", args.preset, "--shapes", shape, "--threads", str(args.threads),
            "--optimizer", args.optimizer, "--hf-optimizer", args.hf_optimizer, "--dtype", args.dtype,
-           "--device", args.device, "--memory-worker", which] + (["--compile"] if args.compile else [])
+           "--device", args.device, "--memory-worker", which, "--pos-conv-impl", args.pos_conv_impl] \
+        + (["--compile"] if args.compile else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_mb"]
 
@@ -198,6 +204,8 @@ def main() -> None:
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--compile", action="store_true",
                     help="our model's parts under torch.compile (distributed.compile); HF's eager")
+    ap.add_argument("--pos-conv-impl", choices=["conv", "fft", "auto"], default="conv",
+                    help="our positional conv as the convolution or through the FFT (distributed.pos_conv_impl)")
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="MFU against this peak (the spec sheet's) instead of the measured GEMM throughput")
     ap.add_argument("--memory", action="store_true",
@@ -215,7 +223,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     where = (torch.cuda.get_device_name() if args.device == "cuda"
              else f"{args.threads} threads, 1-min load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print(f"preset {args.preset}, {args.dtype}{' + torch.compile (ours)' if args.compile else ''}, AdamW "
+    print(f"preset {args.preset}, {args.dtype}{' + torch.compile (ours)' if args.compile else ''}"
+          f"{', positional conv ' + args.pos_conv_impl + ' (ours)' if args.pos_conv_impl != 'conv' else ''}, AdamW "
           f"ours={args.optimizer} hf={args.hf_optimizer}, {where}; "
           f"torch {torch.__version__}, transformers {transformers.__version__}")
     peak = None
@@ -235,12 +244,14 @@ def main() -> None:
     for shape in args.shapes.split(","):
         b, sec = parse_shape(shape)
         steps, n_params = build(args.preset, (b, sec), "both", args.optimizer, args.hf_optimizer, args.dtype,
-                                args.device, args.compile)
+                                args.device, args.compile, args.pos_conv_impl)
         row = {"shape": shape, "params_m": round(n_params / 1e6, 2), **paired(steps, args.pairs)}
         row["audio_s_per_s_ours"], row["audio_s_per_s_hf"] = b * sec / row["ours_s"], b * sec / row["hf_s"]
-        if peak:  # counted on the eager models (the same FLOPs; the counter does not see into compiled graphs)
+        if peak:  # counted on the eager convolution models: the model's FLOPs whatever computes them (the counter
+            # does not see into compiled graphs, and the FFT does other arithmetic for the same function)
+            plain = args.compile or args.pos_conv_impl != "conv"
             eager = build(args.preset, (b, sec), "both", args.optimizer, args.hf_optimizer, args.dtype,
-                          args.device)[0] if args.compile else steps
+                          args.device)[0] if plain else steps
             row["gflop_ours"], row["gflop_hf"] = (update_flops(eager[k]) / 1e9 for k in ("ours", "hf"))
             del eager
             row["mfu_ours"] = row["gflop_ours"] * 1e9 / row["ours_s"] / peak

@@ -6,17 +6,15 @@
 
 Each row is forward + backward of one part of our BASE pretraining model on the bench's batch (autocast as
 ``--dtype``), the median of ``--reps`` timed runs after two warm-ups, the device synchronised around each:
-1. the whole update without the optimizer (``step``, as the model runs: the positional conv through the FFT
-   on CUDA), with ``cudnn.benchmark`` on (``step_bench``) and with the Transformer's pad-to-a-multiple switched
+1. the whole update without the optimizer (``step``, as the model runs by default), with ``cudnn.benchmark`` on (``step_bench``) and with the Transformer's pad-to-a-multiple switched
    off (``step_nopad``: with no padded frame the attention needs no mask; results do not depend on the multiple);
 2. the conv feature encoder as it is (``fe``), with cudnn.benchmark, and time-major as plain GEMMs
    (``fe_gemm``);
-3. the positional conv (grouped, kernel 128) through cuDNN (``pc_conv``), with cudnn.benchmark, and through
-   the FFT (``pc_fft``, what ``impl="auto"`` runs on CUDA);
+3. the positional conv (grouped, kernel 128) through cuDNN (``pc_conv``, the default), with cudnn.benchmark,
+   and through the FFT (``pc_fft``: ``distributed.pos_conv_impl=fft``);
 4. one Transformer layer with the key-padding mask (``layer_mask``) and without (``layer_flash``), times the
    layer count;
-5. the whole update with the cuDNN positional conv (the model before the FFT path), then with ``fe_gemm``, then
-   that without the padding.
+5. the whole update with the FFT positional conv, then also with ``fe_gemm``, then that without the padding.
 Measured on one H200 (2026-12-04, BASE 8 x 15 s bf16; bench/results/h200_2026-12-04b/): the update 57.8 ms,
 of which the cuDNN positional conv 16.4 ms and the conv encoder 13.7 ms; time-major channels-last conv2d
 (16.2 ms), unfold + matmul (20.8 ms), a bf16 group norm, unfold + matmul for the positional conv (23.8 ms) and
@@ -187,7 +185,7 @@ def main() -> None:
         add("fe", "fe_bench", run(fwd_bwd(fe, wave), args.reps))
     add("fe", "fe_gemm", run(fwd_bwd(lambda w: fe_gemm(fe, w), wave), args.reps), d)
 
-    # 3. the positional conv: impl "auto" (FFT on CUDA) against the cuDNN convolution
+    # 3. the positional conv: the cuDNN convolution (the default) against the FFT
     D = cfg.encoder_embed_dim
     x = torch.randn(B, T, D, device=dev, requires_grad=True)
     pc = bb.encoder.pos_conv
@@ -202,7 +200,7 @@ def main() -> None:
         add("pos_conv", "pc_conv_bench", run(fwd_bwd(pc, x), args.reps))
     pc.impl = "fft"
     add("pos_conv", "pc_fft", run(fwd_bwd(pc, x), args.reps), d)
-    pc.impl = "auto"
+    pc.impl = "conv"
 
     # 4. Transformer layers, with and without the key-padding mask (x12 for the stack)
     layer = bb.encoder.layers[0]
@@ -215,15 +213,15 @@ def main() -> None:
     add("layers", f"layer_flash_x{n}", n * run(fwd_bwd(lambda t: layer(t, None), xl), args.reps))
 
     # 5. the whole update with the alternatives swapped in (an instance attribute shadows the module's forward)
-    pc.impl = "conv"
-    add("step", "step_pc_conv", run(step, args.reps))
-    pc.impl = "auto"
+    pc.impl = "fft"
+    add("step", "step_pc_fft", run(step, args.reps))
     fe.forward = lambda w: fe_gemm(fe, w)
-    add("step", "step_fe_gemm", run(step, args.reps))
+    add("step", "step_pc_fft_fe_gemm", run(step, args.reps))
     bb.encoder.multiple = 1
-    add("step", "step_fe_gemm_nopad", run(step, args.reps))
+    add("step", "step_pc_fft_fe_gemm_nopad", run(step, args.reps))
     del fe.forward
     bb.encoder.multiple = multiple
+    pc.impl = "conv"
 
     if args.profile:
         from torch.profiler import ProfilerActivity, profile

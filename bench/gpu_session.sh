@@ -6,7 +6,8 @@
 #      peak memory (one process per side), model FLOPs and MFU against the spec sheet's dense peak
 #   3. bench/bench_pretrain.py --device cuda: the full trainer update on the same batch shape (8 x 15 s, 6 data
 #      loader workers) in fp32 and bf16, and LARGE bf16
-#   4. the same with distributed.compile (torch.compile of the conv encoder, positional conv and layers), last
+#   4. BASE bf16 again with the positional conv through the FFT (distributed.pos_conv_impl=fft), then all of it
+#      with distributed.compile (torch.compile of the conv encoder, positional conv and layers), last
 #   5. bench/gpu_components.py: where the BASE bf16 update's device time goes (forward + backward per part, a
 #      profiler table of one update) and what the suspects' alternatives cost; the trainer's BASE bf16 step
 #      is profiled too (bench_pretrain.py --profile: ops by device and host time, how busy the device was)
@@ -83,6 +84,8 @@ trainer trainer_base_fp32 "$base" fp32
 trainer trainer_base_bf16 "$base" bf16 --profile "$out/profile_trainer_base_bf16.txt"
 vs_hf bare_large_bf16 "$large" "$lshape" bf16 "${peak16[@]}"
 trainer trainer_large_bf16 "$large" bf16 --max-tokens $(( tokens / 2 ))
+vs_hf bare_base_bf16_fft "$base" "$shape" bf16 "${peak16[@]}" --pos-conv-impl fft
+trainer trainer_base_bf16_fft "$base" bf16 --pos-conv-impl fft
 vs_hf bare_base_bf16_compile "$base" "$shape" bf16 "${peak16[@]}" --compile
 trainer trainer_base_bf16_compile "$base" bf16 --compile
 step summary 60 $py bench/gpu_summary.py "$work" --out "$out/summary.json"

@@ -64,7 +64,7 @@ def main() -> int:
               f"{f(r.get('mfu_trainer'), '7.1%')} {f(r['hf_over_ours'], '8.2f')} "
               f"{f(r['mem_bare_ours_mb'], '7.0f')}/{f(r['mem_bare_hf_mb'], '<7.0f')} {f(r.get('mem_trainer_gb'), '6.2f')}")
     by = {r["name"]: r for r in table}
-    for a, b in (("base_bf16", "base_fp32"), ("base_bf16_compile", "base_bf16")):
+    for a, b in (("base_bf16", "base_fp32"), ("base_bf16_fft", "base_bf16"), ("base_bf16_compile", "base_bf16")):
         if a in by and b in by:
             tr = (f"{by[a]['trainer'] / by[b]['trainer']:.2f}x" if by[a].get("trainer") and by[b].get("trainer")
                   else "-")

@@ -11,23 +11,32 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from speech_ssl.precision import full_precision
 
+POS_CONV_IMPLS = ("conv", "fft", "auto")
+
+
+def check_pos_conv_impl(impl: str) -> str:
+    if impl not in POS_CONV_IMPLS:
+        raise ValueError(f"positional conv impl must be one of {', '.join(POS_CONV_IMPLS)}, got {impl!r}")
+    return impl
+
 
 class PositionalConv(nn.Module):
     """Conv1d(D, D, k, padding=k//2, groups) with weight norm over dim 2, drop the last frame when k is even,
     GELU. x (B, T, D) -> (B, T, D) (the caller adds it to x).
 
-    ``impl``: ``"conv"`` (the convolution), ``"fft"`` (the same function through the FFT, in fp32) or ``"auto"``
-    (FFT on CUDA, the convolution elsewhere). cuDNN runs this grouped, 128-tap convolution with generic kernels,
-    one launch per group: on an H200 it took 16 ms of a 58 ms BASE bf16 update (fwd + bwd, 8 x 15 s) for 3% of
-    the update's FLOPs (``bench/gpu_components.py``). On a CPU the convolution is faster than the FFT (the
-    weight's transform dominates at small batches), so ``auto`` keeps it there. Both compute the same function:
-    they differ by fp32 rounding (relative 1e-6; tests/models/test_context.py).
+    ``impl``: ``"conv"`` (the convolution; the default), ``"fft"`` (the same function through the FFT, in fp32)
+    or ``"auto"`` (FFT on CUDA, the convolution elsewhere); the trainer sets it from ``distributed.pos_conv_impl``.
+    cuDNN runs this grouped, 128-tap convolution with generic kernels: on an H200 it took 16.4 ms of a 57.8 ms
+    BASE bf16 update (forward + backward, 8 x 15 s) for 3% of the update's FLOPs (``bench/gpu_components.py``,
+    2026-12-04). The FFT path's GPU time is not measured yet (``pc_fft`` in that script), so it is not the
+    default. On a CPU the convolution is faster (the weight's transform dominates: 98 vs 25 ms for BASE, 1 x 2 s,
+    2 threads). Both compute the same function, equal to fp32 rounding (relative 1e-6;
+    tests/models/test_context.py).
     """
 
-    def __init__(self, dim: int, kernel: int, groups: int, impl: str = "auto"):
+    def __init__(self, dim: int, kernel: int, groups: int, impl: str = "conv"):
         super().__init__()
-        if impl not in ("auto", "conv", "fft"):
-            raise ValueError(f"positional conv impl must be auto, conv or fft, got {impl!r}")
+        check_pos_conv_impl(impl)
         conv = nn.Conv1d(dim, dim, kernel_size=kernel, padding=kernel // 2, groups=groups)
         nn.init.normal_(conv.weight, mean=0.0, std=math.sqrt(4.0 / (kernel * dim)))
         nn.init.zeros_(conv.bias)

@@ -94,6 +94,9 @@ class DistributedConfig:
     find_unused_parameters: bool = False
     activation_checkpointing: bool = False  # recompute Transformer layers in backward
     compile: bool = False  # torch.compile (dynamic shapes) the conv encoder, positional conv and each layer
+    # The positional convolution as the convolution ("conv"), through the FFT ("fft": the same function in fp32,
+    # to rounding; cuDNN's grouped 128-tap kernels are slow on GPUs) or "auto" (FFT on CUDA only).
+    pos_conv_impl: Literal["conv", "fft", "auto"] = "conv"
     timeout_minutes: float = 30.0  # a collective that waits longer fails the job instead of hanging
 
 

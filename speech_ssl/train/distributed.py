@@ -223,6 +223,17 @@ def apply_activation_checkpointing(model: nn.Module) -> int:
     return len(layers)
 
 
+def set_pos_conv_impl(model: nn.Module, impl: str) -> int:
+    """``impl`` (conv | fft | auto) for every positional convolution of ``model``; returns how many."""
+    from speech_ssl.models.context import PositionalConv, check_pos_conv_impl
+
+    check_pos_conv_impl(impl)
+    convs = [m for m in model.modules() if isinstance(m, PositionalConv)]
+    for m in convs:
+        m.impl = impl
+    return len(convs)
+
+
 def compile_model(model: nn.Module) -> int:
     """``torch.compile`` (dynamic shapes) in place the parts of the model without data-dependent Python: the
     conv feature encoder, the positional conv and each Transformer layer; returns how many modules.
@@ -248,6 +259,7 @@ def wrap_model(model: nn.Module, cfg: DistributedConfig, info: DistInfo) -> nn.M
     FSDP shards each Transformer layer and then the root, so parameters, gradients and optimizer
     states are split over ranks (needed for the 1B/2B presets on 80 GB GPUs).
     """
+    set_pos_conv_impl(model, cfg.pos_conv_impl)
     if cfg.compile:
         compile_model(model)
     if cfg.activation_checkpointing:

@@ -42,7 +42,7 @@ def test_fft_path_keeps_the_input_dtype_and_rejects_unknown_impl():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = pc(torch.randn(2, 9, 32).to(torch.bfloat16))
     assert y.dtype == torch.bfloat16
-    with pytest.raises(ValueError, match="auto, conv or fft"):
+    with pytest.raises(ValueError, match="conv, fft, auto"):
         PositionalConv(32, 16, 4, impl="cudnn")
 
 

@@ -1,5 +1,5 @@
-"""FSDP == single process, activation checkpointing and torch.compile change nothing, a dead rank ends the job
-non-zero."""
+"""FSDP == single process, activation checkpointing, torch.compile and the FFT positional conv change nothing, a
+dead rank ends the job non-zero."""
 
 from __future__ import annotations
 
@@ -69,6 +69,28 @@ def test_activation_checkpointing_gives_the_same_update(corpus, cfg_file, tmp_pa
     b = _single(cfg_file, tmp_path / "b", ov + ["distributed.activation_checkpointing=true"])
     assert a.keys() == b.keys()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+
+
+def test_pos_conv_fft_gives_the_same_update(corpus, cfg_file, tmp_path):
+    """distributed.pos_conv_impl=fft (the positional convolution through the FFT) trains to the same weights as
+    the convolution, to fp32 rounding, and reaches every PositionalConv; an unknown impl is refused."""
+    from speech_ssl.models.context import PositionalConv
+    from speech_ssl.train.distributed import set_pos_conv_impl
+
+    ov = tiny_overrides(corpus, **{"optim.max_update": 2, "checkpoint.save_interval_updates": 0,
+                                   "logging.valid_interval_updates": 0})
+    a = _single(cfg_file, tmp_path / "a", ov)
+    cfg = load_train_config(cfg_file, ov + ["distributed.pos_conv_impl=fft"])
+    tr = Trainer(cfg, PretrainTask(cfg), tmp_path / "b")
+    tr.setup()
+    convs = [m for m in tr.raw_model.modules() if isinstance(m, PositionalConv)]
+    assert convs and all(m.impl == "fft" for m in convs)
+    tr.train()
+    b = {k: v.detach() for k, v in tr.raw_model.state_dict().items()}
+    assert a.keys() == b.keys()
+    assert 0 < max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4  # other code, the same function (as compile)
+    with pytest.raises(ValueError, match="conv, fft, auto"):
+        set_pos_conv_impl(tr.raw_model, "cudnn")
 
 
 @pytest.mark.slow
