@@ -8,6 +8,7 @@ workers ignore the stop signals (:mod:`speech_ssl.train.signals`).
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -30,8 +31,55 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
             for k, v in batch.items()}
 
 
+class EpochTagged(torch.utils.data.Dataset):
+    """``dataset[(epoch, i)]``: item ``i`` as epoch ``epoch`` makes it (``set_epoch`` on every part first: the
+    crops are drawn from (seed, epoch, ids)), so one set of workers can serve batches of successive epochs."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset):
+        self.dataset = dataset
+        self.parts = list(getattr(dataset, "datasets", [dataset]))  # a ConcatDataset's parts, or the dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        for p in self.parts:
+            if getattr(p, "epoch", epoch) != epoch:
+                p.set_epoch(epoch)
+        return self.dataset[index]
+
+
+class EpochBatches:
+    """The training DataLoader's batch sampler: this rank's batches of epoch after epoch from (epoch, offset),
+    each index tagged with its epoch (:class:`EpochTagged`). Iterated in the main process; appends each batch's
+    epoch to ``epochs`` as it hands the batch out, so the stream knows where every batch it takes belongs."""
+
+    def __init__(self, task: Task, info: DistInfo, epoch: int, offset: int, epochs: deque):
+        self.task, self.info = task, info
+        self.epoch, self.offset = epoch, offset
+        self.epochs = epochs
+
+    def __iter__(self):
+        epoch, offset = self.epoch, self.offset
+        while True:
+            batches = self.task.split("train", epoch, self.info.rank, self.info.world_size).batches
+            if not batches:
+                raise DataError(f"no training batches in epoch {epoch} (all utterances filtered out?)", "data.train")
+            for b in batches[offset:]:
+                self.epochs.append(epoch)
+                yield [(epoch, i) for i in b]
+            epoch, offset = epoch + 1, 0
+
+
 class BatchStream:
-    """Endless training micro-batches for one rank, resumable at (epoch, offset in the epoch)."""
+    """Endless training micro-batches for one rank, resumable at (epoch, offset in the epoch).
+
+    One DataLoader serves every epoch (:class:`EpochBatches`), so its workers live for the whole run and its
+    prefetch crosses epoch boundaries. A loader per epoch made the step wait at every boundary while the spent
+    loader joined its workers and the new one forked and filled its own (55-65 ms a boundary with 2 workers on
+    2 cores; the GPU benchmark's 4-batch epochs crossed one every 4 updates).
+    """
 
     def __init__(self, task: Task, info: DistInfo, num_workers: int = 0, epoch: int = 1, offset: int = 0):
         self.task = task
@@ -40,14 +88,14 @@ class BatchStream:
         self.epoch = epoch
         self.offset = offset
         self._it = None
+        self._epochs: deque = deque()  # the epoch of each batch the sampler handed out and we have not taken
 
     def _open(self) -> None:
         split = self.task.split("train", self.epoch, self.info.rank, self.info.world_size)
-        if not split.batches:
-            raise DataError("no training batches (all utterances filtered out?)", "data.train")
+        self._epochs.clear()
         loader = torch.utils.data.DataLoader(
-            Guarded(split.dataset),
-            batch_sampler=split.batches[self.offset :],
+            Guarded(EpochTagged(split.dataset)),
+            batch_sampler=EpochBatches(self.task, self.info, self.epoch, self.offset, self._epochs),
             collate_fn=GuardedCollate(split.collate),
             num_workers=self.num_workers,
             pin_memory=self.info.device.type == "cuda",
@@ -56,19 +104,14 @@ class BatchStream:
         self._it = iter(loader)
 
     def next(self) -> dict[str, Any]:
-        for _ in range(3):
-            if self._it is None:
-                self._open()
-            try:
-                batch = next(self._it)
-            except StopIteration:
-                self.epoch += 1
-                self.offset = 0
-                self._it = None
-                continue
-            self.offset += 1
-            return raise_if_failed(batch)
-        raise DataError("training data yields no batches", "data.train")
+        if self._it is None:
+            self._open()
+        batch = next(self._it)
+        epoch = self._epochs.popleft()
+        if epoch != self.epoch:
+            self.epoch, self.offset = epoch, 0
+        self.offset += 1
+        return raise_if_failed(batch)
 
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "offset": self.offset}
