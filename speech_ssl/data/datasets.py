@@ -14,8 +14,8 @@ fairseq semantics kept: rows shorter than ``min_sample_size`` are dropped when t
 max_sample_size)`` at a uniformly random offset (``RawAudioDataset.collater`` with ``pad=False``);
 ``normalize`` is per-utterance zero mean / unit variance applied before cropping, as fairseq does.
 Crop offsets come from a generator seeded by (seed, epoch, batch ids), so batches are reproducible
-whichever DataLoader worker builds them. (``set_epoch`` reaches workers when they are re-created each
-epoch, i.e. ``persistent_workers=False``, DataLoader's default.)
+whichever DataLoader worker builds them. (The trainer's workers live for the whole run: its batch sampler
+tags every index with its epoch and ``train.stream.EpochTagged`` calls ``set_epoch`` before loading.)
 
 Difference from fairseq: ``FinetuneDataset`` never crops (fairseq crops to ``max_sample_size`` even when
 padding, which would cut audio away from its transcript); rows longer than ``max_sample_size`` are

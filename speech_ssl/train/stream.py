@@ -8,7 +8,6 @@ workers ignore the stop signals (:mod:`speech_ssl.train.signals`).
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -32,8 +31,8 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 class EpochTagged(torch.utils.data.Dataset):
-    """``dataset[(epoch, i)]``: item ``i`` as epoch ``epoch`` makes it (``set_epoch`` on every part first: the
-    crops are drawn from (seed, epoch, ids)), so one set of workers can serve batches of successive epochs."""
+    """``dataset[(epoch, i)]`` -> ``(epoch, item i as that epoch makes it)``: ``set_epoch`` on every part first
+    (crops are drawn from (seed, epoch, ids)), so one set of workers serves batches of successive epochs."""
 
     def __init__(self, dataset: torch.utils.data.Dataset):
         self.dataset = dataset
@@ -42,23 +41,32 @@ class EpochTagged(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int]) -> Any:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[int, Any]:
         epoch, index = key
         for p in self.parts:
             if getattr(p, "epoch", epoch) != epoch:
                 p.set_epoch(epoch)
-        return self.dataset[index]
+        return epoch, self.dataset[index]
+
+
+class EpochCollate:
+    """Collates :class:`EpochTagged` items: ``(epoch, collate(items))``. The batch carries its epoch back to
+    the stream, so its position never depends on anything beside the batch (a class: spawned workers pickle it)."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, samples: list[tuple[int, Any]]) -> tuple[int, Any]:
+        return samples[0][0], self.collate([s for _, s in samples])
 
 
 class EpochBatches:
     """The training DataLoader's batch sampler: this rank's batches of epoch after epoch from (epoch, offset),
-    each index tagged with its epoch (:class:`EpochTagged`). Iterated in the main process; appends each batch's
-    epoch to ``epochs`` as it hands the batch out, so the stream knows where every batch it takes belongs."""
+    each index tagged with its epoch (:class:`EpochTagged`). Iterated in the main process."""
 
-    def __init__(self, task: Task, info: DistInfo, epoch: int, offset: int, epochs: deque):
+    def __init__(self, task: Task, info: DistInfo, epoch: int, offset: int):
         self.task, self.info = task, info
         self.epoch, self.offset = epoch, offset
-        self.epochs = epochs
 
     def __iter__(self):
         epoch, offset = self.epoch, self.offset
@@ -67,7 +75,6 @@ class EpochBatches:
             if not batches:
                 raise DataError(f"no training batches in epoch {epoch} (all utterances filtered out?)", "data.train")
             for b in batches[offset:]:
-                self.epochs.append(epoch)
                 yield [(epoch, i) for i in b]
             epoch, offset = epoch + 1, 0
 
@@ -78,7 +85,9 @@ class BatchStream:
     One DataLoader serves every epoch (:class:`EpochBatches`), so its workers live for the whole run and its
     prefetch crosses epoch boundaries. A loader per epoch made the step wait at every boundary while the spent
     loader joined its workers and the new one forked and filled its own (55-65 ms a boundary with 2 workers on
-    2 cores; the GPU benchmark's 4-batch epochs crossed one every 4 updates).
+    2 cores; the GPU benchmark's 4-batch epochs crossed one every 4 updates). Each batch comes back with its
+    epoch (:class:`EpochCollate`); the position is (that epoch, batches taken in it), as epoch-by-epoch loading
+    counted it.
     """
 
     def __init__(self, task: Task, info: DistInfo, num_workers: int = 0, epoch: int = 1, offset: int = 0):
@@ -88,15 +97,15 @@ class BatchStream:
         self.epoch = epoch
         self.offset = offset
         self._it = None
-        self._epochs: deque = deque()  # the epoch of each batch the sampler handed out and we have not taken
 
     def _open(self) -> None:
         split = self.task.split("train", self.epoch, self.info.rank, self.info.world_size)
-        self._epochs.clear()
+        if not split.batches:
+            raise DataError("no training batches (all utterances filtered out?)", "data.train")
         loader = torch.utils.data.DataLoader(
             Guarded(EpochTagged(split.dataset)),
-            batch_sampler=EpochBatches(self.task, self.info, self.epoch, self.offset, self._epochs),
-            collate_fn=GuardedCollate(split.collate),
+            batch_sampler=EpochBatches(self.task, self.info, self.epoch, self.offset),
+            collate_fn=GuardedCollate(EpochCollate(split.collate)),
             num_workers=self.num_workers,
             pin_memory=self.info.device.type == "cuda",
             worker_init_fn=ignore_stop_signals,
@@ -106,12 +115,11 @@ class BatchStream:
     def next(self) -> dict[str, Any]:
         if self._it is None:
             self._open()
-        batch = next(self._it)
-        epoch = self._epochs.popleft()
+        epoch, batch = raise_if_failed(next(self._it))
         if epoch != self.epoch:
             self.epoch, self.offset = epoch, 0
         self.offset += 1
-        return raise_if_failed(batch)
+        return batch
 
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "offset": self.offset}
