@@ -31,7 +31,8 @@ class PositionalConv(nn.Module):
     2026-12-04). The FFT path's GPU time is not measured yet (``pc_fft`` in that script), so it is not the
     default. On a CPU the convolution is faster (the weight's transform dominates: 98 vs 25 ms for BASE, 1 x 2 s,
     2 threads). Both compute the same function, equal to fp32 rounding (relative 1e-6;
-    tests/models/test_context.py).
+    tests/models/test_context.py). Under ``distributed.compile`` the FFT path's complex ops run eagerly
+    (inductor generates no complex code and says so in a warning).
     """
 
     def __init__(self, dim: int, kernel: int, groups: int, impl: str = "conv"):
