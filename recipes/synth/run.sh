@@ -50,6 +50,8 @@ pretrain_updates=${PRETRAIN_UPDATES:-3000}
 pretrain_seconds=${PRETRAIN_SECONDS:-0}      # > 0: SIGTERM after this many seconds (the trainer saves, then stops)
 pretrain_max_tokens=${PRETRAIN_MAX_TOKENS:-} # default: 192000 (8 x 1.5 s crops) on CPU, 1536000 (64 x 1.5 s) on CUDA
 pretrain_lr=${PRETRAIN_LR:-2e-3}
+pretrain_overrides=${PRETRAIN_OVERRIDES:-}   # stage 3: extra overrides, space-separated (e.g. a larger model:
+                                             # "model.overrides.encoder_layers=8 model.overrides.encoder_embed_dim=384")
 pretrain_workers=${PRETRAIN_WORKERS:-}       # data loader processes (default: 0 on CPU, 6 on CUDA)
 ft_updates=${FT_UPDATES:-1500}
 ft_left_out_updates=${FT_LEFT_OUT_UPDATES:-800}
@@ -155,6 +157,9 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
        "data.valid=[$data/librispeech/dev-clean.tsv]" "device=$device" "seed=$seed"
        "optim.max_update=$pretrain_updates" "optim.lr=$pretrain_lr" "data.max_tokens=$pretrain_max_tokens"
        "data.num_workers=$pretrain_workers")
+  local user=()
+  read -r -a user <<< "$pretrain_overrides"
+  cmd+=("${user[@]}")
   if [ "$tiny" = 1 ]; then
     cmd+=("schedule.warmup_updates=1" "logging.log_interval=1" "logging.valid_interval_updates=0"
           "checkpoint.save_interval_updates=0" "data.max_sample_size=16000")
@@ -175,7 +180,7 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
   wall=$(( $(date +%s) - start ))
   finalize "$run" last
   ssl results pretrain-info "$run" --wall "$wall" --device "$device" --train="$train" \
-    --command="$orig_args (TINY=$tiny NJ=$nj PRETRAIN_UPDATES=$pretrain_updates PRETRAIN_MAX_TOKENS=$pretrain_max_tokens PRETRAIN_SECONDS=$pretrain_seconds)"
+    --command="$orig_args (TINY=$tiny NJ=$nj PRETRAIN_UPDATES=$pretrain_updates PRETRAIN_MAX_TOKENS=$pretrain_max_tokens PRETRAIN_SECONDS=$pretrain_seconds${pretrain_overrides:+ PRETRAIN_OVERRIDES=$pretrain_overrides})"
   [ "$publish" = 1 ] && publish_model "$run" "$dest"
   return 0
 }
