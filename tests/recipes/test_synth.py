@@ -72,6 +72,26 @@ def test_a_fine_tuning_stopped_by_a_signal_is_not_finalized(tmp_path):
     assert not (exp / "finetune" / "en-10m-scratch" / "final").exists()
 
 
+def test_pretrain_overrides_reach_stage_3_after_the_recipes_own(tmp_path):
+    """PRETRAIN_OVERRIDES (e.g. a larger model for a GPU lease) are the last words of the pretraining command
+    and are recorded in the command that pretrain_info keeps."""
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "python"  # stands in for `python -m speech_ssl ...`: every call succeeds, a run leaves a checkpoint
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n'
+                    'a=("$@"); for ((i = 0; i < ${#a[@]}; i++)); do\n'
+                    '  [ "${a[i]}" = --run-dir ] && mkdir -p "${a[i+1]}/checkpoints/checkpoint_00000001"\ndone\nexit 0\n')
+    fake.chmod(0o755)
+    over = "model.overrides.encoder_layers=8 model.overrides.encoder_embed_dim=384"
+    p = _run(["--stage", "3", "--stop-stage", "3"], {
+        "EXP": str(tmp_path / "exp"), "DEVICE": "cpu", "SPEECH_SSL_PYTHON": str(fake), "PRETRAIN_OVERRIDES": over})
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = calls.read_text().splitlines()
+    pt = [c for c in lines if c.startswith("-m speech_ssl pretrain ")]
+    assert len(pt) == 1 and pt[0].split(" --run-dir ")[0].endswith(over)
+    info = [c for c in lines if " pretrain-info " in c]
+    assert len(info) == 1 and f"PRETRAIN_OVERRIDES={over})" in info[0]
+
+
 @pytest.mark.slow
 def test_recipe_end_to_end_tiny(tmp_path):
     """Stages 1-7 as `python3 -m speech_ssl` (no installed CLI), then a re-run that finds everything done."""
