@@ -29,8 +29,8 @@ class PositionalConv(nn.Module):
     cuDNN runs this grouped, 128-tap convolution with generic kernels: on an H200 it took 16.4 ms of a 57.8 ms
     BASE bf16 update (forward + backward, 8 x 15 s) for 3% of the update's FLOPs (``bench/gpu_components.py``,
     2026-12-04). The FFT path's GPU time is not measured yet (``pc_fft`` in that script), so it is not the
-    default. On a CPU the convolution is faster (the weight's transform dominates: 98 vs 25 ms for BASE, 1 x 2 s,
-    2 threads). Both compute the same function, equal to fp32 rounding (relative 1e-6;
+    default. On a CPU the convolution is faster (the weight's transform dominates: 264 vs 33 ms for BASE, 1 x 2 s,
+    fp32, 2 threads). Both compute the same function, equal to fp32 rounding (relative 1e-6;
     tests/models/test_context.py). Under ``distributed.compile`` the FFT path's complex ops run eagerly
     (inductor generates no complex code and says so in a warning).
     """
