@@ -50,7 +50,8 @@ lm=$!
 EXP=$exp MONO=0 PRETRAIN_UPDATES=$updates PRETRAIN_SECONDS=$seconds PRETRAIN_OVERRIDES="$overrides" \
   recipes/synth/run.sh --stage 3 --stop-stage 3 >>"$log" 2>&1 || note "stage 3 failed: exit $?"
 wait "$lm" || note "stage 5 failed"
-cat "$out/stage5.tmp" >>"$log"; rm -f "$out/stage5.tmp"
+cat "$out/stage5.tmp" >>"$log"
+rm -f "$out/stage5.tmp"  # OUT holds exactly the 8 files that come back
 final=$exp/pretrain/final
 [ -f "$final/model.safetensors" ] || { note "no pretrained model"; exit 1; }
 cp "$final/pretrain_info.json" "$out/" 2>/dev/null
@@ -75,9 +76,14 @@ while :; do  # wait for the runs, stopping any still going near the budget's end
   for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
   [ "$alive" = 0 ] && break
   if [ "$(el)" -gt $(( budget - 30 )) ]; then
-    note "budget: stopping the runs still going"
+    note "budget: stopping the runs still going (SIGTERM: they save and stop)"
     for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; done
-    sleep 5
+    for _ in $(seq 20); do  # the trainers save on SIGTERM: up to 20 s for them to finish
+      alive=0
+      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [ "$alive" = 0 ] && break
+      sleep 1
+    done
     break
   fi
   sleep 2

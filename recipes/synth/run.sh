@@ -157,13 +157,13 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
        "data.valid=[$data/librispeech/dev-clean.tsv]" "device=$device" "seed=$seed"
        "optim.max_update=$pretrain_updates" "optim.lr=$pretrain_lr" "data.max_tokens=$pretrain_max_tokens"
        "data.num_workers=$pretrain_workers")
-  local user=()
-  read -r -a user <<< "$pretrain_overrides"
-  cmd+=("${user[@]}")
   if [ "$tiny" = 1 ]; then
     cmd+=("schedule.warmup_updates=1" "logging.log_interval=1" "logging.valid_interval_updates=0"
           "checkpoint.save_interval_updates=0" "data.max_sample_size=16000")
   fi
+  local user=()  # last: the user's words win (a finished EXP/pretrain is reused whatever they say: one EXP each)
+  read -r -a user <<< "$pretrain_overrides"
+  cmd+=("${user[@]}")
   cmd+=(--run-dir "$run" --resume)
   set +e
   if [ "$pretrain_seconds" != 0 ]; then

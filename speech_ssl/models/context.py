@@ -31,8 +31,9 @@ class PositionalConv(nn.Module):
     2026-12-04). The FFT path's GPU time is not measured yet (``pc_fft`` in that script), so it is not the
     default. On a CPU the convolution is faster (the weight's transform dominates: 264 vs 33 ms for BASE, 1 x 2 s,
     fp32, 2 threads). Both compute the same function, equal to fp32 rounding (relative 1e-6;
-    tests/models/test_context.py). Under ``distributed.compile`` the FFT path's complex ops run eagerly
-    (inductor generates no complex code and says so in a warning).
+    tests/models/test_context.py). The FFT path stays eager under ``distributed.compile`` (its transform
+    length depends on T). Its memory grows with the length: the weight's spectrum is (G, D/G, D/G, n/2 + 1)
+    complex for a transform of n >= T + k - 1 frames, 151 MB for BASE at 15 s, 537 MB for LARGE at 35 s.
     """
 
     def __init__(self, dim: int, kernel: int, groups: int, impl: str = "conv"):
@@ -53,6 +54,7 @@ class PositionalConv(nn.Module):
             y = y[:, :, : -self.remove]
         return F.gelu(y).transpose(1, 2)
 
+    @torch.compiler.disable  # its transform length depends on T: compiled, each new length would recompile
     def _fft(self, x: torch.Tensor) -> torch.Tensor:
         """The convolution as a product of spectra, in fp32: each group's (D/G x D/G) weight per frequency.
         A cross-correlation is a convolution with the flipped kernel; with the padding k//2, output frame t is

@@ -278,7 +278,7 @@ class Wav2Vec2ForPretraining(nn.Module):
                 neg_rows = to_device(negative_indices[host_bi, host_ti], dev)  # (N, K)
             else:
                 negative_indices = self._check_negatives(negative_indices, B, T)
-                neg_rows = negative_indices.to(dev)[bi, ti]
+                neg_rows = to_device(negative_indices, dev)[bi, ti]
             pos = q[bi, ti]  # (N, F)
             negs = q.reshape(B * T, -1)[neg_rows]  # (N, K, F)
             c = F.linear(out.last_hidden_state[bi, ti].float(), self.final_proj.weight.float(),
