@@ -29,11 +29,11 @@ class PositionalConv(nn.Module):
     cuDNN runs this grouped, 128-tap convolution with generic kernels: on an H200 it took 16.4 ms of a 57.8 ms
     BASE bf16 update (forward + backward, 8 x 15 s) for 3% of the update's FLOPs (``bench/gpu_components.py``,
     2026-12-04). The FFT path's GPU time is not measured yet (``pc_fft`` in that script), so it is not the
-    default. On a CPU the convolution is faster (the weight's transform dominates: 264 vs 33 ms for BASE, 1 x 2 s,
-    fp32, 2 threads). Both compute the same function, equal to fp32 rounding (relative 1e-6;
-    tests/models/test_context.py). The FFT path stays eager under ``distributed.compile`` (its transform
-    length depends on T). Its memory grows with the length: the weight's spectrum is (G, D/G, D/G, n/2 + 1)
-    complex for a transform of n >= T + k - 1 frames, 151 MB for BASE at 15 s, 537 MB for LARGE at 35 s.
+    default. On a CPU the convolution is faster at batch 1 (BASE, 5 s, fp32, 2 threads: 59-66 vs 150-164 ms
+    forward + backward), slower at batch 4 (203-212 vs 154-157 ms); ``auto`` keeps it there (decoding runs one utterance at a
+    time). Both compute the same function, equal to fp32 rounding (relative 1e-6; tests/models/test_context.py).
+    The FFT path works in fixed blocks (overlap-save): its weight spectrum does not grow with the input's
+    length, and it stays eager under ``distributed.compile`` (its block count depends on T).
     """
 
     def __init__(self, dim: int, kernel: int, groups: int, impl: str = "conv"):
@@ -54,22 +54,27 @@ class PositionalConv(nn.Module):
             y = y[:, :, : -self.remove]
         return F.gelu(y).transpose(1, 2)
 
-    @torch.compiler.disable  # its transform length depends on T: compiled, each new length would recompile
+    @torch.compiler.disable  # its block count depends on T: compiled, each new length would recompile
     def _fft(self, x: torch.Tensor) -> torch.Tensor:
-        """The convolution as a product of spectra, in fp32: each group's (D/G x D/G) weight per frequency.
-        A cross-correlation is a convolution with the flipped kernel; with the padding k//2, output frame t is
-        frame t + k - 1 - k//2 of the full linear convolution (length T + k - 1, no wrap-around for n >= that)."""
+        """The grouped cross-correlation by overlap-save, in fp32: blocks of L = n - k + 1 output frames, each
+        from n = 2^ceil(log2(2k)) padded input frames, multiplied in the frequency domain by the conjugate
+        spectrum of each group's (D/G x D/G x k) weight. Output frame t is sum_j w[j] x[t + j - k//2]; a block's
+        first L frames of the circular correlation are free of wrap-around. The weight's spectrum does not grow
+        with T: (G, D/G, D/G, n/2 + 1) complex, 38 MB for BASE."""
         B, T, D = x.shape
         w = self.conv.weight  # (D, D/G, k), weight norm applied
         Dg, k = w.shape[1], w.shape[2]
         G = D // Dg
-        n = 1 << (T + k - 2).bit_length()  # a power of two >= T + k - 1
-        start = k - 1 - k // 2
+        n = 1 << (2 * k - 1).bit_length()  # a power of two >= 2k
+        L = n - k + 1
+        blocks = -(-T // L)
         with full_precision(x.device):
-            xs = torch.fft.rfft(x.float().transpose(1, 2).reshape(B, G, Dg, T), n=n)  # (B, G, Dg_in, F)
-            ws = torch.fft.rfft(w.float().flip(-1).reshape(G, Dg, Dg, k), n=n)  # (G, Dg_out, Dg_in, F)
-            y = torch.fft.irfft(torch.einsum("bgif,goif->bgof", xs, ws), n=n)[..., start: start + T]
-            y = y.reshape(B, D, T) + self.conv.bias.float()[:, None]
+            xs = x.float().transpose(1, 2).reshape(B, G, Dg, T)
+            xs = F.pad(xs, (k // 2, blocks * L + k - 1 - k // 2 - T))  # (B, G, Dg, blocks * L + k - 1)
+            spec = torch.fft.rfft(xs.unfold(-1, n, L), n=n)  # (B, G, Dg_in, blocks, F)
+            ws = torch.fft.rfft(w.float().reshape(G, Dg, Dg, k), n=n).conj()  # (G, Dg_out, Dg_in, F)
+            y = torch.fft.irfft(torch.einsum("bgicf,goif->bgocf", spec, ws), n=n)[..., :L]
+            y = y.reshape(B, D, blocks * L)[..., :T] + self.conv.bias.float()[:, None]
             return F.gelu(y).transpose(1, 2).to(x.dtype)
 
 

@@ -18,6 +18,7 @@ def _pair(dim, kernel, groups):
 @pytest.mark.parametrize("dim,kernel,groups,B,T", [
     (768, 128, 16, 2, 249),  # BASE's: even kernel (the last frame dropped), T > k
     (32, 16, 4, 3, 10),  # the tiny preset's, T < k
+    (32, 16, 4, 2, 249),  # many overlap-save blocks (17 frames each)
     (24, 7, 3, 1, 5),  # odd kernel: nothing dropped
     (24, 7, 3, 2, 1),  # one frame
 ])
