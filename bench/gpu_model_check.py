@@ -1,5 +1,6 @@
 """One short GPU check of the model: CUDA forward/backward (fp32, bf16 autocast, CPU generator driving
-CUDA draws), HF parity on the GPU, and a BASE pretraining-step timing against HF.
+CUDA draws), HF parity on the GPU (also with the FFT positional conv), and a BASE pretraining-step timing
+against HF.
 
     PYTHONPATH=. python3 bench/gpu_model_check.py
 """
@@ -64,6 +65,11 @@ def main() -> None:
     valid = ~oo.padding_mask
     diffs = [(a - b)[valid].abs().max().item() for a, b in zip(ho.hidden_states, oo.hidden_states)]
     print(f"GPU parity base 12 layers: max |diff| over hidden_states = {max(diffs):.2e}")
+    ours.wav2vec2.encoder.pos_conv.impl = "fft"  # distributed.pos_conv_impl=fft: the same function on the GPU
+    with torch.no_grad():
+        of = ours.wav2vec2(x, lens)
+    diffs = [(a - b)[valid].abs().max().item() for a, b in zip(ho.hidden_states, of.hidden_states)]
+    print(f"GPU parity base 12 layers, FFT positional conv: max |diff| over hidden_states = {max(diffs):.2e}")
 
     # 3. timing: BASE pretraining step, batch 8 x 15 s, bf16 autocast
     B, L = (1, 16000) if dry else (8, 240000)
