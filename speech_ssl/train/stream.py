@@ -16,6 +16,7 @@ from speech_ssl.data.workers import Guarded, GuardedCollate, raise_if_failed, st
 from speech_ssl.errors import DataError
 from speech_ssl.train.distributed import DistInfo
 from speech_ssl.train.signals import ignore_stop_signals
+from speech_ssl.transfer import to_device as copy_to_device
 
 if TYPE_CHECKING:  # annotations only
     from speech_ssl.train.task import Task
@@ -25,8 +26,9 @@ HOST_KEYS = frozenset({"lengths", "target_lengths"})  # the models read these on
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Tensors to ``device`` without blocking, except the audio and label lengths, which stay on the host."""
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) and k not in HOST_KEYS else v
+    """Tensors to ``device`` without blocking (:func:`speech_ssl.transfer.to_device`: the DataLoader has pinned
+    them on CUDA runs already), except the audio and label lengths, which stay on the host."""
+    return {k: copy_to_device(v, device) if torch.is_tensor(v) and k not in HOST_KEYS else v
             for k, v in batch.items()}
 
 
