@@ -376,4 +376,25 @@ def tune_weights(beam: BeamSearchDecoder, emissions, refs, symbols, unit, score_
             log(f"  lm_weight {lw:5.2f}  word_score {ws:5.2f}  {r.name} {100 * r.error_rate:6.2f} %")
     best = min(grid, key=lambda g: (g["error_rate"], abs(g["lm_weight"]), abs(g["word_score"])))
     log(f"best: lm_weight {best['lm_weight']} word_score {best['word_score']} -> {100 * best['error_rate']:.2f} %")
-    return {"grid": grid, "best": best}
+    edges = grid_edges(best, opts.tune_lm_weights, opts.tune_word_scores)
+    for name, side in edges:
+        log(f"warning: the best {name} is the grid's {side} value; widen --tune-{name.replace('_', '-')}s "
+            f"(the optimum may lie beyond it)")
+    return {"grid": grid, "best": best, "at_edge": [f"{name}:{side}" for name, side in edges]}
+
+
+def grid_edges(best: dict, lm_weights: list[float], word_scores: list[float]) -> list[tuple[str, str]]:
+    """Which of the best point's coordinates sit on the edge of a tuning grid that could go further.
+
+    ``lm_weight`` 0 is a floor (no LM), so only its largest value counts; ``word_score`` is open both ways.
+    A coordinate searched at a single value is not an edge.
+    """
+    edges = []
+    if len(set(lm_weights)) > 1 and best["lm_weight"] == max(lm_weights):
+        edges.append(("lm_weight", "largest"))
+    if len(set(word_scores)) > 1:
+        if best["word_score"] == max(word_scores):
+            edges.append(("word_score", "largest"))
+        elif best["word_score"] == min(word_scores):
+            edges.append(("word_score", "smallest"))
+    return edges

@@ -146,12 +146,28 @@ def test_decode_cli_lm_and_tune(tmp_path, capsys):
     assert len(tune["grid"]) == 4
     best = tune["best"]
     assert best["error_rate"] == min(g["error_rate"] for g in tune["grid"])
+    # a best point on the grid's edge is named (and warned about): the optimum may lie beyond it
+    want = (["lm_weight:largest"] if best["lm_weight"] == 1 else []) + (
+        ["word_score:largest"] if best["word_score"] == 1 else ["word_score:smallest"])
+    assert tune["at_edge"] == want
     # lexicon search only outputs lexicon words
     for line in (out / "hyp.txt").read_text().splitlines():
         words = line.split("\t")[1].split()
         assert set(words) <= {"RED", "CAT", "COT", "A"}
     assert (out / "hyp.greedy.txt").is_file()
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("WER ")
+
+
+def test_grid_edges():
+    from speech_ssl.decode.run import grid_edges
+
+    lw, ws = [0.0, 1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]
+    assert grid_edges({"lm_weight": 2.0, "word_score": 0.0}, lw, ws) == []
+    assert grid_edges({"lm_weight": 0.0, "word_score": 0.0}, lw, ws) == []  # lm_weight 0 is a floor
+    assert grid_edges({"lm_weight": 3.0, "word_score": -1.0}, lw, ws) == [
+        ("lm_weight", "largest"), ("word_score", "smallest")]
+    assert grid_edges({"lm_weight": 1.0, "word_score": 1.0}, lw, ws) == [("word_score", "largest")]
+    assert grid_edges({"lm_weight": 2.0, "word_score": 0.0}, [2.0], [0.0]) == []  # nothing searched
 
 
 def test_decode_rejects_non_ctc_checkpoint(tmp_path, capsys):
