@@ -56,6 +56,10 @@ pretrain_workers=${PRETRAIN_WORKERS:-}       # data loader processes (default: 0
 ft_updates=${FT_UPDATES:-1500}
 ft_left_out_updates=${FT_LEFT_OUT_UPDATES:-800}
 lm_order=${LM_ORDER:-3}
+# stage 6's (lm_weight, word_score) grid, searched on dev-clean. Up to 3 the best weight was always the largest
+# (decode --tune warns about that); 4-6 let the search find the turn
+tune_lm_weights=${TUNE_LM_WEIGHTS:-0,1,2,3,4,5,6}
+tune_word_scores=${TUNE_WORD_SCORES:--2,-1,0,1,2}
 publish=${PUBLISH:-0}                        # 1: ship the pretrained model: speech_ssl/demo/assets/pretrained/
 mono=${MONO:-0}                              # 1: also pretrain on English only (-> pretrained_mono/); only: just that
                                              # one (run MONO=0 and MONO=only side by side with THREADS=1 each)
@@ -79,6 +83,8 @@ if [ "$tiny" = 1 ]; then
   ft_left_out_updates=${FT_LEFT_OUT_UPDATES:-3}
   left_out_eval_minutes=${LEFT_OUT_EVAL_MINUTES:-0.2}
   seeds=${SEEDS:-1}
+  tune_lm_weights=${TUNE_LM_WEIGHTS:-0,1}
+  tune_word_scores=${TUNE_WORD_SCORES:--1,0}
   exp=${EXP:-$repo/exp/synth-tiny}
 fi
 
@@ -284,7 +290,7 @@ if run_stage 6; then
       [ -f "$out/tune/summary.json" ] || \
         ssl decode --checkpoint "$ck" --manifest "$dev" --out "$out/tune" --labels "$labels" --device "$device" \
           --lm "$exp/lm/en.arpa" --lexicon "$exp/lm/en.lexicon.txt" --tune \
-          --tune-lm-weights=0,0.5,1,2,3 --tune-word-scores=-1,0,1,2
+          --tune-lm-weights="$tune_lm_weights" --tune-word-scores="$tune_word_scores"
       read -r lw ws < <(tuned_weights "$out/tune/summary.json")
       [ -f "$out/lm/summary.json" ] || \
         ssl decode --checkpoint "$ck" --manifest "$test" --out "$out/lm" --labels "$labels" --device "$device" \
