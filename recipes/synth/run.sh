@@ -57,9 +57,9 @@ ft_updates=${FT_UPDATES:-1500}
 ft_left_out_updates=${FT_LEFT_OUT_UPDATES:-800}
 lm_order=${LM_ORDER:-3}
 # stage 6's (lm_weight, word_score) grid, searched on dev-clean. Up to 3 the best weight was always the largest
-# (decode --tune warns about that); 4-6 let the search find the turn
+# (decode --tune warns about that); 4-6 let the search find the turn, and scratch models wanted word scores up to 2+
 tune_lm_weights=${TUNE_LM_WEIGHTS:-0,1,2,3,4,5,6}
-tune_word_scores=${TUNE_WORD_SCORES:--2,-1,0,1,2}
+tune_word_scores=${TUNE_WORD_SCORES:--2,-1,0,1,2,3,4}
 publish=${PUBLISH:-0}                        # 1: ship the pretrained model: speech_ssl/demo/assets/pretrained/
 mono=${MONO:-0}                              # 1: also pretrain on English only (-> pretrained_mono/); only: just that
                                              # one (run MONO=0 and MONO=only side by side with THREADS=1 each)
@@ -67,6 +67,11 @@ case "$mono" in 0|1|only) ;; *) echo "run.sh: MONO is 0, 1 or only, not '$mono'"
 threads=${THREADS:-}                         # OMP threads for CPU training (default: torch's choice)
 conditions=${CONDITIONS:-all}                # stage 4: all, or a comma list of run names (en-10m-pretrained,...)
 ft_overrides=${FT_OVERRIDES:-}               # stage 4: extra overrides for every run, space-separated (last word wins)
+# stage 4: dropout in the Transformer (residual, attention and FFN activations) when English letters are fine-tuned
+# from a pretrained model (and its random-frozen control, which follows that recipe). At 1,500 updates on 10 min the
+# pretrained model overfits without it (dev loss rising from update ~700); 0.1 gave 43.0 +- 0.2 WER + LM vs 46.2 +- 1.6
+# (seeds 1-3). From scratch it was worse on dev, so scratch keeps 0; the left-out language was not measured with it
+ft_pretrained_dropout=${FT_PRETRAINED_DROPOUT:-0.1}
 seeds=${SEEDS:-1-5}                          # stage 8: fine-tuning seeds per init (e.g. 1-10)
 sweep_jobs=${SWEEP_JOBS:-2}                  # stage 8: runs side by side (1 torch thread each)
 
@@ -241,15 +246,18 @@ if run_stage 4; then
     return 1
   }
   en10=$data/en/train-10m.tsv; en1h=$data/en/train-1h.tsv; lo=$data/cv/$left_out/train.tsv
-  want en-10m-pretrained && finetune en-10m-pretrained "$en10" ltr "$ft_updates" "finetune.pretrained=$pretrained"
+  d=$ft_pretrained_dropout
+  pt_reg=("model.overrides.dropout=$d" "model.overrides.attention_dropout=$d" "model.overrides.activation_dropout=$d")
+  want en-10m-pretrained && finetune en-10m-pretrained "$en10" ltr "$ft_updates" "finetune.pretrained=$pretrained" \
+    "${pt_reg[@]}"
   # the same with the conv encoder trained too (fairseq freezes it; at this scale training it halves the WER)
   want en-10m-pretrained-convtrain && finetune en-10m-pretrained-convtrain "$en10" ltr "$ft_updates" \
-    "finetune.pretrained=$pretrained" "model.overrides.feature_grad_mult=1.0"
+    "finetune.pretrained=$pretrained" "model.overrides.feature_grad_mult=1.0" "${pt_reg[@]}"
   # the paper's setting: pretrained on English only
   want en-10m-pretrained-mono-convtrain && have_mono && finetune en-10m-pretrained-mono-convtrain "$en10" ltr \
-    "$ft_updates" "finetune.pretrained=$pretrained_mono" "model.overrides.feature_grad_mult=1.0"
+    "$ft_updates" "finetune.pretrained=$pretrained_mono" "model.overrides.feature_grad_mult=1.0" "${pt_reg[@]}"
   want en-10m-scratch && finetune en-10m-scratch "$en10" ltr "$ft_updates" "${scratch[@]}"
-  want en-10m-random-frozen && finetune en-10m-random-frozen "$en10" ltr "$ft_updates" "finetune.pretrained=$rnd"
+  want en-10m-random-frozen && finetune en-10m-random-frozen "$en10" ltr "$ft_updates" "finetune.pretrained=$rnd" "${pt_reg[@]}"
   if want en-1h-scratch; then
     if [ -f "$en1h" ]; then finetune en-1h-scratch "$en1h" ltr "$ft_updates" "${scratch[@]}"
     else log 4 "no $en1h: en-1h-scratch skipped (raise ENGLISH_MINUTES)"; fi

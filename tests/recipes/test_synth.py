@@ -72,15 +72,21 @@ def test_a_fine_tuning_stopped_by_a_signal_is_not_finalized(tmp_path):
     assert not (exp / "finetune" / "en-10m-scratch" / "final").exists()
 
 
-def test_pretrain_overrides_reach_stage_3_after_the_recipes_own(tmp_path):
-    """PRETRAIN_OVERRIDES (e.g. a larger model for a GPU lease) are the last words of the pretraining command
-    and are recorded in the command that pretrain_info keeps."""
+def _fake_cli(tmp_path):
+    """Stands in for `python -m speech_ssl ...`: logs each call, succeeds, and a run leaves a checkpoint."""
     calls = tmp_path / "calls.txt"
-    fake = tmp_path / "python"  # stands in for `python -m speech_ssl ...`: every call succeeds, a run leaves a checkpoint
+    fake = tmp_path / "python"
     fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n'
                     'a=("$@"); for ((i = 0; i < ${#a[@]}; i++)); do\n'
                     '  [ "${a[i]}" = --run-dir ] && mkdir -p "${a[i+1]}/checkpoints/checkpoint_00000001"\ndone\nexit 0\n')
     fake.chmod(0o755)
+    return fake, calls
+
+
+def test_pretrain_overrides_reach_stage_3_after_the_recipes_own(tmp_path):
+    """PRETRAIN_OVERRIDES (e.g. a larger model for a GPU lease) are the last words of the pretraining command
+    and are recorded in the command that pretrain_info keeps."""
+    fake, calls = _fake_cli(tmp_path)
     over = "model.overrides.encoder_layers=8 model.overrides.encoder_embed_dim=384"
     p = _run(["--stage", "3", "--stop-stage", "3"], {
         "EXP": str(tmp_path / "exp"), "DEVICE": "cpu", "SPEECH_SSL_PYTHON": str(fake), "PRETRAIN_OVERRIDES": over})
@@ -90,6 +96,37 @@ def test_pretrain_overrides_reach_stage_3_after_the_recipes_own(tmp_path):
     assert len(pt) == 1 and pt[0].split(" --run-dir ")[0].endswith(over)
     info = [c for c in lines if " pretrain-info " in c]
     assert len(info) == 1 and f"PRETRAIN_OVERRIDES={over})" in info[0]
+
+
+@pytest.mark.parametrize("dropout", [None, "0.2"])
+def test_dropout_only_when_english_is_fine_tuned_from_a_pretrained_model(tmp_path, dropout):
+    """Stage 4 adds Transformer dropout (FT_PRETRAINED_DROPOUT, default 0.1) to the English runs from a pretrained
+    model and to their random-frozen control; from scratch and the left-out language keep the config's 0."""
+    fake, calls = _fake_cli(tmp_path)
+    env = {"EXP": str(tmp_path / "exp"), "DEVICE": "cpu", "SPEECH_SSL_PYTHON": str(fake),
+           "PRETRAINED": str(REPO / "recipes" / "synth" / "pretrained"),
+           "CONDITIONS": "en-10m-pretrained,en-10m-pretrained-convtrain,en-10m-random-frozen,en-10m-scratch,"
+                         "en-1h-scratch,fi-pretrained,fi-scratch"}
+    (tmp_path / "exp" / "data" / "en").mkdir(parents=True)
+    (tmp_path / "exp" / "data" / "en" / "train-1h.tsv").write_text("/\n")
+    if dropout:
+        env["FT_PRETRAINED_DROPOUT"] = dropout
+    p = _run(["--stage", "4", "--stop-stage", "4"], env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    runs = {}
+    for c in calls.read_text().splitlines():
+        if c.startswith("-m speech_ssl finetune "):
+            runs[Path(c.split(" --run-dir ")[1].split()[0]).name] = c.split()
+    assert len(runs) == 7
+    want = dropout or "0.1"
+    for name, words in runs.items():
+        reg = {w for w in words if w.split("=")[0] in ("model.overrides.dropout", "model.overrides.attention_dropout",
+                                                       "model.overrides.activation_dropout")}
+        if name in ("en-10m-pretrained", "en-10m-pretrained-convtrain", "en-10m-random-frozen"):
+            assert reg == {f"model.overrides.{k}={want}" for k in ("dropout", "attention_dropout",
+                                                                   "activation_dropout")}, name
+        else:
+            assert reg == set(), name
 
 
 @pytest.mark.slow
