@@ -9,6 +9,7 @@
 #   3. stages 4-7 for en-10m-pretrained-convtrain and en-10m-scratch (the same larger architecture, random
 #      init) over SEEDS, every run side by side on the GPU (THREADS each for decoding), one EXP per run linking
 #      the corpus, data and LM; runs still going at BUDGET - 30 s are stopped
+#      (stage 4 gives the pretrained runs the recipe's fine-tuning dropout, FT_PRETRAINED_DROPOUT=0.1; scratch keeps 0)
 #   4. `speech-ssl results seeds` over the runs -> OUT/results.md
 # Files back (the device tool returns at most 8, each at most 16 MiB): half.log, results.md, pretrain_info.json,
 # runs.tgz (each run's results, scores and logs), pretrained.tgz.part_* (the larger checkpoint, ~60 MB, in 15 MB pieces).
