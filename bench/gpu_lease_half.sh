@@ -72,17 +72,13 @@ for s in $seeds; do
     runs+=("$e")
   done
 done
-while :; do  # wait for the runs, stopping any still going near the budget's end
-  alive=0
-  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-  [ "$alive" = 0 ] && break
+any_alive() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+while any_alive; do  # wait for the runs, stopping any still going near the budget's end
   if [ "$(el)" -gt $(( budget - 30 )) ]; then
     note "budget: stopping the runs still going (SIGTERM: they save and stop)"
     for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; done
     for _ in $(seq 20); do  # the trainers save on SIGTERM: up to 20 s for them to finish
-      alive=0
-      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-      [ "$alive" = 0 ] && break
+      any_alive || break
       sleep 1
     done
     break
