@@ -11,7 +11,10 @@
 #   5. bench/gpu_components.py: where the BASE bf16 update's device time goes (forward + backward per part, a
 #      profiler table of one update) and what the suspects' alternatives cost; the trainer's BASE bf16 step
 #      is profiled too (bench_pretrain.py --profile: ops by device and host time, how busy the device was)
-#   6. bench/gpu_summary.py: trainer / bare step (the target: >= 90%), bf16 / fp32, MFU, ours vs HF
+#   6. the host's CPU (2 threads), CTC inference ours vs HF in fp32 and bf16 (bench_vs_hf.py --task ctc-infer):
+#      issue 15's target 3 (bf16 inference at least as fast as HF's, BASE RTF <= 0.04) where the CPU has bf16
+#      units (the log's first lines say whether it has AMX / AVX512-BF16); cpu_infer_*.json in OUT
+#   7. bench/gpu_summary.py: trainer / bare step (the target: >= 90%), bf16 / fp32, MFU, ours vs HF
 # Every step has its own time limit and the session stops starting steps after DEADLINE seconds, so what ran
 # comes back. Everything lands in OUT (default /tmp/gpu_session): session.log and summary.json.
 #
@@ -32,10 +35,11 @@ mkdir -p "$out"
 py=${PYTHON:-python3}
 deadline=${DEADLINE:-500}
 if [ "${DRY:-0}" = 1 ]; then
-  dev=cpu; base=tiny; large=tiny; shape=1x2; lshape=1x2; tokens=32000; utt=2; pairs=2; workers=0
+  dev=cpu; base=tiny; large=tiny; shape=1x2; lshape=1x2; tokens=32000; utt=2; pairs=2; workers=0; ishapes=1x2
   peak32=(); peak16=()
 else
   dev=cuda; base=base; large=large; shape=8x15; lshape=4x15; tokens=1920000; utt=15; pairs=6; workers=6
+  ishapes=1x10,4x10
   peak32=(--peak-tflops 67); peak16=(--peak-tflops 989)  # H200 SXM spec sheet: fp32 67, dense bf16 989 TFLOP/s
 fi
 start=$(date +%s)
@@ -60,6 +64,8 @@ step() {  # NAME SECONDS CMD...: run CMD with a time limit unless the session is
 
 { nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
   $py -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
+  echo "host CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) cores, bf16 units:" \
+    "$(grep -o -w -E 'amx_bf16|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 } 2>&1 | tee -a "$log"
 [ "${DRY:-0}" = 1 ] && export DRY
 step model_check 150 $py bench/gpu_model_check.py
@@ -86,6 +92,12 @@ vs_hf bare_large_bf16 "$large" "$lshape" bf16 "${peak16[@]}"
 trainer trainer_large_bf16 "$large" bf16 --max-tokens $(( tokens / 2 ))
 vs_hf bare_base_bf16_fft "$base" "$shape" bf16 "${peak16[@]}" --pos-conv-impl fft
 trainer trainer_base_bf16_fft "$base" bf16 --pos-conv-impl fft
+cpu_infer() {  # NAME DTYPE: CTC inference on the host's CPU, 2 threads (the README's CPU setting)
+  step "$1" 120 $py bench/bench_vs_hf.py --task ctc-infer --device cpu --threads 2 --preset "$base" \
+    --shapes "$ishapes" --pairs 4 --dtype "$2" --json "$out/$1.json"
+}
+cpu_infer cpu_infer_fp32 fp32
+cpu_infer cpu_infer_bf16 bf16
 vs_hf bare_base_bf16_compile "$base" "$shape" bf16 "${peak16[@]}" --compile
 trainer trainer_base_bf16_compile "$base" bf16 --compile
 step summary 60 $py bench/gpu_summary.py "$work" --out "$out/summary.json"
