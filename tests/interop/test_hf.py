@@ -155,6 +155,26 @@ def test_ctc_parity_and_round_trip(stable, tmp_path):
         assert torch.equal(hf2(x, attention_mask=am).logits, hl)
 
 
+@pytest.mark.parametrize("stable", [False, True])
+def test_ctc_bf16_autocast_on_cpu_is_as_accurate_as_hf(stable, tmp_path):
+    """Under CPU bf16 autocast (``speech-ssl decode --precision bf16``) our logits are no further from the fp32
+    logits than HF's own bf16 logits are; the conv extractor's norms read bf16 directly there."""
+    torch.manual_seed(4)
+    hf = randomize(transformers.Wav2Vec2ForCTC(hf_config(stable, "tiny"))).eval()
+    hf.save_pretrained(tmp_path)
+    ours = load_hf(tmp_path).eval()
+    x, am = inputs()
+    with torch.no_grad():
+        ref = hf(x, attention_mask=am).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            hl = hf(x, attention_mask=am).logits.float()
+            o = ours(x, LENS)
+    valid = torch.arange(ref.shape[1])[None] < o.out_lengths[:, None]
+    err_hf = (hl - ref)[valid].abs().max().item()
+    err_ours = (o.logits.float() - ref)[valid].abs().max().item()
+    assert 0 < err_hf < 0.5 and err_ours <= 1.5 * err_hf, (err_ours, err_hf)
+
+
 def test_weight_g_spelling_and_pad_token_permutation(tmp_path):
     torch.manual_seed(3)
     ours = Wav2Vec2ForCTC(get_preset("tiny"), 6, ["<s>", "<pad>", "</s>", "<unk>", "a", "b"]).eval()
