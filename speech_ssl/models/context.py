@@ -163,7 +163,8 @@ class TransformerEncoder(nn.Module):
     passes it: then attention needs no mask)
       -> (last (B, T, D), hidden_states: list of L+1 tensors (B, T, D)); hidden_states[0] is the input of
       the first layer, hidden_states[n] the output of layer n (before the pre-LN final LayerNorm, as HF
-      transformers 5.x ``hidden_states``).
+      transformers 5.x ``hidden_states``). ``keep_hidden=False``: an empty list, and each layer's output is
+      freed as soon as the next one is computed (inference holds one layer's activations, not L + 1).
     """
 
     def __init__(self, dim: int, ffn_dim: int, layers: int, heads: int, dropout: float, attention_dropout: float,
@@ -207,7 +208,8 @@ class TransformerEncoder(nn.Module):
             self.layer_norm.reset_parameters()
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                generator: torch.Generator | None = None,
+                keep_hidden: bool = True) -> tuple[torch.Tensor, list[torch.Tensor]]:
         B, T, D = x.shape
         if padding_mask is not None:
             x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
@@ -222,7 +224,7 @@ class TransformerEncoder(nn.Module):
                 kpm = torch.zeros((B, T), dtype=torch.bool, device=x.device)
             kpm = F.pad(kpm, (0, pad), value=True)
         x = self.dropout(x)
-        hidden = [x[:, :T]]
+        hidden = [x[:, :T]] if keep_hidden else []
         if self.training and self.layerdrop > 0:
             dev = generator.device if generator is not None else torch.device("cpu")
             drop = torch.rand(len(self.layers), generator=generator, device=dev).cpu() < self.layerdrop
@@ -233,7 +235,8 @@ class TransformerEncoder(nn.Module):
                 x = x + _zero_touch(layer).to(x.dtype)
             else:
                 x = layer(x, kpm)
-            hidden.append(x[:, :T])
+            if keep_hidden:
+                hidden.append(x[:, :T])
         x = x[:, :T]
         if self.layer_norm_first:
             x = self.layer_norm(x)

@@ -45,7 +45,8 @@ class GradMultiply(torch.autograd.Function):
 @dataclass
 class Wav2Vec2Output:
     last_hidden_state: torch.Tensor  # (B, T, D) context network output (after the final LN in pre-LN)
-    hidden_states: list[torch.Tensor]  # L+1 x (B, T, D); [0] = input of layer 1 (== HF hidden_states)
+    hidden_states: list[torch.Tensor]  # L+1 x (B, T, D); [0] = input of layer 1 (== HF hidden_states); [] when
+    # forward(output_hidden_states=False) (the CTC model: inference then holds one layer's activations)
     extract_features: torch.Tensor  # (B, T, C) LayerNorm'ed conv features (quantizer input, before dropout)
     features_pen: torch.Tensor  # () mean of squared raw conv features (fp32)
     padding_mask: torch.Tensor | None  # (B, T) bool, True at padding; None when nothing is padded
@@ -59,9 +60,10 @@ class Wav2Vec2Model(nn.Module):
     """Backbone: conv feature encoder -> LayerNorm -> projection -> (masking) -> Transformer.
 
     forward(waveforms (B, L), lengths (B,) | None, mask_indices (B, T) | None, apply_mask=None,
-    generator=None) -> Wav2Vec2Output. ``apply_mask`` (default: ``self.training``) draws time masks
-    (``mask_prob``) and channel masks (``mask_channel_prob``) when none are given; given
-    ``mask_indices`` are always applied.
+    generator=None, output_hidden_states=True) -> Wav2Vec2Output. ``apply_mask`` (default: ``self.training``)
+    draws time masks (``mask_prob``) and channel masks (``mask_channel_prob``) when none are given; given
+    ``mask_indices`` are always applied. ``output_hidden_states=False`` leaves ``hidden_states`` empty (the CTC
+    model passes it: inference then holds one layer's activations instead of L + 1).
 
     Every decision that depends on lengths (input checks, padding, the number and place of masked spans) is made
     on the host: ``lengths`` are moved to the CPU (pass them there, as the trainer does, and the forward never
@@ -191,7 +193,7 @@ class Wav2Vec2Model(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None,
                 mask_indices: torch.Tensor | None = None, apply_mask: bool | None = None,
-                generator: torch.Generator | None = None) -> Wav2Vec2Output:
+                generator: torch.Generator | None = None, output_hidden_states: bool = True) -> Wav2Vec2Output:
         waveforms, lengths = self.check_input(waveforms, lengths)
         feats = self.conv_features(waveforms)  # (B, C, T)
         with full_precision(feats.device):
@@ -207,7 +209,7 @@ class Wav2Vec2Model(nn.Module):
         if apply_mask is None:
             apply_mask = self.training
         x, mask_indices, host_mask = self._apply_masks(x, host_pad, mask_indices, apply_mask, generator)
-        last, hidden = self.encoder(x, padding_mask, generator)
+        last, hidden = self.encoder(x, padding_mask, generator, keep_hidden=output_hidden_states)
         out_lengths = to_device(host_lengths, feats.device)
         return Wav2Vec2Output(last, hidden, feats, features_pen, padding_mask, out_lengths, mask_indices,
                               host_lengths, host_mask)
@@ -403,7 +405,7 @@ class Wav2Vec2ForCTC(nn.Module):
         # 1. Backbone (under no_grad while the freeze lasts) and the output layer.
         frozen = self.training and self.num_updates < self.freeze_finetune_updates
         with torch.no_grad() if frozen else contextlib.nullcontext():
-            out = self.wav2vec2(waveforms, lengths, generator=generator)
+            out = self.wav2vec2(waveforms, lengths, generator=generator, output_hidden_states=False)
         x = self.head(self.final_dropout(out.last_hidden_state))
         # 2. Padded frames emit blank with probability 1, so they never change the alignment.
         if out.padding_mask is not None:

@@ -197,6 +197,29 @@ def test_batch_consistency_layer_norm_mode():
             assert (out.last_hidden_state[i, :T] - single.last_hidden_state[0]).abs().max().item() < 1e-5
 
 
+def test_hidden_states_only_when_asked_and_ctc_inference_frees_each_layer():
+    model = Wav2Vec2Model(tiny(encoder_layers=3)).eval()
+    x, lens = wave(), torch.tensor([6400, 5000])
+    with torch.no_grad():
+        full, lean = model(x, lens), model(x, lens, output_hidden_states=False)
+    assert len(full.hidden_states) == 4 and lean.hidden_states == []
+    assert torch.equal(full.last_hidden_state, lean.last_hidden_state)
+    # CTC inference: when layer 2 starts, layer 0's output is gone (the backbone keeps no hidden states)
+    import weakref
+
+    ctc = Wav2Vec2ForCTC(tiny(encoder_layers=3), vocab_size=12).eval()
+    seen = {}
+    layers = ctc.wav2vec2.encoder.layers
+    layers[0].register_forward_hook(lambda m, a, out: seen.update(out0=weakref.ref(out)))
+    layers[2].register_forward_pre_hook(lambda m, a: seen.update(alive=seen["out0"]() is not None))
+    with torch.no_grad():
+        ctc(x, lens)
+    assert seen["alive"] is False
+    with torch.no_grad():  # the same check sees it alive when the hidden states are kept
+        ctc.wav2vec2(x, lens)
+    assert seen["alive"] is True
+
+
 def test_group_norm_mode_depends_on_padding_documented():
     # Group-norm mode normalises conv block 0 over time including the zero padding (fairseq and HF do
     # the same; BASE models are meant to run unpadded). A padded row therefore differs from the row alone.
