@@ -38,8 +38,10 @@ For each shape (batch x seconds):
 
 8. ``--task ctc-infer``: HF's ``Wav2Vec2ForCTC`` (32 outputs, a letter vocabulary's size) and ours on the same
    weights, one forward to the logits under ``torch.no_grad`` (the model part of ``speech-ssl decode``;
-   bf16 autocast with ``--dtype bf16``), no masks, no optimizer; the rows add each side's real-time factor
-   (seconds per audio-second) and the largest difference of the two sides' logits (fp32: a parity check).
+   bf16 autocast with ``--dtype bf16``; ours with its matmul weights stored in bf16 once, as ``speech-ssl
+   decode`` does: ``precision.store_weights_in``, bitwise the same logits), no masks, no optimizer; the rows
+   add each side's real-time factor (seconds per audio-second) and the largest difference of the two sides'
+   logits (a parity check).
 
 The thread count and the 1-minute load are printed with the table: on a shared machine they decide the times.
 """
@@ -122,6 +124,10 @@ def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_
     amp = dict(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bf16")
     n_params = sum(p.numel() for p in (ours if ours is not None else hf).parameters())
     if task == "ctc-infer":
+        if ours is not None and dtype == "bf16":  # as speech-ssl decode runs it
+            from speech_ssl.precision import store_weights_in
+
+            store_weights_in(ours, torch.bfloat16)
         return {k: infer(m.to(device).eval(), x, amp, device) for k, m in (("ours", ours), ("hf", hf))
                 if m is not None}, n_params
     B, L = x.shape

@@ -1,10 +1,12 @@
-"""Which reduced precisions a device runs natively, a warning line when it does not, and fp32 regions."""
+"""Which reduced precisions a device runs natively, a warning line when it does not, fp32 regions, and the
+weights of an inference model stored in the autocast dtype once."""
 
 from __future__ import annotations
 
 import contextlib
 
 import torch
+from torch import nn
 
 
 def full_precision(device: torch.device):
@@ -33,3 +35,18 @@ def slow_precision_note(device: torch.device, mode: str) -> str | None:
         return None
     return (f"precision {mode} on a CPU without {mode} units ({torch.backends.cpu.get_cpu_capability()}): it runs "
             f"emulated and slower than fp32 (bf16 needs AVX512-BF16 or AMX); use fp32 here")
+
+
+def store_weights_in(model: nn.Module, dtype: torch.dtype) -> int:
+    """For inference under ``torch.autocast(..., dtype)``: the weights and biases of every Linear and plain
+    Conv1d (not the weight-normed positional conv, whose weight is computed per call) stored in ``dtype`` once,
+    where autocast would cast them on every call. Autocast rounds them the same way, so the outputs are
+    bitwise the same (``tests/decode/test_run.py``); on a CPU with bf16 units a BASE forward is ~5% faster
+    and the weights take half the memory. For a model that is not trained afterwards (``speech-ssl decode``).
+    Returns the number of modules stored."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d)) and not hasattr(m, "parametrizations"):
+            m.to(dtype)
+            n += 1
+    return n
