@@ -39,14 +39,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--unit", choices=["letter", "phone", "spm", "word"], help="default: from the dictionary")
     p.add_argument("--normalize", choices=["auto", "yes", "no"], default="auto",
                    help="per-utterance waveform normalisation (auto: as the model was trained)")
-    p.add_argument("--max-tokens", type=int, default=1_600_000, help="samples per batch")
-    p.add_argument("--chunk-seconds", type=float, default=30.0, help="longer audio is decoded in chunks")
-    p.add_argument("--chunk-context-seconds", type=float, default=2.0)
-    p.add_argument("--device", default="auto")
+    # Options without a default here take theirs from DecodeOptions / BeamConfig (one place; given in the help)
+    p.add_argument("--max-tokens", type=int, help="samples per batch (default 1,600,000)")
+    p.add_argument("--chunk-seconds", type=float, help="longer audio is decoded in chunks (default 30)")
+    p.add_argument("--chunk-context-seconds", type=float, help="default 2")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--limit", type=int, help="decode only the first N rows")
-    p.add_argument("--num-workers", type=int, default=2, help="audio-loading worker processes (0: none)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                   help="autocast dtype for the model (bf16: GPUs, CPUs with AVX512-BF16/AMX; warns where emulated); log-probs and search stay fp32")
+    p.add_argument("--num-workers", type=int, help="audio-loading worker processes (0: none; default 2)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
+                   help="autocast dtype for the model (default fp32; bf16: GPUs, CPUs with AVX512-BF16/AMX; warns "
+                        "where emulated); log-probs and search stay fp32")
     g = p.add_argument_group("beam search (flashlight-text)")
     g.add_argument("--lm", help="KenLM model (ARPA or binary)")
     g.add_argument("--lexicon", help="lexicon: WORD t1 t2 ... per line (letters: WORD W O R D |)")
@@ -54,16 +56,16 @@ def add_parser(subparsers) -> None:
     g.add_argument("--strict-lexicon", action="store_true",
                    help="a lexicon spelling with a symbol outside the model's vocabulary is an error (default: "
                         "skipped, counted and reported)")
-    g.add_argument("--beam", type=int, default=500)
-    g.add_argument("--beam-size-token", type=int)
-    g.add_argument("--beam-threshold", type=float, default=25.0)
-    g.add_argument("--lm-weight", type=float, default=2.0)
-    g.add_argument("--word-score", type=float, default=-1.0)
-    g.add_argument("--unk-score", type=float, default=float("-inf"))
-    g.add_argument("--sil-score", type=float, default=0.0)
+    g.add_argument("--beam", type=int, help="default 500")
+    g.add_argument("--beam-size-token", type=int, help="default: the vocabulary size")
+    g.add_argument("--beam-threshold", type=float, help="default 25")
+    g.add_argument("--lm-weight", type=float, help="default 2 (with --lm)")
+    g.add_argument("--word-score", type=float, help="default -1 (with --lm)")
+    g.add_argument("--unk-score", type=float, help="default -inf")
+    g.add_argument("--sil-score", type=float, help="default 0")
     g.add_argument("--tune", action="store_true", help="grid-search lm_weight and word_score on this manifest")
-    g.add_argument("--tune-lm-weights", type=_floats, default=[0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
-    g.add_argument("--tune-word-scores", type=_floats, default=[-2.0, -1.0, 0.0, 1.0])
+    g.add_argument("--tune-lm-weights", type=_floats, help="comma list (default 0,0.5,...,3)")
+    g.add_argument("--tune-word-scores", type=_floats, help="comma list (default -2,-1,0,1)")
     p.set_defaults(func=run)
 
 
@@ -74,22 +76,26 @@ def run(args: argparse.Namespace) -> int:
     from speech_ssl.decode.run import DecodeOptions, decode_manifest
     from speech_ssl.errors import DataError
 
+    def given(**kw):  # the options the user gave; the dataclasses hold the defaults
+        return {k: v for k, v in kw.items() if v is not None}
+
     beam = None
     if args.lm or args.lexicon or args.beam_only:
-        beam = BeamConfig(
+        no_lm = {} if args.lm else {"lm_weight": 0.0, "word_score": 0.0}  # no LM: nothing to weigh
+        beam = BeamConfig(**given(
             lm=args.lm, lexicon=args.lexicon, beam=args.beam, beam_size_token=args.beam_size_token,
-            beam_threshold=args.beam_threshold, lm_weight=args.lm_weight if args.lm else 0.0,
-            word_score=args.word_score if args.lm else 0.0, unk_score=args.unk_score, sil_score=args.sil_score,
-            strict_lexicon=args.strict_lexicon,
-        )
+            beam_threshold=args.beam_threshold, lm_weight=args.lm_weight, word_score=args.word_score,
+            unk_score=args.unk_score, sil_score=args.sil_score, strict_lexicon=args.strict_lexicon,
+        ) | no_lm)
     opts = DecodeOptions(
         checkpoint=args.checkpoint, manifest=args.manifest, out=args.out, labels=args.labels,
         dictionary=args.dictionary, unit=args.unit,
-        normalize={"auto": None, "yes": True, "no": False}[args.normalize],
-        max_tokens=args.max_tokens, chunk_seconds=args.chunk_seconds,
-        chunk_context_seconds=args.chunk_context_seconds, device=args.device, beam=beam, tune=args.tune,
-        tune_lm_weights=args.tune_lm_weights, tune_word_scores=args.tune_word_scores, limit=args.limit,
-        num_workers=args.num_workers, precision=args.precision,
+        normalize={"auto": None, "yes": True, "no": False}[args.normalize], beam=beam, tune=args.tune,
+        limit=args.limit,
+        **given(max_tokens=args.max_tokens, chunk_seconds=args.chunk_seconds,
+                chunk_context_seconds=args.chunk_context_seconds, device=args.device,
+                tune_lm_weights=args.tune_lm_weights, tune_word_scores=args.tune_word_scores,
+                num_workers=args.num_workers, precision=args.precision),
     )
     try:
         decode_manifest(opts)
