@@ -68,8 +68,7 @@ def parse_shape(s: str) -> tuple[int, float]:
 CTC_VOCAB = 32  # --task ctc-infer: the output layer's size (a letter vocabulary's)
 
 
-def twins(preset: str, which: str, task: str, device: str = "cpu", compile: bool = False,
-          pos_conv_impl: str = "conv"):
+def twins(preset: str, which: str, task: str, compile: bool = False, pos_conv_impl: str = "conv"):
     """(our preset's config, HF model or None, our model or None): HF's ``Wav2Vec2ForPreTraining`` (``task``
     ``pretrain``) or ``Wav2Vec2ForCTC`` (``ctc-infer``) built from the preset with a fixed seed, and ours loaded
     from its saved folder through the exact key table (``load_hf``), so both hold the same weights. ``which``
@@ -119,7 +118,7 @@ def build(preset: str, shape: tuple[int, float], which: str, optimizer: str, hf_
     from speech_ssl.models.feature_encoder import conv_output_length
     from speech_ssl.models.masking import compute_mask_indices, sample_negatives
 
-    cfg, hf, ours = twins(preset, which, task, device, compile, pos_conv_impl)
+    cfg, hf, ours = twins(preset, which, task, compile, pos_conv_impl)
     x = waveforms(shape, device)
     amp = dict(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bf16")
     n_params = sum(p.numel() for p in (ours if ours is not None else hf).parameters())

@@ -9,6 +9,11 @@ import torch
 from torch import nn
 
 
+def autocast_dtype(mode: str) -> torch.dtype | None:
+    """The autocast dtype of a precision mode (``bf16`` / ``fp16``); None for ``fp32`` (no autocast)."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
+
+
 def full_precision(device: torch.device):
     """A region computed in fp32 whatever autocast says (``torch.autocast(..., enabled=False)``); a plain
     context on devices autocast does not know (``meta``: the shapes-only device of the sync test)."""
@@ -41,7 +46,7 @@ def store_weights_in(model: nn.Module, dtype: torch.dtype) -> int:
     """For inference under ``torch.autocast(..., dtype)``: the weights and biases of every Linear and plain
     Conv1d (not the weight-normed positional conv, whose weight is computed per call) stored in ``dtype`` once,
     where autocast would cast them on every call. Autocast rounds them the same way, so the outputs are
-    bitwise the same (``tests/decode/test_run.py``); on a CPU with bf16 units a BASE forward is ~5% faster
+    bitwise the same (``tests/test_precision.py``); on a CPU with bf16 units a BASE forward is ~5% faster
     and the weights take half the memory. For a model that is not trained afterwards (``speech-ssl decode``).
     Returns the number of modules stored."""
     n = 0

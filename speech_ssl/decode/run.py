@@ -40,7 +40,7 @@ from speech_ssl.models.checkpoint import load_model, model_normalize, read_check
 from speech_ssl.models.feature_encoder import conv_output_length
 from speech_ssl.models.inference import chunked_frames, length_batches
 from speech_ssl.models.wav2vec2 import Wav2Vec2ForCTC
-from speech_ssl.precision import slow_precision_note, store_weights_in
+from speech_ssl.precision import autocast_dtype, slow_precision_note, store_weights_in
 from speech_ssl.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
         Guarded(rows_ds), batch_sampler=batches, collate_fn=GuardedCollate(_pad_batch), num_workers=opts.num_workers,
         pin_memory=device.type == "cuda",
     )
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(opts.precision)
+    dtype = autocast_dtype(opts.precision)
 
     def amp():  # entered around model calls only (not across the generator's yields)
         return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
@@ -264,7 +264,7 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
     manifest = read_manifest(opts.manifest)
     model, extra = load_ctc_model(opts.checkpoint, device)
     if opts.precision != "fp32":  # the matmul weights in the autocast dtype once, not cast on every batch
-        store_weights_in(model, {"bf16": torch.bfloat16, "fp16": torch.float16}[opts.precision])
+        store_weights_in(model, autocast_dtype(opts.precision))
     symbols = output_symbols(model, opts.checkpoint, opts.dictionary)
     unit = opts.unit or extra.get("unit") or infer_unit(symbols)
     cfg = model.cfg

@@ -58,7 +58,7 @@ from torch import nn
 
 from speech_ssl.config import save_config
 from speech_ssl.data.workers import raise_if_failed, stop_workers
-from speech_ssl.precision import slow_precision_note
+from speech_ssl.precision import autocast_dtype, slow_precision_note
 from speech_ssl.train.checkpoint import checkpoint_name, load_train_state, prune, save_checkpoint
 from speech_ssl.train.config import TrainConfig
 from speech_ssl.train.distributed import (
@@ -241,10 +241,9 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------
     # one update
     def _autocast(self):
-        mode = self.cfg.precision.mode
-        if mode == "fp32":
+        dtype = autocast_dtype(self.cfg.precision.mode)
+        if dtype is None:
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if mode == "bf16" else torch.float16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def _sync(self, last: bool):
