@@ -257,6 +257,8 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
     """Decode ``opts.manifest``; write outputs into ``opts.out``; return the summary dict."""
     if opts.precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"precision must be fp32, bf16 or fp16, got {opts.precision!r}")
+    if opts.tune and not (opts.tune_lm_weights and opts.tune_word_scores):
+        raise ValueError("tuning needs at least one lm_weight and one word_score")
     device = _device(opts.device)
     if note := slow_precision_note(device, opts.precision):
         log(note)

@@ -6,6 +6,8 @@ import dataclasses
 import math
 import re
 
+import pytest
+
 from speech_ssl.cli import decode as decode_cli
 from speech_ssl.decode.ctc import BeamConfig
 from speech_ssl.decode.run import DecodeOptions
@@ -61,3 +63,17 @@ def test_given_options_reach_the_dataclasses_and_the_rest_keep_theirs(monkeypatc
     assert o.tune_word_scores == DecodeOptions.__dataclass_fields__["tune_word_scores"].default_factory()
     o = _opts(monkeypatch, ["--lexicon", "l.txt", "--lm-weight", "3"])  # no LM: nothing to weigh
     assert o.beam == BeamConfig(lexicon="l.txt", lm_weight=0.0, word_score=0.0)
+
+
+def test_an_empty_or_bad_grid_is_refused_before_any_decoding(capsys):
+    from speech_ssl.decode.run import decode_manifest
+
+    for bad in (",", "", "1,x"):
+        with pytest.raises(SystemExit):
+            _parser().parse_args(["decode", "--checkpoint", "c", "--manifest", "m", "--out", "o",
+                                  "--tune-word-scores", bad])
+        err = capsys.readouterr().err
+        assert "--tune-word-scores" in err and ("at least one number" in err or "comma-separated" in err)
+    with pytest.raises(ValueError, match="at least one lm_weight"):  # the library checks it too, first thing
+        decode_manifest(DecodeOptions(checkpoint="no-such-dir", manifest="no.tsv", out="o", tune=True,
+                                      tune_lm_weights=[]))
