@@ -33,7 +33,7 @@ demo: install
 	$(BIN)/speech-ssl demo --out demo_out
 
 demo-quick: install
-	$(BIN)/speech-ssl demo --quick --out demo_out
+	$(BIN)/speech-ssl demo --quick --out demo_out_quick
 
 # Benchmarks are not tests: each prints its figures with the thread count; see README "Benchmarks".
 bench: install

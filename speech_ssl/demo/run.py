@@ -52,7 +52,7 @@ from speech_ssl.decode.score import score
 from speech_ssl.demo.codes import code_usage, pca_2d
 from speech_ssl.demo.config import ASSETS, CONF, SHIPPED, SHIPPED_MONO, DemoConfig
 from speech_ssl.demo.results import write_results
-from speech_ssl.files import atomic_write_text
+from speech_ssl.files import atomic_write_text, read_text
 from speech_ssl.models.random_init import random_like
 from speech_ssl.report.plots import plot_code_usage
 from speech_ssl.train.signals import EXIT_STOPPED
@@ -65,6 +65,31 @@ CALIBRATION_GRACE_SECONDS = 60.0  # the calibration run is stopped no sooner tha
 
 class DemoError(RuntimeError):
     pass
+
+
+# The settings that decide what the corpus and the runs are: a folder made with other ones is refused, not mixed
+# (a quick demo's corpus lacks the full demo's languages; its runs had other budgets).
+SETTINGS_FILE = "demo_settings.json"
+_SETTINGS = ("quick", "languages", "left_out", "left_out_eval_minutes", "english_minutes", "minutes_per_language",
+             "labelled_seconds", "seeds")
+
+
+def check_settings(out: Path, cfg: DemoConfig) -> None:
+    """Record ``cfg``'s corpus and run settings in OUT/demo_settings.json on the first run into ``out``; a later
+    run with other ones is refused with the differences named (folders from before this file are trusted)."""
+    want = {k: getattr(cfg, k) for k in _SETTINGS}
+    f = out / SETTINGS_FILE
+    if not f.exists():
+        atomic_write_text(f, json.dumps(want, indent=1) + "\n")
+        return
+    try:
+        have = json.loads(read_text(f))
+    except json.JSONDecodeError as e:
+        raise DemoError(f"{f}:{e.lineno}: not valid JSON ({e.msg}); remove it or choose another --out") from e
+    diff = [f"{k} {have.get(k)!r} there, {v!r} now" for k, v in want.items() if have.get(k) != v]
+    if diff:
+        raise DemoError(f"{out} holds a demo made with other settings ({'; '.join(diff)}): remove it or choose "
+                        f"another --out")
 
 
 class Demo:
@@ -377,6 +402,7 @@ def run_demo(cfg: DemoConfig, log=None) -> dict:
     torch.set_num_threads(cfg.threads)
     d = Demo(cfg, log)
     d.out.mkdir(parents=True, exist_ok=True)
+    check_settings(d.out, cfg)
     d.log(f"writing into {d.out} ({'quick' if cfg.quick else 'full'} mode, seeds {cfg.seeds}, {cfg.threads} threads)")
     d._stage("corpus", d.make_corpus)
     d._stage("prepare", d.prepare_data)

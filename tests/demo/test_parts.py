@@ -1,7 +1,9 @@
-"""Parts of the demo that are cheap to test alone: PCA, the results table (subsets: test_data_subsets.py,
+"""Parts of the demo that are cheap to test alone: PCA, the results table, the settings check of a reused folder (subsets: test_data_subsets.py,
 plots: test_report_plots.py)."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -77,3 +79,19 @@ def test_demo_assets_are_package_data_not_checkout_paths():
     assert (CONF / "finetune.yaml").is_file() and (SHIPPED / "model.safetensors").is_file()
     repo = pkg.parents[1]
     assert (repo / "recipes" / "synth" / "pretrained").resolve() == SHIPPED.resolve()
+
+
+def test_a_folder_made_with_other_settings_is_refused(tmp_path):
+    """`make demo-quick` then `make demo` into one folder used to reuse the quick corpus and fail halfway."""
+    from speech_ssl.demo.config import demo_config
+    from speech_ssl.demo.run import SETTINGS_FILE, DemoError, check_settings
+
+    quick, full = demo_config(quick=True), demo_config()
+    check_settings(tmp_path, quick)
+    assert json.loads((tmp_path / SETTINGS_FILE).read_text())["quick"] is True
+    check_settings(tmp_path, quick)  # the same settings again: fine (an interrupted demo continues)
+    with pytest.raises(DemoError, match=r"other settings \(quick True there, False now; languages"):
+        check_settings(tmp_path, full)
+    (tmp_path / SETTINGS_FILE).write_text('{"quick": tru')
+    with pytest.raises(DemoError, match=rf"{SETTINGS_FILE}:1: not valid JSON"):
+        check_settings(tmp_path, quick)
