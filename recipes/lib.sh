@@ -108,12 +108,22 @@ finalize() {  # RUN best|last
   ssl convert --from speech_ssl "$src" --to speech_ssl "$1/final" >/dev/null
 }
 
+# final_unchecked RUN: RUN/final exists but its checkpoints are gone, so the trainer cannot check a new
+# invocation's settings against the run (nor continue it): said, and the caller keeps RUN/final as it is
+final_unchecked() {  # RUN
+  [ -f "$1/final/model.safetensors" ] && ! compgen -G "$1/checkpoints/checkpoint_*" >/dev/null || return 1
+  echo "$1/final is done; its checkpoints are gone, so this invocation's settings are not checked against it" >&2
+}
+
 # train_run: `train KIND CONFIG OVERRIDES...` plus device, seed, update_freq, PRECISION, the updates knob
 # (PRETRAIN_UPDATES / FT_UPDATES), the tiny-mode sizes and the user's PRETRAIN_OVERRIDES / FT_OVERRIDES (last,
-# so they win), resumed in RUN_DIR; then RUN_DIR/final = the best checkpoint (finalize RUN_DIR best)
+# so they win), resumed in RUN_DIR; then RUN_DIR/final = the best checkpoint (finalize RUN_DIR best).
+# A finished RUN_DIR goes through the trainer too: done at once with the settings it was trained with, a
+# ConfigError naming the differences with other ones (a new EXP or RUN_DIR trains those), never reused silently.
 train_run() {  # pretrain|finetune RUN_DIR UPDATE_FREQ CONFIG OVERRIDES...
   local kind=$1 run=$2 uf=$3 updates more
   shift 3
+  final_unchecked "$run" && return 0
   local cmd=(train "$kind" "$@" "device=$device" "seed=$seed" "optim.update_freq=$uf")
   if [ "$kind" = pretrain ]; then updates=$pretrain_updates; more=$pretrain_overrides
   else updates=$ft_updates; more=$ft_overrides; fi

@@ -129,14 +129,13 @@ if run_stage 2; then
   if [ -n "$pretrained" ]; then
     convert_pretrained
     log 2 "multilingual model: $start"
-  elif [ -f "$start/model.safetensors" ]; then
-    log 2 "pretraining done: $start"
   else
     cfg=$repo/recipes/commonvoice/conf/pretrain_xlsr.yaml
     tr=(); va=()
     for l in "${langs[@]}"; do tr+=("$data/$l/train-ft.tsv"); va+=("$data/$l/valid.tsv"); done
     uf=$(update_freq "$cfg")
-    log 2 "XLSR pretraining on the BABEL audio of ${#langs[@]} languages (alpha sampling): $(hw) x update_freq $uf"
+    if [ -f "$start/model.safetensors" ]; then log 2 "pretraining done: $start"
+    else log 2 "XLSR pretraining on the BABEL audio of ${#langs[@]} languages (alpha sampling): $(hw) x update_freq $uf"; fi
     train_run pretrain "$exp/pretrain" "$uf" "$cfg" "data.train=[$(join "${tr[@]}")]" "data.valid=[$(join "${va[@]}")]"
   fi
 fi
@@ -147,9 +146,9 @@ if run_stage 3; then
   cfg=$conf/finetune_xlsr.yaml
   for l in "${ft_langs[@]}"; do
     run=$exp/finetune/$l
-    if [ -f "$run/final/model.safetensors" ]; then log 3 "$l done"; continue; fi
     uf=$(update_freq "$cfg")
-    log 3 "fine-tuning $l on $data/$l/train-ft.tsv: $(hw) x update_freq $uf"
+    if [ -f "$run/final/model.safetensors" ]; then log 3 "$l done"
+    else log 3 "fine-tuning $l on $data/$l/train-ft.tsv: $(hw) x update_freq $uf"; fi
     train_run finetune "$run" "$uf" "$cfg" "data.train=[$data/$l/train-ft.tsv]" "data.valid=[$data/$l/valid.tsv]" \
       "finetune.dictionary=$data/$l/dict.ltr.txt" "finetune.pretrained=$start"
   done

@@ -116,14 +116,13 @@ if run_stage 2; then
   if [ -n "$pretrained" ]; then
     convert_pretrained
     log 2 "multilingual model: $start"
-  elif [ -f "$start/model.safetensors" ]; then
-    log 2 "pretraining done: $start"
   else
     cfg=$conf/pretrain_xlsr.yaml
     tr=(); va=()
     for l in "${pt_langs[@]}"; do tr+=("$data/$l/train.tsv"); va+=("$data/$l/dev.tsv"); done
     uf=$(update_freq "$cfg")
-    log 2 "XLSR pretraining on ${#pt_langs[@]} languages ($languages, alpha sampling): $(hw) x update_freq $uf"
+    if [ -f "$start/model.safetensors" ]; then log 2 "pretraining done: $start"
+    else log 2 "XLSR pretraining on ${#pt_langs[@]} languages ($languages, alpha sampling): $(hw) x update_freq $uf"; fi
     train_run pretrain "$exp/pretrain" "$uf" "$cfg" "data.train=[$(join "${tr[@]}")]" "data.valid=[$(join "${va[@]}")]"
   fi
 fi
@@ -136,9 +135,9 @@ if run_stage 3; then
       run=$exp/finetune/$l-$u
       cfg=$conf/finetune_xlsr_$u.yaml
       [ -f "$cfg" ] || { log 3 "no config $cfg (units: phn, ltr)"; exit 2; }
-      if [ -f "$run/final/model.safetensors" ]; then log 3 "$l-$u done"; continue; fi
       uf=$(update_freq "$cfg")
-      log 3 "fine-tuning $l-$u on $data/$l/train-ft.tsv: $(hw) x update_freq $uf"
+      if [ -f "$run/final/model.safetensors" ]; then log 3 "$l-$u done"
+      else log 3 "fine-tuning $l-$u on $data/$l/train-ft.tsv: $(hw) x update_freq $uf"; fi
       train_run finetune "$run" "$uf" "$cfg" "data.train=[$data/$l/train-ft.tsv]" "data.valid=[$data/$l/dev.tsv]" \
         "finetune.pretrained=$start"
     done

@@ -138,14 +138,13 @@ if run_stage 2; then
   if [ -n "$pretrained" ]; then
     convert_pretrained
     log 2 "pretrained model: $start"
-  elif [ -f "$exp/pretrain/final/model.safetensors" ]; then
-    log 2 "pretraining done: $exp/pretrain/final"
   else
     cfg=$conf/pretrain_$model.yaml
     tr=$data/librispeech/train-960.tsv
     [ -f "$tr" ] || tr=$(ls "$data"/librispeech/train-*.tsv | paste -sd, -)
     uf=$(update_freq "$cfg")
-    log 2 "pretraining $model on $tr: $(hw) x update_freq $uf"
+    if [ -f "$exp/pretrain/final/model.safetensors" ]; then log 2 "pretraining done: $exp/pretrain/final"
+    else log 2 "pretraining $model on $tr: $(hw) x update_freq $uf"; fi
     train_run pretrain "$exp/pretrain" "$uf" "$cfg" "data.train=[$tr]" "data.valid=[$(dev_set)]"
   fi
 fi
@@ -158,10 +157,10 @@ if run_stage 3; then
     tr=$(subset_manifest "$s")
     cfg=$conf/finetune_${model}_$s.yaml
     [ -f "$cfg" ] || { log 3 "no config $cfg (subsets: 10m, 1h, 10h, 100h)"; exit 2; }
-    if [ -f "$run/final/model.safetensors" ]; then log 3 "$model-$s done"; continue; fi
     [ -f "$tr" ] || { log 3 "no $tr: skipping $s (prepare Libri-light / LibriSpeech first)"; continue; }
     uf=$(update_freq "$cfg")
-    log 3 "fine-tuning $model-$s on $tr: $(hw) x update_freq $uf"
+    if [ -f "$run/final/model.safetensors" ]; then log 3 "$model-$s done"
+    else log 3 "fine-tuning $model-$s on $tr: $(hw) x update_freq $uf"; fi
     tiny_ft=(); [ "$tiny" = 1 ] && tiny_ft=("finetune.all_blank_grace_updates=1000")
     train_run finetune "$run" "$uf" "$cfg" "data.train=[$tr]" "data.valid=[$(dev_set)]" "finetune.pretrained=$start" \
       "finetune.dictionary=$data/dict.ltr.txt" "${tiny_ft[@]}"

@@ -155,16 +155,7 @@ pretrain_train() {
 
 pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (skipped when it is done)
   local name=$1 train=$2 dest=$3
-  local run=$exp/$name
-  if [ -f "$run/final/pretrain_info.json" ] && "$py" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["updates"] < int(sys.argv[2]))' \
-       "$run/final/pretrain_info.json" "$pretrain_updates" 2>/dev/null; then
-    log 3 "$name done: $run/final"
-    [ "$publish" = 1 ] && publish_model "$run" "$dest"
-    return 0
-  fi
-  log 3 "$name on $device: $pretrain_updates updates, max_tokens $pretrain_max_tokens, train $train"
-  local start cmd pid timer rc wall
-  start=$(date +%s)
+  local run=$exp/$name start cmd pid timer rc wall
   cmd=(ssl pretrain "$conf/pretrain.yaml" "data.train=$train"
        "data.valid=[$data/librispeech/dev-clean.tsv]" "device=$device" "seed=$seed"
        "optim.max_update=$pretrain_updates" "optim.lr=$pretrain_lr" "data.max_tokens=$pretrain_max_tokens"
@@ -173,10 +164,21 @@ pretrain_model() {  # run_name train_list publish_dir: stage 3 for one model (sk
     cmd+=("schedule.warmup_updates=1" "logging.log_interval=1" "logging.valid_interval_updates=0"
           "checkpoint.save_interval_updates=0" "data.max_sample_size=16000")
   fi
-  local user=()  # last: the user's words win (a finished EXP/pretrain is reused whatever they say: one EXP each)
+  local user=()  # last: the user's words win
   read -r -a user <<< "$pretrain_overrides"
   cmd+=("${user[@]}")
   cmd+=(--run-dir "$run" --resume)
+  if [ -f "$run/final/pretrain_info.json" ] && "$py" -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["updates"] < int(sys.argv[2]))' \
+       "$run/final/pretrain_info.json" "$pretrain_updates" 2>/dev/null; then
+    # finished: the trainer checks these settings against the run's (done at once, or refused naming the
+    # differences: other settings need another EXP)
+    final_unchecked "$run" || "${cmd[@]}" || { rc=$?; log 3 "$name: finished with other settings (exit $rc)"; exit "$rc"; }
+    log 3 "$name done: $run/final"
+    [ "$publish" = 1 ] && publish_model "$run" "$dest"
+    return 0
+  fi
+  log 3 "$name on $device: $pretrain_updates updates, max_tokens $pretrain_max_tokens, train $train"
+  start=$(date +%s)
   set +e
   if [ "$pretrain_seconds" != 0 ]; then
     ( "${cmd[@]}" ) & pid=$!
@@ -224,8 +226,9 @@ finetune() {  # name train_tsv labels updates extra-overrides...
   local run=$exp/finetune/$name valid
   valid=$(dirname "$tr")/dev.tsv
   case "$tr" in */en/*) valid=$data/librispeech/dev-clean.tsv ;; esac
-  [ -f "$run/final/model.safetensors" ] && { log 4 "$name done"; return 0; }
-  log 4 "fine-tuning $name ($updates updates)"
+  final_unchecked "$run" && return 0
+  # a finished run goes through the trainer too: done at once, or refused when these settings differ from its
+  if [ -f "$run/final/model.safetensors" ]; then log 4 "$name done"; else log 4 "fine-tuning $name ($updates updates)"; fi
   local extra=() user=()
   [ "$tiny" = 1 ] && extra=("logging.log_interval=1" "logging.valid_interval_updates=0" "checkpoint.save_interval_updates=0")
   read -r -a user <<< "$ft_overrides"

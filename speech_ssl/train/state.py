@@ -66,6 +66,25 @@ def config_changes(saved: Path, cfg: TrainConfig) -> list[str]:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
+# Settings that say how a run is carried out, not what it learns: a finished run invoked again with other
+# values of these is still the run asked for (a new device, more loader workers, other log intervals).
+OPERATIONAL_KEYS = (
+    "device", "data.num_workers", "data.valid", "data.valid_max_tokens", "data.max_valid_batches",
+    "checkpoint.", "distributed.", "logging.", "precision.min_loss_scale", "precision.max_consecutive_nonfinite",
+    "finetune.all_blank_", "finetune.stuck_", "finetune.blank_free_updates",
+)
+
+
+def finished_run_conflicts(saved: Path, cfg: TrainConfig) -> list[str]:
+    """The :func:`config_changes` that change what a run learns (every key but :data:`OPERATIONAL_KEYS`):
+    a finished run invoked with any of them was not trained with the settings asked for."""
+    def operational(line: str) -> bool:
+        key = line.split(":", 1)[0]
+        return any(key == k or (k.endswith((".", "_")) and key.startswith(k)) for k in OPERATIONAL_KEYS)
+
+    return [line for line in config_changes(saved, cfg) if not operational(line)]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # optimizer state by parameter name
 @dataclass

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from speech_ssl.config import save_config
+from speech_ssl.config import ConfigError, save_config
 from speech_ssl.data.workers import raise_if_failed, stop_workers
 from speech_ssl.precision import autocast_dtype, slow_precision_note
 from speech_ssl.train.checkpoint import checkpoint_name, load_train_state, prune, save_checkpoint
@@ -81,6 +81,7 @@ from speech_ssl.train.signals import StopSignals
 from speech_ssl.train.state import (
     config_changes,
     find_resume_checkpoint,
+    finished_run_conflicts,
     full_model_state,
     group_parameters,
     optimizer_state_by_name,
@@ -451,6 +452,8 @@ class Trainer:
         cfg = self.cfg
         if not hasattr(self, "model"):
             self.setup()
+        if self.resumed_from is not None and self.num_updates >= cfg.optim.max_update:
+            return self._finished_already()
         wend = warmup_end(cfg.schedule, cfg.optim.max_update)
         self.monitor = Monitor(
             self.run_dir, cfg.logging, self.info.is_main, cfg.optim.max_update, self.num_updates,
@@ -509,6 +512,21 @@ class Trainer:
             self.stream.close()
             self.monitor.close()
         return self.last_valid or self.last_train or {}
+
+    def _finished_already(self) -> dict[str, Any]:
+        """A resumed run that has nothing left to train: done at once, unless it was trained with other
+        settings than these (then its weights are not what was asked for: a :class:`ConfigError`)."""
+        n, saved = self.num_updates, (self.run_dir / "config.yaml" if self.run_dir is not None else None)
+        self.stream.close()
+        if saved is not None and (conflicts := finished_run_conflicts(saved, self.cfg)):
+            raise ConfigError(
+                f"{self.run_dir} finished at update {n} with other settings than these ({saved} -> now): "
+                + "; ".join(conflicts) + ". Train them in a new --run-dir, or delete this one; a finished run "
+                "may be invoked again with other device, loader workers, validation data, logging, checkpoint "
+                "and distributed settings only."
+            )
+        self._log(f"finished already: update {n} of {self.cfg.optim.max_update} ({self.resumed_from}); nothing to train")
+        return {}
 
     def _log_interval(self, iv: Interval, step: dict[str, Any]) -> None:
         """The train log line: the host reads the interval here (the one sync between log lines)."""

@@ -92,6 +92,12 @@ def test_recipe_tiny_end_to_end_and_idempotent(tmp_path):
         assert msg in p2.stderr, msg
     assert "fine-tuning" not in p2.stderr and "greedy" not in p2.stderr
     assert (exp / "decode" / "base-10m" / "greedy" / "test-clean" / "summary.json").stat().st_mtime_ns == stamp
+    # other settings for a finished run: refused with the difference named, the run and its final untouched
+    final = (exp / "finetune" / "base-10m" / "final" / "model.safetensors").read_bytes()
+    p4 = _run(["--stage", "3", "--stop-stage", "3"], {**env, "FT_OVERRIDES": "optim.lr=1e-3"}, timeout=120)
+    assert p4.returncode == 2, p4.stderr[-3000:]
+    assert "finetune/base-10m finished at update" in p4.stderr and "optim.lr: " in p4.stderr and " -> 0.001" in p4.stderr
+    assert (exp / "finetune" / "base-10m" / "final" / "model.safetensors").read_bytes() == final
 
 
 @pytest.mark.slow

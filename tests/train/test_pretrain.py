@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from speech_ssl.config import ConfigError
 from speech_ssl.train.checkpoint import CheckpointError, find_latest, list_checkpoints, load_train_state
 from speech_ssl.train.config import load_train_config
 from speech_ssl.train.pretrain_task import PretrainTask
@@ -293,6 +294,29 @@ def test_signal_saves_and_resumes(corpus, cfg_file, tmp_path, capfd, sig):
     assert tr.resumed_from == ck and tr.num_updates == n + 2
     err = capfd.readouterr().err
     assert f"config changed since the last run: optim.max_update: 100000 -> {n + 2}" in err
+
+
+def test_finished_run_invoked_again(corpus, cfg_file, tmp_path, capfd):
+    """A finished run resumed again: nothing trained or logged with its settings (or only how it runs changed);
+    with settings that change what it learns, refused with the differences named; more updates continue it."""
+    run_dir = tmp_path / "run"
+    ov = tiny_overrides(corpus, **{"optim.max_update": 2, "checkpoint.save_interval_updates": 0})
+    train(cfg_file, run_dir, ov)
+    log, config = (run_dir / "log.jsonl").read_text(), (run_dir / "config.yaml").read_text()
+    again = train(cfg_file, run_dir, ov + ["data.num_workers=1", "logging.log_interval=7"], resume=True)
+    assert again.num_updates == 2 and "finished already: update 2 of 2" in capfd.readouterr().err
+    assert (run_dir / "log.jsonl").read_text() == log  # no second validation
+    assert (run_dir / "config.yaml").read_text() == config  # still the settings it was trained with
+    for changed, named in (("optim.lr=1e-3", "optim.lr: 0.002 -> 0.001"),
+                           ("model.overrides.dropout=0.1", "model.overrides.dropout: None -> 0.1"),
+                           ("optim.max_update=1", "optim.max_update: 2 -> 1")):
+        with pytest.raises(ConfigError) as e:
+            train(cfg_file, run_dir, ov + [changed], resume=True)
+        assert f"{run_dir} finished at update 2 with other settings" in str(e.value) and named in str(e.value)
+    assert (run_dir / "config.yaml").read_text() == config
+    more = train(cfg_file, run_dir, ov + ["optim.max_update=3"], resume=True)
+    assert more.num_updates == 3
+    assert "config changed since the last run: optim.max_update: 2 -> 3" in capfd.readouterr().err
 
 
 def test_two_processes_equal_update_freq_2(corpus, cfg_file, tmp_path):
