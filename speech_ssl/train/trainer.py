@@ -411,12 +411,13 @@ class Trainer:
         t0 = time.perf_counter()
         batches = iter(loader)
         try:
-            with torch.no_grad():
+            # one autocast context for the whole pass: its cast cache turns each weight into the autocast dtype
+            # once per validation, not once per batch (the weights do not change until it ends)
+            with torch.no_grad(), self._autocast():
                 for j, batch in enumerate(batches):
                     batch = to_device(raise_if_failed(batch), self.device)
                     seed_everything(batch_seed(self.cfg.seed, -1, j * W + rank))
-                    with self._autocast():
-                        out = self.task.valid_step(model, batch)
+                    out = self.task.valid_step(model, batch)
                     logs.add_output(out, out.loss.float())
         finally:
             stop_workers(batches)

@@ -17,8 +17,11 @@ from safetensors.torch import load_file
 from speech_ssl.config import ConfigError
 from speech_ssl.train.checkpoint import CheckpointError, find_latest, list_checkpoints, load_train_state
 from speech_ssl.train.config import load_train_config
+from speech_ssl.train.distributed import batch_seed, seed_everything
 from speech_ssl.train.pretrain_task import PretrainTask
+from speech_ssl.train.report import LogSums
 from speech_ssl.train.signals import EXIT_STOPPED
+from speech_ssl.train.stream import valid_loader
 from speech_ssl.train.trainer import Trainer, TrainingAborted
 from tests.train.test_common import (  # noqa: F401 (the fixtures: one_thread, corpus, cfg_file)
     REPO,
@@ -106,6 +109,47 @@ def test_mixed_precision_runs(corpus, cfg_file, tmp_path, mode):
                                                               "checkpoint.save_interval_updates": 0}))
     assert tr.num_updates == 2
     assert all(torch.isfinite(v).all() for v in params(tr).values())
+
+
+def test_bf16_validation_casts_each_weight_once(corpus, cfg_file, tmp_path):
+    """Under autocast, validation turns each weight into bf16 once per pass (the cast cache of one autocast
+    context), not once per batch; the metrics are those of a fresh context per batch."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ov = tiny_overrides(corpus, **{"optim.max_update": 1, "precision.mode": "bf16",
+                                   "checkpoint.save_interval_updates": 0, "data.valid_max_tokens": 16000})
+    tr = train(cfg_file, tmp_path, ov)
+    # the Linear / Conv1d weights autocast turns into bf16 (mask_emb, a vector, is cast explicitly per forward)
+    weights = {p.data_ptr() for p in tr.raw_model.parameters() if p.requires_grad and p.dim() >= 2}
+
+    class CountWeightCasts(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.casts: dict[int, int] = {}
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is torch.ops.aten._to_copy.default and kwargs.get("dtype") == torch.bfloat16:
+                ptr = args[0].data_ptr()
+                if ptr in weights:
+                    self.casts[ptr] = self.casts.get(ptr, 0) + 1
+            return func(*args, **kwargs)
+
+    with CountWeightCasts() as counter:
+        metrics = tr.validate()
+    batches = len(list(iter(valid_loader(tr.task, tr.info, 0))))
+    assert batches >= 3 and counter.casts and max(counter.casts.values()) == 1, (batches, counter.casts)
+    # the same numbers as one autocast context per batch
+    logs = LogSums()
+    tr.raw_model.eval()
+    with torch.no_grad():
+        for j, batch in enumerate(valid_loader(tr.task, tr.info, 0)):
+            seed_everything(batch_seed(tr.cfg.seed, -1, j))
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = tr.task.valid_step(tr.raw_model, batch)
+            logs.add_output(out, out.loss.float())
+    again = tr.task.reduce_metrics(logs.all_reduce(tr.info, tr.device, gather_keys=True))
+    assert all(again[k] == metrics[k] for k in again), (again, metrics)
 
 
 def test_corrupt_checkpoint_is_a_clear_error_and_previous_survives(corpus, cfg_file, tmp_path):
