@@ -59,7 +59,7 @@ def run_subset(args: argparse.Namespace) -> int:
 
     try:
         s = subset_split(args.src, args.dest, args.seconds, args.seed)
-    except DataError as e:
+    except (DataError, ValueError) as e:
         return _fail("subset", e)
     print(f"{args.dest}: {s['rows']} utterances, {s['seconds']:.1f} s ({', '.join(s['labels'])})")
     return 0

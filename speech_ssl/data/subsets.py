@@ -52,6 +52,22 @@ def _write_rows(dest: Path, m: Manifest, labels: dict[str, list[str]], rows: Seq
     write_manifest(dest, m.root, [m.entries[i] for i in rows])
 
 
+def _check_outputs(src: Path, **outs: Path) -> None:
+    """Refuse an output that is the source split or another output (same stem: the label files go with it),
+    which would overwrite rows that cannot be got back."""
+    def key(p: Path) -> Path:
+        return p.parent.resolve() / p.stem
+
+    seen = {key(src): "the source"}
+    for name, out in outs.items():
+        if out.suffix != ".tsv":
+            raise ValueError(f"{name} {out}: expected a manifest name ending in .tsv")
+        if key(out) in seen:
+            raise ValueError(f"{name} {out} is {seen[key(out)]} (its .tsv and label files would be overwritten): "
+                             "write to another name")
+        seen[key(out)] = f"also --{name}" if len(outs) > 1 else name
+
+
 def subset_split(src: str | Path, dest: str | Path, seconds: float, seed: int = 1) -> dict:
     """Write ``dest`` (.tsv + label files + dictionaries) holding ``seconds`` of ``src``; returns a summary
     ``{"rows", "seconds", "labels"}``.
@@ -62,6 +78,9 @@ def subset_split(src: str | Path, dest: str | Path, seconds: float, seed: int = 
     Libri-light's folds. Raises DataError (naming ``src``) when the source holds less audio than asked for.
     """
     src, dest = Path(src), Path(dest)
+    if not seconds > 0:
+        raise ValueError(f"seconds must be > 0, got {seconds:g}")
+    _check_outputs(src, dest=dest)
     m = read_manifest(src)
     sizes = np.asarray(m.sizes, dtype=np.int64)
     total = float(sizes.sum()) / SAMPLE_RATE
@@ -106,6 +125,7 @@ def hold_out(src: str | Path, rest: str | Path, held: str | Path, every: int = 1
         raise ValueError(f"every must be >= 2, got {every}")
     if by not in ("conversation", "utterance"):
         raise ValueError(f"by must be 'conversation' or 'utterance', got {by!r}")
+    _check_outputs(src, rest=rest, held=held)
     m = read_manifest(src)
     if not m.entries:
         raise DataError("no rows to split", src)

@@ -70,6 +70,25 @@ def test_manifest_subset_command(tmp_path, capsys):
     assert "train.tsv" in capsys.readouterr().err and not (tmp_path / "s" / "b.tsv").exists()
 
 
+def test_outputs_that_would_overwrite_the_source_or_each_other_are_refused(tmp_path, capsys):
+    src = _split(tmp_path)
+    before = {ext: (tmp_path / f"train.{ext}").read_text() for ext in ("tsv", "ltr", "wrd")}
+    for args, named in (
+        (["subset", str(src), str(src), "3"], "dest " + str(src) + " is the source"),
+        (["subset", str(src), str(tmp_path / "." / "train.tsv"), "3"], "is the source"),
+        (["subset", str(src), str(tmp_path / "train.ltr"), "3"], "expected a manifest name ending in .tsv"),
+        (["subset", str(src), str(tmp_path / "a.tsv"), "0"], "seconds must be > 0"),
+        (["subset", str(src), str(tmp_path / "a.tsv"), "-5"], "seconds must be > 0"),
+        (["split", str(src), "--rest", str(src), "--held", str(tmp_path / "h.tsv")], "rest " + str(src) + " is the source"),
+        (["split", str(src), "--rest", str(tmp_path / "x.tsv"), "--held", str(tmp_path / "x.tsv")],
+         "held " + str(tmp_path / "x.tsv") + " is also --rest"),
+    ):
+        assert main(["manifest", *args]) == 1, args
+        assert named in capsys.readouterr().err, args
+    assert {ext: (tmp_path / f"train.{ext}").read_text() for ext in ("tsv", "ltr", "wrd")} == before
+    assert not (tmp_path / "a.tsv").exists() and not (tmp_path / "x.tsv").exists()
+
+
 def test_conversation_of_babel_names():
     # cut audio: <conversation side>_<line>; segment rows keep the side's file name
     assert conversation_of("audio/BABEL_BP_105_11223_20120101_123456_inLine_0003.flac", False) == \
