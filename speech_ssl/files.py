@@ -90,3 +90,20 @@ def read_text(path: str | Path, what: str = "file") -> str:
             "(e.g. iconv -f latin1 -t utf-8)",
             path, line,
         ) from None
+
+
+def settings_changes(path: str | Path, want: dict) -> list[str]:
+    """The settings ``want`` against the JSON record at ``path`` of the ones that made a folder's contents:
+    the first call writes the record (atomically) and returns []; later ones return ``"key A there, B now"``
+    for each difference. A record that is not valid JSON is a :class:`DataError` naming its line."""
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        atomic_write_text(path, json.dumps(want, indent=1) + "\n")
+        return []
+    try:
+        have = json.loads(read_text(path, "settings record"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"not valid JSON ({e.msg}); remove it or choose another output folder", path, e.lineno) from e
+    return [f"{k} {have.get(k)!r} there, {v!r} now" for k, v in want.items() if have.get(k) != v]

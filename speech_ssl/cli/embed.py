@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         normalize = {"auto": None, "yes": True, "no": False}[args.normalize]
         if args.manifest:
             written, skipped = embed_manifest(model, args.manifest, args.out, args.layer, normalize,
-                                              args.device, args.chunk_seconds, args.chunk_context_seconds)
+                                              args.device, args.chunk_seconds, args.chunk_context_seconds,
+                                              checkpoint=args.checkpoint)
             print(f"{args.out}: {written} utterances embedded, {skipped} already there; index.tsv lists them")
             return 0
         arr = embed_file(model, args.audio, args.layer, normalize, args.device, args.chunk_seconds,

@@ -22,7 +22,7 @@ import torch
 from speech_ssl.data.audio import SAMPLE_RATE, read_audio
 from speech_ssl.data.manifest import read_manifest
 from speech_ssl.errors import DataError
-from speech_ssl.files import atomic_open, atomic_write_text
+from speech_ssl.files import atomic_open, atomic_write_text, settings_changes
 from speech_ssl.models.checkpoint import model_normalize
 from speech_ssl.models.inference import chunked_frames
 from speech_ssl.progress import progress
@@ -102,16 +102,34 @@ def utterance_id(row_path: str, start: int | None = None) -> str:
     return f"{uid}_{start}" if start is not None else uid
 
 
+SETTINGS_FILE = "embed_settings.json"
+
+
 def embed_manifest(model, manifest: str, out_dir: str, layer: int | str | None, normalize: bool | None = None,
-                   device: str = "cpu", chunk_seconds: float = 0.0, context_seconds: float = 2.0) -> tuple[int, int]:
+                   device: str = "cpu", chunk_seconds: float = 0.0, context_seconds: float = 2.0,
+                   checkpoint: str | None = None) -> tuple[int, int]:
     """Every row of ``manifest`` -> ``out_dir/<id>.npy``; ``out_dir/index.tsv`` lists id, frames, source row.
 
-    Rows whose ``.npy`` exists are skipped (a killed run continues). Returns (written, skipped)."""
+    Rows whose ``.npy`` exists are skipped (a killed run continues). ``out_dir/embed_settings.json`` records
+    what made the arrays (``checkpoint`` as given, resolved; the layer, normalisation and chunking), and a
+    run with other settings into the same folder is a DataError naming the differences: the folder never
+    mixes arrays of two settings. Returns (written, skipped)."""
     man = read_manifest(manifest)
     normalize = model_normalize(model, normalize)
     backbone = _backbone(model, device)
     layer = _check_layer(backbone, layer)
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = out / SETTINGS_FILE
+    if not record.exists() and any(out.glob("*.npy")):
+        raise DataError(f"holds .npy files but no {SETTINGS_FILE} (made otherwise): what made them cannot be "
+                        "checked; choose another --out or remove them", out)
+    want = {"checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None, "layer": layer,
+            "normalize": normalize, "chunk_seconds": chunk_seconds,
+            "chunk_context_seconds": context_seconds if chunk_seconds > 0 else None}
+    if diff := settings_changes(record, want):
+        raise DataError(f"holds embeddings made with other settings ({'; '.join(diff)}); choose another --out "
+                        "or remove it", out)
     ids = [utterance_id(e.path, e.start) for e in man.entries]
     dup = [i for i, n in Counter(ids).items() if n > 1]
     if dup:

@@ -52,7 +52,8 @@ from speech_ssl.decode.score import score
 from speech_ssl.demo.codes import code_usage, pca_2d
 from speech_ssl.demo.config import ASSETS, CONF, SHIPPED, SHIPPED_MONO, DemoConfig
 from speech_ssl.demo.results import write_results
-from speech_ssl.files import atomic_write_text, read_text
+from speech_ssl.errors import DataError
+from speech_ssl.files import atomic_write_text, settings_changes
 from speech_ssl.models.random_init import random_like
 from speech_ssl.report.plots import plot_code_usage
 from speech_ssl.train.signals import EXIT_STOPPED
@@ -77,16 +78,10 @@ _SETTINGS = ("quick", "languages", "left_out", "left_out_eval_minutes", "english
 def check_settings(out: Path, cfg: DemoConfig) -> None:
     """Record ``cfg``'s corpus and run settings in OUT/demo_settings.json on the first run into ``out``; a later
     run with other ones is refused with the differences named (folders from before this file are trusted)."""
-    want = {k: getattr(cfg, k) for k in _SETTINGS}
-    f = out / SETTINGS_FILE
-    if not f.exists():
-        atomic_write_text(f, json.dumps(want, indent=1) + "\n")
-        return
     try:
-        have = json.loads(read_text(f))
-    except json.JSONDecodeError as e:
-        raise DemoError(f"{f}:{e.lineno}: not valid JSON ({e.msg}); remove it or choose another --out") from e
-    diff = [f"{k} {have.get(k)!r} there, {v!r} now" for k, v in want.items() if have.get(k) != v]
+        diff = settings_changes(out / SETTINGS_FILE, {k: getattr(cfg, k) for k in _SETTINGS})
+    except DataError as e:
+        raise DemoError(str(e)) from e
     if diff:
         raise DemoError(f"{out} holds a demo made with other settings ({'; '.join(diff)}): remove it or choose "
                         f"another --out")

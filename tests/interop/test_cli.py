@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -133,6 +135,22 @@ def test_embed_manifest_writes_one_file_per_row_and_resumes(tmp_path, capsys):
     assert index[0] == "id\tframes\tsource" and index[1] == f"s1__u0\t24\t{man}:2"
     (out / "s1__u1.npy").unlink()
     assert main(args) == 0 and "1 utterances embedded, 1 already there" in capsys.readouterr().out
+    # other settings into the same folder: refused with the differences named, nothing written or mixed
+    (out / "s1__u1.npy").unlink()
+    for other, named in ((["--layer", "2"], "layer 1 there, 2 now"), (["--normalize", "yes"], "normalize False there, True now"),
+                         (["--chunk-seconds", "30"], "chunk_seconds 0.0 there, 30.0 now")):
+        assert main(args + other) == 1
+        err = capsys.readouterr().err
+        assert "holds embeddings made with other settings" in err and named in err, err
+    assert not (out / "s1__u1.npy").exists()
+    other_ck = tmp_path / "ck2"
+    shutil.copytree(ck, other_ck)
+    assert main([*args[:2], str(other_ck), *args[3:]]) == 1 and "checkpoint " in capsys.readouterr().err
+    # a folder of arrays without the record: what made them cannot be checked
+    (out / "embed_settings.json").unlink()
+    assert main(args) == 1 and "no embed_settings.json" in capsys.readouterr().err
+    assert main([*args[:-1], str(tmp_path / "feats2")]) == 0
+    shutil.rmtree(out)
     # a row whose audio is missing names the manifest line
     man.write_text(f"{tmp_path / 'a'}\ns1/u0.flac\t8000\ns1/gone.flac\t12000\n")
     assert main(args) == 1 and f"{man}:3" in capsys.readouterr().err
