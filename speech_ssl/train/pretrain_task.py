@@ -69,12 +69,12 @@ class PretrainTask(Task):
     def data_summary(self, rank: int, world_size: int) -> list[str]:
         lines = super().data_summary(rank, world_size)
         sampler = self._samplers[("train", rank, world_size)]
-        if hasattr(sampler, "language_shares"):
-            for name, sh in sampler.language_shares(1).items():
-                lines.append(
-                    f"  {name}: {sh['hours']:.2f} h, natural share {sh['natural']:.3f} -> sampled "
-                    f"{sh['target']:.3f} (alpha {self.cfg.data.alpha})"
-                )
+        if hasattr(sampler, "language_shares"):  # under the train line (the valid one follows)
+            lines[1:1] = [
+                f"  {name}: {sh['hours']:.2f} h, natural share {sh['natural']:.3f} -> sampled "
+                f"{sh['target']:.3f} (alpha {self.cfg.data.alpha})"
+                for name, sh in sampler.language_shares(1).items()
+            ]
         return lines
 
     def describe_batch(self) -> str:

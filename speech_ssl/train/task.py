@@ -186,10 +186,15 @@ class Task:
                            "cropped, so that no audio is cut off its transcript)")
         if empty:
             dropped.append(f"{empty} with an empty transcript (finetune.skip_empty_labels)")
-        return [
+        lines = [
             f"train: {sum(len(p) for p in parts)} utterances, {hours:.2f} h; skipped {short + long + empty}: "
             f"{', '.join(dropped)}; {len(split.batches)} batches per epoch per rank"
         ]
+        if self.has_valid():  # read now: a bad validation manifest or label file stops the run before it trains
+            valid = self.datasets("valid")
+            hours = sum(float(p.raw_sizes.sum()) for p in valid) / SAMPLE_RATE / 3600
+            lines.append(f"valid: {sum(len(p) for p in valid)} utterances, {hours:.2f} h")
+        return lines
 
 
 def load_checkpoint_weights(model: nn.Module, folder: Path, strict: bool, what: str, hint: str) -> None:

@@ -490,7 +490,7 @@ def test_empty_transcript_is_an_error_or_a_counted_skip(tmp_path):
     task = CTCTask(load_task_config("ctc", write_config(tmp_path), ["finetune.skip_empty_labels=true",
                                                                     "data.max_sample_size=12000"]), "ft.yaml")
     task.build_model()
-    (summary,) = task.data_summary(0, 1)
+    summary = task.data_summary(0, 1)[0]
     parts = task.datasets("train")
     assert sum(len(p) for p in parts) + parts[0].num_too_long + 1 == len(lines)
     assert parts[0].num_too_long > 0

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from speech_ssl.config import ConfigError
+from speech_ssl.errors import DataError
 from speech_ssl.train.checkpoint import CheckpointError, find_latest, list_checkpoints, load_train_state
 from speech_ssl.train.config import load_train_config
 from speech_ssl.train.distributed import batch_seed, seed_everything
@@ -338,6 +339,16 @@ def test_signal_saves_and_resumes(corpus, cfg_file, tmp_path, capfd, sig):
     assert tr.resumed_from == ck and tr.num_updates == n + 2
     err = capfd.readouterr().err
     assert f"config changed since the last run: optim.max_update: 100000 -> {n + 2}" in err
+
+
+def test_a_bad_validation_manifest_stops_the_run_before_it_trains(corpus, cfg_file, tmp_path, capfd):
+    ov = tiny_overrides(corpus, **{"optim.max_update": 4, "data.valid": f"[{tmp_path / 'nope.tsv'}]"})
+    with pytest.raises(DataError, match="nope.tsv"):
+        train(cfg_file, tmp_path / "run", ov)
+    assert "[train] update" not in capfd.readouterr().err
+    assert not (tmp_path / "run" / "log.jsonl").exists() or "train" not in (tmp_path / "run" / "log.jsonl").read_text()
+    train(cfg_file, tmp_path / "ok", tiny_overrides(corpus, **{"optim.max_update": 1}))
+    assert "valid: 6 utterances" in capfd.readouterr().err
 
 
 def test_finished_run_invoked_again(corpus, cfg_file, tmp_path, capfd):
