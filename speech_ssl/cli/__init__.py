@@ -104,7 +104,9 @@ def setup_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    from speech_ssl.cli.decode import join_number_lists
+
+    args = parser.parse_args(join_number_lists(list(sys.argv[1:] if argv is None else argv)))
     from speech_ssl.config import ConfigError
 
     if args.command in TORCH_COMMANDS:

@@ -14,6 +14,7 @@ the real-time factor and, when references exist, the error rate as the last line
 from __future__ import annotations
 
 import argparse
+import re
 
 
 def _floats(text: str) -> list[float]:
@@ -24,6 +25,25 @@ def _floats(text: str) -> list[float]:
     if not values:
         raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
     return values
+
+
+# comma lists of numbers that may start with a minus sign: argparse reads "--tune-word-scores -1,0" as an option
+# with its value missing ("-1,0" is not one number), so the CLI joins them first ("--tune-word-scores=-1,0")
+NUMBER_LISTS = ("--tune-lm-weights", "--tune-word-scores")
+
+
+def join_number_lists(argv: list[str]) -> list[str]:
+    """``[..., "--tune-word-scores", "-1,0", ...]`` -> ``[..., "--tune-word-scores=-1,0", ...]``."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in NUMBER_LISTS and i + 1 < len(argv) and re.match(r"-\.?\d", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def add_parser(subparsers) -> None:
@@ -44,7 +64,8 @@ def add_parser(subparsers) -> None:
                    help="per-utterance waveform normalisation (auto: as the model was trained)")
     # Options without a default here take theirs from DecodeOptions / BeamConfig (one place; given in the help)
     p.add_argument("--max-tokens", type=int, help="samples per batch (default 1,600,000)")
-    p.add_argument("--chunk-seconds", type=float, help="longer audio is decoded in chunks (default 30)")
+    p.add_argument("--chunk-seconds", type=float,
+                   help="longer audio is decoded in chunks (default 30; 0: whole utterances, however long)")
     p.add_argument("--chunk-context-seconds", type=float, help="default 2")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--limit", type=int, help="decode only the first N rows")
@@ -72,6 +93,25 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _unused_option(args: argparse.Namespace) -> str | None:
+    """An option given where it would be ignored (the decode would run without it): what to add or drop."""
+    beam = args.lm or args.lexicon or args.beam_only
+    searched = {"--beam": args.beam, "--beam-size-token": args.beam_size_token,
+                "--beam-threshold": args.beam_threshold, "--unk-score": args.unk_score, "--sil-score": args.sil_score}
+    for name, value in searched.items():
+        if value is not None and not beam:
+            return f"{name} sets the beam search, which runs with --lm, --lexicon or --beam-only (else greedy)"
+    for name, value in {"--lm-weight": args.lm_weight, "--word-score": args.word_score, "--tune": args.tune or None}.items():
+        if value is not None and not args.lm:
+            return f"{name} weighs a language model: give one with --lm"
+    for name, value in {"--tune-lm-weights": args.tune_lm_weights, "--tune-word-scores": args.tune_word_scores}.items():
+        if value is not None and not args.tune:
+            return f"{name} is the grid of --tune: add --tune"
+    if args.strict_lexicon and not args.lexicon:
+        return "--strict-lexicon checks the spellings of --lexicon: give one"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -82,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
     def given(**kw):  # the options the user gave; the dataclasses hold the defaults
         return {k: v for k, v in kw.items() if v is not None}
 
+    if problem := _unused_option(args):
+        print(f"speech-ssl decode: {problem}", file=sys.stderr)
+        return 2
     beam = None
     if args.lm or args.lexicon or args.beam_only:
         no_lm = {} if args.lm else {"lm_weight": 0.0, "word_score": 0.0}  # no LM: nothing to weigh

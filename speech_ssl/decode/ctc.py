@@ -266,6 +266,7 @@ class BeamSearchDecoder:
                 # does not keep the order in flashlight-text 0.0.7.)
                 if len(self.index) != V:
                     raise ValueError("vocabulary symbols are not unique")
+                _check_token_lm(cfg.lm, self.symbols)
                 self.word_dict = fl_dict.Dictionary()
                 for s in self.symbols:
                     self.word_dict.add_entry(s)
@@ -346,6 +347,25 @@ class BeamSearchDecoder:
         if not self.lexicon_free:
             return " ".join(hyp.words)
         return tokens_to_text(hyp.tokens, self.symbols, unit)
+
+
+def _check_token_lm(lm: str, symbols: Sequence[str]) -> None:
+    """Lexicon-free search scores the model's output symbols with the LM: an ARPA whose 1-grams are mostly
+    other tokens (a word LM) would give empty hypotheses, so it is a DataError saying what to give instead.
+    A KenLM binary cannot be read here and is taken as it is."""
+    from speech_ssl.decode.lm import read_arpa_unigrams
+
+    try:
+        grams = set(read_arpa_unigrams(lm)) - {"<s>", "</s>", "<unk>"}
+    except DataError:
+        return
+    covered = grams & set(symbols)
+    if len(covered) * 2 < len(grams):
+        other = sorted(grams - covered)[:3]
+        raise DataError(
+            f"its 1-grams are not this model's output symbols ({len(covered)} of {len(grams)} are; e.g. "
+            f"{', '.join(map(repr, other))}): a word LM needs --lexicon; lexicon-free search (--lm alone) needs a "
+            "token LM (speech-ssl lm build --units letter on word transcripts)", lm)
 
 
 def _collapse(tokens: list[int], blank: int) -> list[int]:

@@ -21,6 +21,7 @@ import torch
 
 from speech_ssl.data.audio import SAMPLE_RATE, read_audio
 from speech_ssl.data.manifest import read_manifest
+from speech_ssl.device import resolve_device
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_open, atomic_write_text, settings_changes
 from speech_ssl.models.checkpoint import model_normalize
@@ -31,7 +32,7 @@ from speech_ssl.progress import progress
 def _backbone(model, device: str):
     """The Wav2Vec2Model inside a pretraining / CTC model (or the model itself), in eval mode on ``device``."""
     backbone = model.wav2vec2 if hasattr(model, "wav2vec2") else model
-    return backbone.to(device).eval()
+    return backbone.to(resolve_device(device)).eval()
 
 
 def _check_layer(backbone, layer: int | str | None) -> int | str:

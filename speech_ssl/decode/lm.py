@@ -42,7 +42,9 @@ LOG10_ZERO = -99.0
 
 
 def read_sentences(path: str | Path, units: Literal["word", "letter"] = "word") -> list[list[str]]:
-    """Non-empty lines of a text file as token lists (words, or letters with ``|`` boundaries)."""
+    """Non-empty lines of a text file as token lists (words, or letters with ``|`` boundaries). For
+    ``units="letter"`` a line of words is spelled out; a line that already holds ``|`` (fairseq ``.ltr`` labels:
+    ``T H E | C A T |``) is taken as letters."""
     path = Path(path)
     if not path.is_file():
         raise DataError("LM training text not found", path)
@@ -54,7 +56,11 @@ def read_sentences(path: str | Path, units: Literal["word", "letter"] = "word") 
         for w in words:
             if w in (BOS, EOS):
                 raise DataError(f"the text contains the reserved token {w!r}", path, lineno)
-        if units == "letter":
+        if units == "letter" and "|" in words:
+            # already letters with | boundaries (a .ltr label file): spelling it again would make every letter
+            # a word of its own
+            out.append(words + ([] if words[-1] == "|" else ["|"]))
+        elif units == "letter":
             toks = []
             for w in words:
                 toks.extend(w)

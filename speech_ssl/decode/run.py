@@ -34,6 +34,7 @@ from speech_ssl.data.workers import Guarded, GuardedCollate, raise_if_failed, st
 from speech_ssl.decode.ctc import BeamConfig, BeamSearchDecoder, greedy_ctc
 from speech_ssl.decode.io import write_jsonl, write_transcripts
 from speech_ssl.decode.score import ScoreResult, default_speaker, score
+from speech_ssl.device import resolve_device
 from speech_ssl.errors import DataError
 from speech_ssl.files import atomic_write_text
 from speech_ssl.models.checkpoint import load_model, model_normalize, read_checkpoint_config
@@ -56,7 +57,7 @@ class DecodeOptions:
     unit: Unit | None = None  # None: from the dictionary (| -> letter, ▁ -> spm, else phone)
     normalize: bool | None = None  # per-utterance waveform normalisation; None: from the checkpoint
     max_tokens: int = 1_600_000  # samples per batch
-    chunk_seconds: float = 30.0
+    chunk_seconds: float = 30.0  # 0: every utterance in one pass, however long
     chunk_context_seconds: float = 2.0
     device: str = "auto"
     beam: BeamConfig | None = None  # None: greedy
@@ -170,12 +171,6 @@ def chunked_log_probs(
 # ----------------------------------------------------------------------------------------------
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @torch.no_grad()
 def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: DecodeOptions, device, normalize: bool,
                       group_norm: bool = False):
@@ -183,7 +178,7 @@ def compute_emissions(model, manifest, conv_layers, vocab_size: int, opts: Decod
     ``opts.num_workers`` DataLoader workers while the model runs. ``group_norm``: the conv encoder normalises
     over time (fairseq's BASE), so every utterance runs alone, unpadded."""
     sizes = manifest.sizes
-    chunk = int(opts.chunk_seconds * SAMPLE_RATE)
+    chunk = int(opts.chunk_seconds * SAMPLE_RATE) if opts.chunk_seconds > 0 else max(sizes, default=0)
     context = int(opts.chunk_context_seconds * SAMPLE_RATE)
     rows = list(range(len(manifest)))
     if opts.limit is not None:
@@ -259,7 +254,13 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
         raise ValueError(f"precision must be fp32, bf16 or fp16, got {opts.precision!r}")
     if opts.tune and not (opts.tune_lm_weights and opts.tune_word_scores):
         raise ValueError("tuning needs at least one lm_weight and one word_score")
-    device = _device(opts.device)
+    for name, value, low in (("max_tokens", opts.max_tokens, 1), ("chunk_seconds", opts.chunk_seconds, 0),
+                             ("chunk_context_seconds", opts.chunk_context_seconds, 0),
+                             ("limit", opts.limit if opts.limit is not None else 1, 1),
+                             ("num_workers", opts.num_workers, 0)):
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+    device = resolve_device(opts.device)
     if note := slow_precision_note(device, opts.precision):
         log(note)
     out = Path(opts.out)

@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from speech_ssl.config import ConfigError
+from speech_ssl.device import resolve_device
 from speech_ssl.train.config import DistributedConfig
 
 
@@ -52,15 +54,16 @@ def _env_int(name: str, default: int) -> int:
 
 
 def pick_device(spec: str, local_rank: int) -> torch.device:
-    """``auto`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else CPU."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("device=cuda but CUDA is not available (use device=cpu)")
+    """``auto`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else CPU; a device this torch cannot use is a
+    ConfigError naming the ``device`` key."""
+    try:
+        dev = resolve_device(spec)
+    except ValueError as e:
+        raise ConfigError(f"key 'device': {e}") from None
+    if dev.type == "cuda" and dev.index is None:
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
-    return torch.device(spec)
+    return dev
 
 
 def init_distributed(cfg: DistributedConfig, device: str = "auto") -> DistInfo:

@@ -57,12 +57,39 @@ def test_given_options_reach_the_dataclasses_and_the_rest_keep_theirs(monkeypatc
     o = _opts(monkeypatch, [])
     assert o == DecodeOptions(checkpoint="c", manifest="m", out="o") and o.beam is None
     o = _opts(monkeypatch, ["--lm", "x.arpa", "--lexicon", "l.txt", "--beam", "50", "--word-score", "0.5",
-                            "--tune-lm-weights", "1,2", "--max-tokens", "1000", "--precision", "bf16"])
+                            "--tune", "--tune-lm-weights", "1,2", "--max-tokens", "1000", "--precision", "bf16"])
     assert o.beam == BeamConfig(lm="x.arpa", lexicon="l.txt", beam=50, word_score=0.5)
     assert o.tune_lm_weights == [1.0, 2.0] and o.max_tokens == 1000 and o.precision == "bf16"
     assert o.tune_word_scores == DecodeOptions.__dataclass_fields__["tune_word_scores"].default_factory()
-    o = _opts(monkeypatch, ["--lexicon", "l.txt", "--lm-weight", "3"])  # no LM: nothing to weigh
-    assert o.beam == BeamConfig(lexicon="l.txt", lm_weight=0.0, word_score=0.0)
+    o = _opts(monkeypatch, ["--beam-only", "--beam", "20"])  # no LM: nothing to weigh
+    assert o.beam == BeamConfig(beam=20, lm_weight=0.0, word_score=0.0)
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--beam", "100"], "--beam sets the beam search"),
+    (["--sil-score", "1"], "--sil-score sets the beam search"),
+    (["--beam-only", "--lm-weight", "3"], "--lm-weight weighs a language model"),
+    (["--word-score", "2"], "--word-score weighs a language model"),
+    (["--beam-only", "--tune"], "--tune weighs a language model"),
+    (["--lm", "x.arpa", "--tune-lm-weights", "0,1"], "--tune-lm-weights is the grid of --tune"),
+    (["--lm", "x.arpa", "--strict-lexicon"], "--strict-lexicon checks the spellings of --lexicon"),
+])
+def test_an_option_that_would_be_ignored_is_refused(monkeypatch, capsys, argv, named):
+    monkeypatch.setattr("speech_ssl.decode.run.decode_manifest", lambda opts: pytest.fail("decoded"))
+    args = _parser().parse_args(["decode", "--checkpoint", "c", "--manifest", "m", "--out", "o", *argv])
+    assert args.func(args) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_a_grid_of_negative_numbers_needs_no_equals_sign(monkeypatch):
+    from speech_ssl.cli import main
+
+    seen = {}
+    monkeypatch.setattr("speech_ssl.decode.run.decode_manifest", lambda opts: seen.setdefault("opts", opts))
+    assert main(["--threads", "1", "decode", "--checkpoint", "c", "--manifest", "m", "--out", "o", "--lm", "x.arpa",
+                 "--tune", "--tune-word-scores", "-1,0", "--tune-lm-weights", "-.5,1", "--word-score", "-2"]) == 0
+    o = seen["opts"]
+    assert o.tune_word_scores == [-1.0, 0.0] and o.tune_lm_weights == [-0.5, 1.0] and o.beam.word_score == -2.0
 
 
 def test_an_empty_or_bad_grid_is_refused_before_any_decoding(capsys):

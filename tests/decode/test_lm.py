@@ -6,7 +6,16 @@ import random
 
 import pytest
 
-from speech_ssl.decode.lm import BOS, EOS, UNK, ArpaLM, build_lm, estimate_kneser_ney, write_arpa
+from speech_ssl.decode.lm import (
+    BOS,
+    EOS,
+    UNK,
+    ArpaLM,
+    build_lm,
+    estimate_kneser_ney,
+    read_sentences,
+    write_arpa,
+)
 from speech_ssl.errors import DataError
 
 
@@ -73,6 +82,12 @@ def test_build_lm_letters_and_errors(tmp_path):
     assert build_lm(text, 3, tmp_path / "c.arpa", units="letter", use_lmplz=False) == "ours"
     lm = ArpaLM(tmp_path / "c.arpa")
     assert "|" in lm.vocab and "H" in lm.vocab and "HELLO" not in lm.vocab
+    # the same text as fairseq letter labels (.ltr) gives the same LM, not one where each letter is a word
+    ltr = tmp_path / "text.ltr"
+    ltr.write_text("H E L L O | W O R L D |\n\nH E L L O | T H E R E\n")
+    assert read_sentences(ltr, "letter") == read_sentences(text, "letter")
+    build_lm(ltr, 3, tmp_path / "l.arpa", units="letter", use_lmplz=False)
+    assert (tmp_path / "l.arpa").read_text() == (tmp_path / "c.arpa").read_text()
     with pytest.raises(ValueError, match="order"):
         build_lm(text, 1, tmp_path / "u.arpa", use_lmplz=False)
     bad = tmp_path / "bad.txt"

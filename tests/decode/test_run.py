@@ -123,6 +123,42 @@ def test_decode_cli_end_to_end(tmp_path, capsys):
     assert summary["utterances"] == 4 and summary["rtf"] > 0 and summary["decoder"] == "greedy"
 
 
+def test_decode_cli_chunking_and_bad_numbers(tmp_path, capsys):
+    ck, _ = _tiny_ctc(tmp_path)
+    man = _make_corpus(tmp_path, [0.5, 2.6], ["RED CAT", "A RED CAT"])
+    base = ["decode", "--checkpoint", str(ck), "--manifest", str(man)]
+    # --chunk-seconds 0: whole utterances (as embed's 0), the same as a chunk longer than any of them
+    assert _cli([*base, "--out", str(tmp_path / "zero"), "--chunk-seconds", "0"]) == 0
+    assert _cli([*base, "--out", str(tmp_path / "long"), "--chunk-seconds", "100"]) == 0
+    assert (tmp_path / "zero" / "hyp.txt").read_text() == (tmp_path / "long" / "hyp.txt").read_text()
+    capsys.readouterr()
+    for bad, named in ((["--chunk-seconds", "-1"], "chunk_seconds must be >= 0"),
+                       (["--chunk-context-seconds", "-1"], "chunk_context_seconds must be >= 0"),
+                       (["--limit", "-2"], "limit must be >= 1"), (["--max-tokens", "0"], "max_tokens must be >= 1"),
+                       (["--device", "gpu"], "device 'gpu' is not a device name")):
+        assert _cli([*base, "--out", str(tmp_path / "bad"), *bad]) == 2, bad
+        assert named in capsys.readouterr().err, bad
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_word_lm_without_lexicon_is_refused(tmp_path, capsys):
+    import pytest
+
+    pytest.importorskip("flashlight.lib.text")
+    from speech_ssl.decode.lm import write_arpa
+
+    ck, _ = _tiny_ctc(tmp_path)
+    texts = ["RED CAT", "A COT", "RED"]
+    man = _make_corpus(tmp_path, [0.5, 1.2, 0.8], texts)
+    write_arpa([t.split() for t in texts * 3], 2, tmp_path / "words.arpa")
+    write_arpa([list(" ".join(t.split()).replace(" ", "|")) + ["|"] for t in texts * 3], 3, tmp_path / "letters.arpa")
+    base = ["decode", "--checkpoint", str(ck), "--manifest", str(man), "--beam", "4"]
+    assert _cli([*base, "--out", str(tmp_path / "w"), "--lm", str(tmp_path / "words.arpa")]) == 2
+    err = capsys.readouterr().err
+    assert "words.arpa: its 1-grams are not this model's output symbols" in err and "needs --lexicon" in err
+    assert _cli([*base, "--out", str(tmp_path / "l"), "--lm", str(tmp_path / "letters.arpa")]) == 0
+
+
 def test_decode_cli_lm_and_tune(tmp_path, capsys):
     import json
 
