@@ -25,6 +25,33 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _destination_problem(src, dst, dst_fmt: str) -> str | None:
+    """Why writing ``dst`` would lose something (None when it would not): it is the source, holds the source,
+    or is an existing file / folder that is not a checkpoint of the target format (a folder of data, a text
+    file). An existing checkpoint of the target format is replaced, as a copy command would."""
+    from speech_ssl.errors import DataError
+    from speech_ssl.interop.auto import detect_format
+
+    s, d = src.resolve(), dst.resolve()
+    if d == s or s.is_relative_to(d):
+        return "is the source (or holds it): it would be overwritten while it is read; choose another destination"
+    if not dst.exists():
+        return None
+    folder = dst_fmt == "hf" or (dst_fmt == "speech_ssl" and dst.suffix != ".safetensors")
+    if folder != dst.is_dir():
+        return f"exists and is a {'file' if folder else 'folder'}; a {dst_fmt} checkpoint here is a " \
+               f"{'folder' if folder else 'file'}: choose another destination"
+    if folder and not any(dst.iterdir()):
+        return None
+    try:
+        fmt = detect_format(dst)
+    except DataError:
+        fmt = None
+    if fmt != dst_fmt:
+        return f"exists and is not a {dst_fmt} checkpoint: it would be overwritten; choose another destination"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -52,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from pathlib import Path
 
+    if problem := _destination_problem(Path(src), Path(dst), dst_fmt):
+        print(f"speech-ssl convert: {dst}: {problem}", file=sys.stderr)
+        return 2
     # between speech_ssl folders: a verified copy of the files (not a re-save that would drop dict.txt & co.)
     copy = src_fmt == dst_fmt == "speech_ssl" and Path(src).is_dir() and Path(dst).suffix != ".safetensors"
     try:

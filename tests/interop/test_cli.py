@@ -157,6 +157,30 @@ def test_embed_manifest_writes_one_file_per_row_and_resumes(tmp_path, capsys):
     assert main(["embed", "--checkpoint", str(ck), "--out", str(out)]) == 2
 
 
+def test_convert_never_overwrites_its_source_or_what_is_not_a_checkpoint(tmp_path, capsys):
+    from speech_ssl.models import Wav2Vec2ForPretraining, get_preset
+    from speech_ssl.models.checkpoint import save_model
+
+    ck = tmp_path / "ck"
+    save_model(Wav2Vec2ForPretraining(get_preset("tiny")), ck)
+    before = {f.name: f.read_bytes() for f in ck.iterdir()}
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.tsv").write_text("/x\n")
+    (tmp_path / "notes.txt").write_text("keep me\n")
+    for dst_fmt, dst, named in (("hf", ck, "is the source"), ("hf", tmp_path, "is the source (or holds it)"),
+                                ("hf", data, "is not a hf checkpoint"), ("hf", tmp_path / "notes.txt", "is a file"),
+                                ("fairseq", data, "is a folder"), ("fairseq", tmp_path / "notes.txt", "not a fairseq")):
+        assert main(["convert", "--from", "speech_ssl", str(ck), "--to", dst_fmt, str(dst)]) == 2, (dst_fmt, dst)
+        assert named in capsys.readouterr().err, (dst_fmt, dst)
+    assert {f.name: f.read_bytes() for f in ck.iterdir()} == before
+    assert sorted(f.name for f in data.iterdir()) == ["train.tsv"] and (tmp_path / "notes.txt").read_text() == "keep me\n"
+    # a new folder, and then the same again: an existing checkpoint of the target format is replaced
+    for _ in range(2):
+        assert main(["convert", "--from", "speech_ssl", str(ck), "--to", "hf", str(tmp_path / "hf")]) == 0
+    assert main(["convert", "--from", "hf", str(tmp_path / "hf"), "--to", "speech_ssl", str(tmp_path / "hf")]) == 2
+
+
 def test_convert_detect_prints_the_format(tmp_path, capsys):
     from speech_ssl.cli import main
     from speech_ssl.models import Wav2Vec2ForPretraining, get_preset
