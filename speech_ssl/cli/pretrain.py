@@ -59,6 +59,14 @@ def run(args: argparse.Namespace, task_name: str = "pretrain") -> int:
     from speech_ssl.train.tasks import build_task, load_task_config
     from speech_ssl.train.trainer import Trainer, TrainingAborted
 
+    if args.resume and args.init_from:
+        print(f"speech-ssl {args.command}: --resume and --init-from are exclusive (resume restores the weights too)",
+              file=sys.stderr)
+        return 2
+    if args.validate_only and not (args.resume or args.init_from):
+        print(f"speech-ssl {args.command}: --validate-only measures a given model: add --init-from CK or --resume",
+              file=sys.stderr)
+        return 2
     cfg = load_task_config(task_name, args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
     info = init_distributed(cfg.distributed, cfg.device)
@@ -69,6 +77,9 @@ def run(args: argparse.Namespace, task_name: str = "pretrain") -> int:
         if args.validate_only:
             if not task.has_valid():
                 raise ConfigError(f"{args.config}: --validate-only needs data.valid")
+            if args.resume and trainer.resumed_from is None:
+                raise ConfigError(f"--validate-only --resume: {run_dir} has no checkpoint to measure (a fresh model "
+                                  "would be); name the run directory or checkpoint, or use --init-from CK")
             if info.is_main:
                 metrics = trainer.validate()
                 print(json.dumps({"split": "valid", "update": trainer.num_updates, **metrics}))

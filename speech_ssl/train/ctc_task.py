@@ -57,7 +57,7 @@ from speech_ssl.train.task import (
     LN2,
     StepOutput,
     Task,
-    check_min_sample_size,
+    check_sample_sizes,
     load_checkpoint_weights,
     model_config,
 )
@@ -255,7 +255,7 @@ class CTCTask(Task):
         if model.cfg.feature_grad_mult == 0:
             model.freeze_feature_encoder()
         self.model_cfg = model.cfg
-        check_min_sample_size(self.cfg, model.cfg, self.source)
+        check_sample_sizes(self.cfg, model.cfg, self.source)
         if new_head:
             self.init_head(model)
         return model

@@ -22,7 +22,7 @@ from speech_ssl.train.task import (
     LN2,
     StepOutput,
     Task,
-    check_min_sample_size,
+    check_sample_sizes,
     load_checkpoint_weights,
     model_config,
 )
@@ -41,7 +41,7 @@ class PretrainTask(Task):
 
     # -- model ----------------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        check_min_sample_size(self.cfg, self.model_cfg, self.source)
+        check_sample_sizes(self.cfg, self.model_cfg, self.source)
         return Wav2Vec2ForPretraining(self.model_cfg)
 
     def save_weights(self, model: nn.Module, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:

@@ -125,6 +125,12 @@ class Task:
         key = (name, rank, world_size)
         if key not in self._samplers:
             max_tokens = d.max_tokens if train or d.valid_max_tokens is None else d.valid_max_tokens
+            longest = max((int(p.sizes.max()) for p in parts if len(p.sizes)), default=0)
+            if train and longest > max_tokens:  # a training row that fits no batch: the keys, not a sampler error
+                raise ConfigError(
+                    f"{self.source + ': ' if self.source else ''}key 'data.max_tokens': {max_tokens} samples is "
+                    f"below the longest training row kept ({longest} samples); raise it, or lower "
+                    "data.max_sample_size (pretraining crops to it, fine-tuning drops longer rows)")
             self._samplers[key] = self.make_sampler(
                 name, parts, max_tokens, shuffle=train, seed=self.cfg.seed, num_replicas=world_size, rank=rank
             )
@@ -213,16 +219,21 @@ def load_checkpoint_weights(model: nn.Module, folder: Path, strict: bool, what: 
     model.load_state_dict(state, strict=strict)
 
 
-def check_min_sample_size(cfg: TrainConfig, model_cfg, source: str | None = None) -> None:
-    """Rows shorter than the model's receptive field have no output frame: ``data.min_sample_size`` must keep
-    them out (instead of a model error about "input 0" mid-training)."""
+def check_sample_sizes(cfg: TrainConfig, model_cfg, source: str | None = None) -> None:
+    """``data.min_sample_size`` / ``max_sample_size`` against the model and each other, before any data is read:
+    rows shorter than the receptive field have no output frame (a model error about "input 0" mid-training
+    otherwise), crops shorter than it neither, and min above max keeps no row."""
     rf = model_cfg.receptive_field
-    if cfg.data.min_sample_size < rf:
-        where = f"{source}: " if source else ""
+    d = cfg.data
+    where = f"{source}: " if source else ""
+    if d.min_sample_size < rf:
         raise ConfigError(
-            f"{where}key 'data.min_sample_size': {cfg.data.min_sample_size} samples is below the model's receptive "
+            f"{where}key 'data.min_sample_size': {d.min_sample_size} samples is below the model's receptive "
             f"field ({rf} samples): shorter rows have no output frame; set it to at least {rf}"
         )
+    if d.max_sample_size < d.min_sample_size:
+        raise ConfigError(f"{where}key 'data.max_sample_size': {d.max_sample_size} samples is below "
+                          f"data.min_sample_size ({d.min_sample_size}): no row would be kept")
 
 
 def model_config(cfg: TrainConfig, source: str | None = None, base=None, defaults: dict | None = None):

@@ -424,6 +424,25 @@ def test_validate_only_reports_the_logged_validation_of_a_checkpoint(corpus, cfg
     assert not list_checkpoints(tmp_path / "v" / "checkpoints")
 
 
+def test_cli_mistakes_are_exit_2_with_the_key_or_flag_named(corpus, cfg_file, tmp_path, capsys):
+    """Plausible mistakes give one line naming what to change (exit 2), never a traceback or a silent run."""
+    from speech_ssl.cli import main
+
+    ov = tiny_overrides(corpus, **{"optim.max_update": 1})
+    run = ["--run-dir", str(tmp_path / "r")]
+    for extra, flags, named in (
+        ([], ["--validate-only"], "--validate-only measures a given model"),
+        ([], ["--validate-only", "--resume"], "has no checkpoint to measure"),
+        ([], ["--init-from", str(tmp_path), "--resume"], "--resume and --init-from are exclusive"),
+        (["data.max_tokens=1000"], [], "key 'data.max_tokens': 1000 samples is below the longest training row"),
+        (["data.max_sample_size=100"], [], "key 'data.max_sample_size': 100 samples is below data.min_sample_size"),
+        (["device=gpu"], [], "key 'device': device 'gpu' is not a device name"),
+    ):
+        assert main(["--threads", "1", "pretrain", str(cfg_file), *ov, *extra, *run, *flags]) == 2, (extra, flags)
+        assert named in capsys.readouterr().err, (extra, flags)
+    assert not list_checkpoints(tmp_path / "r" / "checkpoints")
+
+
 def test_save_interval_minutes_saves_on_wall_time(corpus, cfg_file, tmp_path, monkeypatch):
     """checkpoint.save_interval_minutes: a checkpoint whenever that much time passed since the last one (the
     clock is faked: every update 'takes' a minute), so a crash or a lost node costs at most that much work."""
