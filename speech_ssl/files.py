@@ -34,7 +34,9 @@ def atomic_open(path: str | Path, mode: str = "w", fsync: bool = True) -> Iterat
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', got {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise DataError("exists and is a folder; this output is a file: name one (inside it, or elsewhere)", path)
+    output_dir(path.parent)
     tmp = temp_path(path)
     kwargs = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
     try:
@@ -47,6 +49,19 @@ def atomic_open(path: str | Path, mode: str = "w", fsync: bool = True) -> Iterat
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def output_dir(path: str | Path) -> Path:
+    """Create the output folder ``path`` (and its parents); a file where a folder must go is a DataError
+    naming it, not a ``FileExistsError`` traceback."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise DataError("exists and is a file; this output is a folder: name another", p)
+        if p.is_dir():
+            break
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> None:

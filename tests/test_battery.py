@@ -283,6 +283,48 @@ def truncated_safetensors(tmp):
     return ["embed", "--checkpoint", str(tmp / "ck"), "--out", str(tmp / "e.npy"), str(tmp / "a.wav")]
 
 
+
+def _ctc_and_corpus(tmp):
+    make_corpus(tmp)
+    from speech_ssl.models import Wav2Vec2ForCTC, get_preset
+    from speech_ssl.models.checkpoint import save_model
+
+    save_model(Wav2Vec2ForCTC(get_preset("tiny"), 10, ["<s>", "<pad>", "</s>", "<unk>", "|", *"ABCDE"]), tmp / "ctc")
+    return ["decode", "--checkpoint", str(tmp / "ctc"), "--manifest", str(tmp / "train.tsv")]
+
+
+def decode_on_a_missing_gpu(tmp):
+    return [*_ctc_and_corpus(tmp), "--out", str(tmp / "dec"), "--device", "cuda:7"]
+
+
+def decode_out_is_a_file(tmp):
+    (tmp / "dec").write_text("notes\n")
+    return [*_ctc_and_corpus(tmp), "--out", str(tmp / "dec")]
+
+
+def decode_beam_without_search(tmp):
+    return [*_ctc_and_corpus(tmp), "--out", str(tmp / "dec"), "--beam", "100"]
+
+
+def score_json_is_a_folder(tmp):
+    (tmp / "ref.txt").write_text("a b\n")
+    (tmp / "hyp.txt").write_text("a c\n")
+    return ["score", "--ref", str(tmp / "ref.txt"), "--hyp", str(tmp / "hyp.txt"), "--json", str(tmp)]
+
+
+def subset_onto_its_source(tmp):
+    make_corpus(tmp)
+    return ["manifest", "subset", str(tmp / "train.tsv"), str(tmp / "train.tsv"), "5"]
+
+
+def finished_run_other_settings(tmp):
+    cfg = _corpus(tmp, pretrained=False)
+    r = subprocess.run([sys.executable, "-m", "speech_ssl", *_finetune(tmp)], capture_output=True, text=True,
+                       env=_env(), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return ["finetune", str(cfg), "optim.lr=1e-3", "--run-dir", str(tmp / "run"), "--resume"]
+
+
 CASES = [
     Case("hang", "bad audio in a DataLoader worker (training, data.num_workers=2)", nan_audio_with_workers, 3,
          "train-002.wav: NaN/Inf sample at frame 100 (manifest", timeout=60),
@@ -320,6 +362,15 @@ CASES = [
          "short.wav: audio of 320 samples"),
     Case("vague", "rows shorter than the receptive field let in by data.min_sample_size", min_size_below_receptive_field,
          2, "key 'data.min_sample_size': 100 samples is below the model's receptive field (400 samples)"),
+    Case("traceback", "decode --device on a GPU this torch does not have", decode_on_a_missing_gpu, 2,
+         "device 'cuda:7': this torch"),
+    Case("traceback", "decode --out an existing file", decode_out_is_a_file, 2, "dec: exists and is a file"),
+    Case("traceback", "score --json an existing folder", score_json_is_a_folder, 1, "exists and is a folder"),
+    Case("silent", "manifest subset written onto its own source", subset_onto_its_source, 1, "is the source"),
+    Case("silent", "decode --beam without a beam search", decode_beam_without_search, 2,
+         "--beam sets the beam search"),
+    Case("silent", "a finished run resumed with other settings", finished_run_other_settings, 2,
+         "finished at update 4 with other settings"),
     Case("works", "missing audio file", missing_audio, 3, "train-003.wav"),
     Case("works", "label symbol not in the dictionary", unknown_label_symbol, 3, "train.ltr:2: symbol 'Z'"),
     Case("works", "unknown config key", unknown_config_key, 2, "ft.yaml:19: key 'optim.lrr': unknown key"),

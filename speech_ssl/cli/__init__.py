@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(join_number_lists(list(sys.argv[1:] if argv is None else argv)))
     from speech_ssl.config import ConfigError
+    from speech_ssl.errors import DataError
 
     if args.command in TORCH_COMMANDS:
         from speech_ssl.cli.threads import apply_thread_policy
@@ -122,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"speech-ssl {args.command}: config error: {e}", file=sys.stderr)
         return 2
+    except DataError as e:  # a command that does not report bad input itself: the message, not a traceback
+        print(f"speech-ssl {args.command}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -23,7 +23,7 @@ from speech_ssl.data.audio import SAMPLE_RATE, read_audio
 from speech_ssl.data.manifest import read_manifest
 from speech_ssl.device import resolve_device
 from speech_ssl.errors import DataError
-from speech_ssl.files import atomic_open, atomic_write_text, settings_changes
+from speech_ssl.files import atomic_open, atomic_write_text, output_dir, settings_changes
 from speech_ssl.models.checkpoint import model_normalize
 from speech_ssl.models.inference import chunked_frames
 from speech_ssl.progress import progress
@@ -120,7 +120,7 @@ def embed_manifest(model, manifest: str, out_dir: str, layer: int | str | None, 
     backbone = _backbone(model, device)
     layer = _check_layer(backbone, layer)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     record = out / SETTINGS_FILE
     if not record.exists() and any(out.glob("*.npy")):
         raise DataError(f"holds .npy files but no {SETTINGS_FILE} (made otherwise): what made them cannot be "

@@ -36,7 +36,7 @@ from speech_ssl.decode.io import write_jsonl, write_transcripts
 from speech_ssl.decode.score import ScoreResult, default_speaker, score
 from speech_ssl.device import resolve_device
 from speech_ssl.errors import DataError
-from speech_ssl.files import atomic_write_text
+from speech_ssl.files import atomic_write_text, output_dir
 from speech_ssl.models.checkpoint import load_model, model_normalize, read_checkpoint_config
 from speech_ssl.models.feature_encoder import conv_output_length
 from speech_ssl.models.inference import chunked_frames, length_batches
@@ -263,9 +263,9 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
     device = resolve_device(opts.device)
     if note := slow_precision_note(device, opts.precision):
         log(note)
-    out = Path(opts.out)
     manifest = read_manifest(opts.manifest)
     model, extra = load_ctc_model(opts.checkpoint, device)
+    out = output_dir(opts.out)  # before decoding: a file there is an error now, not after the work
     if opts.precision != "fp32":  # the matmul weights in the autocast dtype once, not cast on every batch
         store_weights_in(model, autocast_dtype(opts.precision))
     symbols = output_symbols(model, opts.checkpoint, opts.dictionary)
