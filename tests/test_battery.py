@@ -325,6 +325,12 @@ def finished_run_other_settings(tmp):
     return ["finetune", str(cfg), "optim.lr=1e-3", "--run-dir", str(tmp / "run"), "--resume"]
 
 
+
+def mistyped_train_manifest(tmp):
+    _corpus(tmp, pretrained=False)
+    return _finetune(tmp, f"data.train=[{tmp / 'trian.tsv'}]")
+
+
 CASES = [
     Case("hang", "bad audio in a DataLoader worker (training, data.num_workers=2)", nan_audio_with_workers, 3,
          "train-002.wav: NaN/Inf sample at frame 100 (manifest", timeout=60),
@@ -371,6 +377,8 @@ CASES = [
          "--beam sets the beam search"),
     Case("silent", "a finished run resumed with other settings", finished_run_other_settings, 2,
          "finished at update 4 with other settings"),
+    Case("vague", "a mistyped data.train names the manifest (not the dictionary beside it)", mistyped_train_manifest,
+         3, "trian.tsv: manifest not found"),
     Case("works", "missing audio file", missing_audio, 3, "train-003.wav"),
     Case("works", "label symbol not in the dictionary", unknown_label_symbol, 3, "train.ltr:2: symbol 'Z'"),
     Case("works", "unknown config key", unknown_config_key, 2, "ft.yaml:19: key 'optim.lrr': unknown key"),

@@ -51,6 +51,19 @@ def add_parser(subparsers) -> None:
     i.set_defaults(func=run_pretrain_info)
 
 
+def _missing_folder(command: str, *folders: str) -> int:
+    """1 (and one line naming it) when a folder to read results from does not exist, else 0: a mistyped EXP
+    must not give an empty table."""
+    import sys
+    from pathlib import Path
+
+    for f in folders:
+        if not Path(f).is_dir():
+            print(f"speech-ssl results {command}: {f}: no such folder", file=sys.stderr)
+            return 1
+    return 0
+
+
 def run_table(args: argparse.Namespace) -> int:
     import sys
 
@@ -58,6 +71,8 @@ def run_table(args: argparse.Namespace) -> int:
     from speech_ssl.errors import DataError
     from speech_ssl.report.results import results_table
 
+    if _missing_folder("table", args.exp):
+        return 1
     try:
         text = results_table(args.exp, args.recipe, args.out)
     except (DataError, ConfigError) as e:
@@ -74,6 +89,8 @@ def run_seeds(args: argparse.Namespace) -> int:
     from speech_ssl.errors import DataError
     from speech_ssl.report.results import synth_seeds_table
 
+    if _missing_folder("seeds", *args.exps):
+        return 1
     try:
         text = synth_seeds_table(args.exps, args.out)
     except (DataError, ConfigError) as e:
@@ -88,6 +105,8 @@ def run_curves(args: argparse.Namespace) -> int:
 
     from speech_ssl.report.results import finetune_runs
 
+    if _missing_folder("curves", args.folder):
+        return 1
     runs = finetune_runs(args.folder)
     if not runs:
         print(f"no fine-tuning runs (LANG-CONDITION/log.jsonl) in {args.folder}")

@@ -31,9 +31,13 @@ ARCHITECTURES = ("Wav2Vec2Model", "Wav2Vec2ForPretraining", "Wav2Vec2ForCTC")
 
 
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
-    """(weights, config) paths for a folder or a ``.safetensors`` file prefix."""
+    """(weights, config) paths for a folder or a ``.safetensors`` file prefix (``x.safetensors`` + ``x.json``;
+    a folder's own ``model.safetensors`` named directly goes with the folder's ``config.json``)."""
     p = Path(path)
     if p.suffix == ".safetensors":
+        folder_cfg = p.parent / "config.json"
+        if p.name == "model.safetensors" and not p.with_suffix(".json").exists() and folder_cfg.is_file():
+            return p, folder_cfg
         return p, p.with_suffix(".json")
     return p / "model.safetensors", p / "config.json"
 

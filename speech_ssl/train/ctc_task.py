@@ -188,7 +188,11 @@ class CTCTask(Task):
     def _load_dictionary(self):
         path = self.ft.dictionary
         if path is None:
-            path = str(Path(self.cfg.data.train[0]).parent / f"dict.{self.ft.labels}.txt")
+            first = Path(self.cfg.data.train[0])
+            if not first.is_file():  # the dictionary is looked for beside it: name the manifest, not the dictionary
+                raise DataError("manifest not found (data.train; the dictionary dict."
+                                f"{self.ft.labels}.txt is looked for beside it)", first)
+            path = str(first.parent / f"dict.{self.ft.labels}.txt")
         d = Dictionary.load(path)
         if d.symbols[d.blank_index] != "<s>" or d.blank_index != 0:
             raise DataError(f"the CTC blank must be <s> at index 0, got {d.symbols[0]!r}", path)

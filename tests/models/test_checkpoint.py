@@ -36,6 +36,9 @@ def test_prefix_form_and_no_tmp_left(tmp_path):
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert names == ["best.json", "best.safetensors"]
     assert isinstance(load_model(tmp_path / "run" / "best.safetensors"), Wav2Vec2ForPretraining)
+    # a folder's model.safetensors named directly: the folder's config.json goes with it
+    save_model(model, tmp_path / "ck")
+    assert isinstance(load_model(tmp_path / "ck" / "model.safetensors"), Wav2Vec2ForPretraining)
 
 
 def test_errors_name_the_file(tmp_path):

@@ -165,8 +165,14 @@ def test_last_update_and_finetune_runs(tmp_path):
 
 def test_results_curves_command(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    assert main(["results", "curves", str(tmp_path / "none"), "--out", str(tmp_path / "c.png")]) == 0
+    assert main(["results", "curves", str(tmp_path / "none"), "--out", str(tmp_path / "c.png")]) == 1
+    assert "none: no such folder" in capsys.readouterr().err and not (tmp_path / "c.png").exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["results", "curves", str(tmp_path / "empty"), "--out", str(tmp_path / "c.png")]) == 0
     assert "no fine-tuning runs" in capsys.readouterr().out and not (tmp_path / "c.png").exists()
+    for cmd in (["table", str(tmp_path / "nope"), "--recipe", "synth"], ["seeds", str(tmp_path), str(tmp_path / "nope")]):
+        assert main(["results", *cmd, "--out", str(tmp_path / "t.md")]) == 1
+        assert "nope: no such folder" in capsys.readouterr().err and not (tmp_path / "t.md").exists()
     for name in ("en-10m-pretrained", "en-10m-scratch", "ky-scratch"):
         run = tmp_path / "ft" / name
         run.mkdir(parents=True)
