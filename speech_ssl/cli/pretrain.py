@@ -59,6 +59,10 @@ def run(args: argparse.Namespace, task_name: str = "pretrain") -> int:
     from speech_ssl.train.tasks import build_task, load_task_config
     from speech_ssl.train.trainer import Trainer, TrainingAborted
 
+    if isinstance(args.resume, str) and "=" in args.resume and not Path(args.resume).exists():
+        print(f"speech-ssl {args.command}: --resume took {args.resume!r} as the checkpoint to resume from; overrides "
+              "go before the options (CONFIG k=v ... --run-dir D --resume)", file=sys.stderr)
+        return 2
     if args.resume and args.init_from:
         print(f"speech-ssl {args.command}: --resume and --init-from are exclusive (resume restores the weights too)",
               file=sys.stderr)

@@ -434,6 +434,7 @@ def test_cli_mistakes_are_exit_2_with_the_key_or_flag_named(corpus, cfg_file, tm
         ([], ["--validate-only"], "--validate-only measures a given model"),
         ([], ["--validate-only", "--resume"], "has no checkpoint to measure"),
         ([], ["--init-from", str(tmp_path), "--resume"], "--resume and --init-from are exclusive"),
+        ([], ["--resume", "optim.lr=1e-3"], "overrides go before the options"),
         (["data.max_tokens=1000"], [], "key 'data.max_tokens': 1000 samples is below the longest training row"),
         (["data.max_sample_size=100"], [], "key 'data.max_sample_size': 100 samples is below data.min_sample_size"),
         (["device=gpu"], [], "key 'device': device 'gpu' is not a device name"),
