@@ -269,7 +269,11 @@ def decode_manifest(opts: DecodeOptions, log: Callable[[str], None] = print) -> 
     if opts.precision != "fp32":  # the matmul weights in the autocast dtype once, not cast on every batch
         store_weights_in(model, autocast_dtype(opts.precision))
     symbols = output_symbols(model, opts.checkpoint, opts.dictionary)
-    unit = opts.unit or extra.get("unit") or infer_unit(symbols)
+    trained = extra.get("unit")  # recorded by fine-tuning
+    unit = opts.unit or trained or infer_unit(symbols)
+    if trained and unit != trained:
+        log(f"warning: --unit {unit}, but {opts.checkpoint} outputs {trained} units: hypotheses are read and scored "
+            f"as {unit}s")
     cfg = model.cfg
     normalize = model_normalize(model, opts.normalize)
     n_rows = len(manifest) if opts.limit is None else min(opts.limit, len(manifest))

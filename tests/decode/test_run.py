@@ -139,6 +139,9 @@ def test_decode_cli_chunking_and_bad_numbers(tmp_path, capsys):
         assert _cli([*base, "--out", str(tmp_path / "bad"), *bad]) == 2, bad
         assert named in capsys.readouterr().err, bad
     assert not (tmp_path / "bad").exists()
+    # a unit other than the one the model was fine-tuned with is said, not silently scored
+    assert _cli([*base, "--out", str(tmp_path / "ph"), "--unit", "phone"]) == 0
+    assert "warning: --unit phone, but" in capsys.readouterr().out
 
 
 def test_a_word_lm_without_lexicon_is_refused(tmp_path, capsys):
