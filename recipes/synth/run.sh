@@ -318,7 +318,7 @@ if run_stage 7; then
   done
   ssl results table "$exp" --recipe synth
   rc=0
-  ssl results curves "$exp/finetune" --out "$exp/finetune_curves.png" || rc=$?
+  [ ! -d "$exp/finetune" ] || ssl results curves "$exp/finetune" --out "$exp/finetune_curves.png" || rc=$?
   [ "$rc" = 0 ] || [ "$rc" = 3 ] || exit "$rc"  # 3: no matplotlib (the optional [plot] extra), no curves
 fi
 
