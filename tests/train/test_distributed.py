@@ -172,23 +172,36 @@ def _losses(run_dir: Path) -> dict[int, float]:
 
 
 @pytest.mark.slow
-def test_two_nodes_equal_one_process_and_survive_a_killed_worker(corpus, cfg_file, tmp_path):
-    """Two torchrun launchers ("nodes", one Gloo process each, c10d rendezvous) give the losses of one process
-    with update_freq 2; with --max-restarts 1 and --resume, killing one node's worker mid-run makes torchrun
-    restart the group from the newest checkpoint, and the run ends with the uninterrupted run's weights."""
-    ov = tiny_overrides(corpus, **{"optim.max_update": 8, "checkpoint.save_interval_updates": 2,
-                                   "checkpoint.keep_last": 10, "distributed.timeout_minutes": 1})
-    one = tmp_path / "one"
-    want = _single(cfg_file, one, ov + ["optim.update_freq=2"])
+def _two_node_overrides(corpus):
+    return tiny_overrides(corpus, **{"optim.max_update": 8, "checkpoint.save_interval_updates": 2,
+                                     "checkpoint.keep_last": 10, "distributed.timeout_minutes": 1})
 
+
+def test_two_nodes_equal_one_process(corpus, cfg_file, tmp_path):
+    """Two torchrun launchers ("nodes", one Gloo process each, c10d rendezvous) give the losses of one process
+    with update_freq 2."""
+    ov = _two_node_overrides(corpus)
+    _single(cfg_file, tmp_path / "one", ov + ["optim.update_freq=2"])
     endpoint = f"127.0.0.1:{_free_port()}"
     nodes = [subprocess.Popen(_node_launcher(cfg_file, tmp_path / "two", ov, endpoint), env=_env(), cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for p in nodes:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]
-    assert _losses(tmp_path / "two") == _losses(one)  # bitwise: the same sums in the same order
+    assert _losses(tmp_path / "two") == _losses(tmp_path / "one")  # bitwise: the same sums in the same order
 
+
+@pytest.mark.slow
+def test_two_nodes_survive_a_killed_worker(corpus, cfg_file, tmp_path):
+    """With --max-restarts and --resume, killing one node's worker mid-run makes torchrun restart the group
+    from the newest checkpoint, and the run ends with the uninterrupted run's weights.
+
+    Slow, and out of `make test`: on a loaded 2-core box torch elastic's re-rendezvous after a worker dies
+    sometimes puts the two restarted workers in different rounds, and both wait out the store's 300-s timeout
+    in Gloo's connectFullMesh before anything of ours runs (seen 2026-12-05, also at the commit before that
+    day's changes)."""
+    ov = _two_node_overrides(corpus)
+    want = _single(cfg_file, tmp_path / "one", ov + ["optim.update_freq=2"])
     run = tmp_path / "elastic"
     endpoint = f"127.0.0.1:{_free_port()}"
     nodes = [subprocess.Popen(_node_launcher(cfg_file, run, ov, endpoint, "--resume", restarts=3), env=_env(),
