@@ -40,12 +40,14 @@ def detect_format(path: str | Path) -> str:
 
 
 def load_any(path: str | Path, fmt: str | None = None) -> nn.Module:
-    """Our model (Wav2Vec2Model / ForPretraining / ForCTC) from ``path`` in format ``fmt`` (auto-detected)."""
+    """Our model (Wav2Vec2Model / ForPretraining / ForCTC) from ``path`` in format ``fmt`` (auto-detected). A
+    fairseq ``x.pt`` takes its vocabulary from ``dict.x.txt`` beside it when there is one (fairseq keeps it apart)."""
     fmt = fmt or detect_format(path)
     if fmt == "speech_ssl":
         return load_model(path)
     if fmt == "hf":
         return load_hf(path)
-    if fmt == "fairseq":
-        return load_fairseq(path)
+    if fmt == "fairseq":  # a fine-tuned .pt's vocabulary: the dict.<name>.txt that save_fairseq writes beside it
+        beside = Path(path).with_name(f"dict.{Path(path).stem}.txt")
+        return load_fairseq(path, beside if beside.is_file() else None)
     raise ValueError(f"unknown format {fmt!r} (known: {FORMATS})")

@@ -191,3 +191,22 @@ def test_convert_detect_prints_the_format(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == "speech_ssl"
     assert main(["convert", "--detect", str(tmp_path / "nothing")]) == 1
 
+
+
+def test_convert_to_fairseq_and_back_keeps_the_vocabulary(tmp_path):
+    """fairseq keeps a CTC model's dictionary apart from the .pt: `--to fairseq` writes dict.<name>.txt beside it,
+    and `--from fairseq` takes it from there, so the round trip decodes without --dict."""
+    from speech_ssl.interop.auto import load_any
+    from speech_ssl.models import Wav2Vec2ForCTC, get_preset
+    from speech_ssl.models.checkpoint import save_model
+
+    symbols = ["<s>", "<pad>", "</s>", "<unk>", "|", "E", "T", "A", "O", "N"]
+    save_model(Wav2Vec2ForCTC(get_preset("tiny"), len(symbols), symbols), tmp_path / "ours")
+    assert main(["convert", "--from", "speech_ssl", str(tmp_path / "ours"), "--to", "fairseq",
+                 str(tmp_path / "ft.pt")]) == 0
+    assert (tmp_path / "dict.ft.txt").is_file()
+    assert main(["convert", "--from", "fairseq", str(tmp_path / "ft.pt"), "--to", "speech_ssl",
+                 str(tmp_path / "back")]) == 0
+    assert load_any(tmp_path / "back").vocab == symbols
+    (tmp_path / "dict.ft.txt").unlink()  # without it: no vocabulary, as fairseq's own .pt
+    assert load_any(tmp_path / "ft.pt").vocab is None
