@@ -106,7 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     from speech_ssl.cli.decode import join_number_lists
 
-    args = parser.parse_args(join_number_lists(list(sys.argv[1:] if argv is None else argv)))
+    args, extra = parser.parse_known_args(join_number_lists(list(sys.argv[1:] if argv is None else argv)))
+    if extra:  # dotted overrides may also follow the options (CONFIG --run-dir D k=v); anything else is an error
+        if isinstance(getattr(args, "overrides", None), list) and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from speech_ssl.config import ConfigError
     from speech_ssl.errors import DataError
 

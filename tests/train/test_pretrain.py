@@ -441,6 +441,12 @@ def test_cli_mistakes_are_exit_2_with_the_key_or_flag_named(corpus, cfg_file, tm
     ):
         assert main(["--threads", "1", "pretrain", str(cfg_file), *ov, *extra, *run, *flags]) == 2, (extra, flags)
         assert named in capsys.readouterr().err, (extra, flags)
+    # overrides may follow the options too (they reach the config: here the bad device is named)
+    assert main(["--threads", "1", "pretrain", str(cfg_file), *ov, *run, "device=gpu"]) == 2
+    assert "key 'device'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a mistyped option is still an argparse error
+        main(["--threads", "1", "pretrain", str(cfg_file), *ov, *run, "--run-dri", "x"])
+    assert "unrecognized arguments: --run-dri x" in capsys.readouterr().err
     assert not list_checkpoints(tmp_path / "r" / "checkpoints")
 
 
