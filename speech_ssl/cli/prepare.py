@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 CORPORA = {
     "librispeech": "LibriSpeech subsets -> <subset>.tsv/.wrd/.ltr, dict.ltr.txt, train-960",
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         return int(args.prepare_run(args) or 0)
     except DataError as e:
         print(f"speech-ssl prepare {args.corpus}: error: {e}", file=sys.stderr)
-        if args.corpus != "synth" and not getattr(args, "skip_bad", True):
+        # the hint helps with one bad file among many, not with a missing corpus root or an unreadable listing
+        bad_file = e.path is not None and Path(e.path).is_file()
+        if args.corpus != "synth" and not getattr(args, "skip_bad", True) and bad_file:
             print("  (pass --skip-bad to skip bad inputs and list them in a report)", file=sys.stderr)
         return 1
