@@ -11,6 +11,8 @@ parse_options() {  # "$@"
   local _opt
   while [ $# -gt 0 ]; do
     case "$1" in
+      -h|--help)  # the run.sh's header comment: its stages and knobs
+        sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
       --*)
         _opt=${1#--}; _opt=${_opt//-/_}
         if [ $# -lt 2 ]; then echo "run.sh: $1 needs a value" >&2; exit 2; fi
@@ -27,6 +29,15 @@ parse_options() {  # "$@"
 # PYTHONPATH; threads; ngpu (default: the visible GPUs, 0 with DEVICE=cpu) -> device (cuda | cpu, fp32 on CPU).
 # threads, ngpu and precision may be unset (synth has no NGPU / PRECISION knobs).
 setup_env() {
+  local v
+  for v in stage stop_stage; do
+    [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "run.sh: --${v//_/-} is a stage number, not '${!v}'" >&2; exit 2; }
+  done
+  if [ "$stop_stage" -lt "$stage" ]; then
+    echo "run.sh: --stop-stage $stop_stage is before --stage $stage: nothing would run" >&2; exit 2
+  fi
+  case "${tiny:-0}" in 0|1) ;; *) echo "run.sh: TINY is 0 or 1, not '$tiny'" >&2; exit 2 ;; esac
+  case "${device:-auto}" in auto|cpu|cuda) ;; *) echo "run.sh: DEVICE is auto, cpu or cuda, not '$device'" >&2; exit 2 ;; esac
   if [ -n "${threads:-}" ]; then export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads; fi
   export SPEECH_SSL_NO_BAR=1
   if command -v speech-ssl >/dev/null 2>&1 && [ -z "${SPEECH_SSL_PYTHON:-}" ]; then

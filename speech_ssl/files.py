@@ -122,3 +122,19 @@ def settings_changes(path: str | Path, want: dict) -> list[str]:
     except json.JSONDecodeError as e:
         raise DataError(f"not valid JSON ({e.msg}); remove it or choose another output folder", path, e.lineno) from e
     return [f"{k} {have.get(k)!r} there, {v!r} now" for k, v in want.items() if have.get(k) != v]
+
+
+def check_outputs(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
+    """A DataError when an output (``{"--out": path}``) is one of the inputs or another output: writing it would
+    destroy what is read (an LM written over its training text, a score over its references)."""
+    seen: dict[Path, str] = {}
+    for name, p in inputs.items():
+        if p is not None:
+            seen.setdefault(Path(p).resolve(), f"the input {name}")
+    for name, p in outputs.items():
+        if p is None:
+            continue
+        key = Path(p).resolve()
+        if key in seen:
+            raise DataError(f"{name} is {seen[key]}: writing it would destroy it; choose another output", p)
+        seen[key] = f"also {name}"

@@ -249,6 +249,15 @@ if run_stage 4; then
     if [ "$conditions" != all ]; then log 4 "no monolingual model at $pretrained_mono (MONO=1 in stage 3)"; exit 1; fi
     return 1
   }
+  known=(en-10m-pretrained en-10m-pretrained-convtrain en-10m-pretrained-mono-convtrain en-10m-scratch
+         en-10m-random-frozen en-1h-scratch "$left_out-pretrained" "$left_out-scratch" "$left_out-random-frozen"
+         "$left_out-pretrained-mono")
+  if [ "$conditions" != all ]; then  # a mistyped name would run nothing and say nothing
+    IFS=, read -r -a asked <<< "$conditions"
+    for c in "${asked[@]}"; do
+      [[ " ${known[*]} " == *" $c "* ]] || { log 4 "CONDITIONS: no run named '$c' (runs: all, ${known[*]})"; exit 2; }
+    done
+  fi
   en10=$data/en/train-10m.tsv; en1h=$data/en/train-1h.tsv; lo=$data/cv/$left_out/train.tsv
   d=$ft_pretrained_dropout
   pt_reg=("model.overrides.dropout=$d" "model.overrides.attention_dropout=$d" "model.overrides.activation_dropout=$d")

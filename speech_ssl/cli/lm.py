@@ -65,6 +65,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from speech_ssl.files import check_outputs
+
+    check_outputs({"--out": args.out, "--lexicon-out": args.lexicon_out}, {"--text": args.text, "--spm-model": args.spm_model})
     import sys
     import tempfile
     import time
@@ -112,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_lexicon(args: argparse.Namespace) -> int:
+    from speech_ssl.files import check_outputs
+
+    check_outputs({"--out": args.out}, {"--text": args.text, "--arpa": args.arpa, "--dict": args.dict})
     import sys
     from pathlib import Path
 
@@ -137,6 +143,9 @@ def run_lexicon(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from speech_ssl.files import check_outputs
+
+    check_outputs({"--json": args.json}, {"--lm": args.lm, "--text": args.text})
     import json
     import sys
 

@@ -16,15 +16,25 @@ from __future__ import annotations
 import argparse
 
 
+def _positive(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return x
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("plan", help="the effective batch and matching update_freq of a config on N GPUs",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="a pretraining or fine-tuning YAML (its task: key picks which)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, as for training")
     p.add_argument("--gpus", type=int, default=1, help="ranks the run will have (GPUs over all nodes)")
-    p.add_argument("--throughput", type=float, metavar="S",
+    p.add_argument("--throughput", type=_positive, metavar="S",
                    help="audio-seconds per second per GPU (from bench/ or a short run's audio_s_per_s)")
-    p.add_argument("--gpu-memory", type=float, metavar="GB", help="memory of one GPU, to check what fits")
+    p.add_argument("--gpu-memory", type=_positive, metavar="GB", help="memory of one GPU, to check what fits")
     p.add_argument("--print", dest="print_only", choices=["update_freq"],
                    help="print only this value (for scripts)")
     p.set_defaults(func=run)

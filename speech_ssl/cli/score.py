@@ -26,13 +26,27 @@ def add_parser(subparsers) -> None:
         metavar="FILE",
         help="id<TAB>speaker lines; default: speaker = id up to the first '-' (or '_')",
     )
-    p.add_argument("--show", type=int, default=10, help="how many worst utterances/confusions to print")
+    p.add_argument("--show", type=_count, default=10, help="how many worst utterances/confusions to print (>= 0)")
     p.set_defaults(func=run)
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {n}")
+    return n
 
 
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
+
+    from speech_ssl.files import check_outputs
+
+    check_outputs({"--json": args.json}, {"--ref": args.ref, "--hyp": args.hyp, "--speaker-map": args.speaker_map})
 
     from speech_ssl.decode.io import read_transcripts
     from speech_ssl.decode.score import default_speaker, format_report, score
@@ -65,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             raise DataError("no utterances: nothing to score", args.ref)
         speaker_of = None
         if args.speaker_map:
-            sids, spks, ok = read_transcripts(args.speaker_map)
+            sids, spks, ok = read_transcripts(args.speaker_map, "speaker map")
             if not ok:
                 raise DataError("expected id<TAB>speaker lines", args.speaker_map)
             smap = dict(zip(sids, spks))

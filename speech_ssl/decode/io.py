@@ -19,7 +19,7 @@ def write_transcripts(path: str | Path, ids: list[str], texts: list[str]) -> Non
     atomic_write_text(path, "".join(f"{i}\t{t}\n" for i, t in zip(ids, texts)))
 
 
-def read_transcripts(path: str | Path) -> tuple[list[str], list[str], bool]:
+def read_transcripts(path: str | Path, what: str = "transcript file") -> tuple[list[str], list[str], bool]:
     """Read a transcript file: either every non-empty line is ``id<TAB>text``, or plain lines.
 
     Returns ``(ids, texts, has_ids)``. Plain files get ids ``"1".."N"`` (line numbers) and keep
@@ -27,9 +27,9 @@ def read_transcripts(path: str | Path) -> tuple[list[str], list[str], bool]:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError("transcript file not found", path)
+        raise DataError(f"{what} not found", path)
     try:
-        lines = read_text(path, "transcript file").split("\n")
+        lines = read_text(path, what).split("\n")
     except UnicodeDecodeError as e:
         raise DataError(f"not UTF-8 text ({e})", path) from e
     if lines and lines[-1] == "":

@@ -47,7 +47,7 @@ def read_sentences(path: str | Path, units: Literal["word", "letter"] = "word") 
     ``T H E | C A T |``) is taken as letters."""
     path = Path(path)
     if not path.is_file():
-        raise DataError("LM training text not found", path)
+        raise DataError("text file not found", path)
     out = []
     for lineno, line in enumerate(read_text(path, "text file").splitlines(), 1):
         words = line.split()
@@ -69,7 +69,7 @@ def read_sentences(path: str | Path, units: Literal["word", "letter"] = "word") 
         else:
             out.append(words)
     if not out:
-        raise DataError("LM training text has no words", path)
+        raise DataError("the text has no words", path)
     return out
 
 

@@ -95,6 +95,9 @@ def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) ->
 
 def read_checkpoint_config(path: str | Path) -> dict:
     """The parsed ``config.json`` of a checkpoint (DataError naming the file when it is not ours)."""
+    if Path(path).is_file() and Path(path).suffix == ".pt":
+        raise DataError("a fairseq checkpoint, not ours: convert it first (`speech-ssl convert --from fairseq "
+                        f"{path} --to speech_ssl DIR`)", path)
     _, cfg_path = checkpoint_paths(path)
     if not cfg_path.is_file():
         raise DataError("checkpoint config not found (expected model.safetensors + config.json)", cfg_path)

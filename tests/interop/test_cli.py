@@ -208,5 +208,10 @@ def test_convert_to_fairseq_and_back_keeps_the_vocabulary(tmp_path):
     assert main(["convert", "--from", "fairseq", str(tmp_path / "ft.pt"), "--to", "speech_ssl",
                  str(tmp_path / "back")]) == 0
     assert load_any(tmp_path / "back").vocab == symbols
+    from speech_ssl.errors import DataError
+    from speech_ssl.models.checkpoint import load_model
+
+    with pytest.raises(DataError, match="a fairseq checkpoint, not ours: convert it first"):
+        load_model(tmp_path / "ft.pt")  # e.g. finetune.pretrained=ft.pt
     (tmp_path / "dict.ft.txt").unlink()  # without it: no vocabulary, as fairseq's own .pt
     assert load_any(tmp_path / "ft.pt").vocab is None

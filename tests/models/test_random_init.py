@@ -3,9 +3,11 @@ architecture, reproducible from the seed, an existing output kept."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from speech_ssl.cli import main
+from speech_ssl.errors import DataError
 from speech_ssl.models.checkpoint import load_model, read_checkpoint_config, save_model
 from speech_ssl.models.config import get_preset
 from speech_ssl.models.random_init import random_like
@@ -31,10 +33,15 @@ def test_random_like_architecture_seed_and_kept(tmp_path):
     # another seed draws other weights wherever the init is random (not the constant ones: norms, biases)
     random_keys = {k for k in sa if not torch.equal(sa[k], st[k])}
     assert len(random_keys) > 10 and random_keys == {k for k in sa if not torch.equal(sa[k], sc[k])}
-    # an existing output is kept (not redrawn with another seed)
+    # an existing output made the same way is kept; asked with another seed, it is an error (not silently kept)
     stamp = (a / "model.safetensors").stat().st_mtime_ns
-    random_like(like, a, seed=99)
+    assert random_like(like, a, seed=3) == a
+    with pytest.raises(DataError, match="made with seed 3"):
+        random_like(like, a, seed=99)
     assert (a / "model.safetensors").stat().st_mtime_ns == stamp
+    (tmp_path / "file").write_text("x\n")
+    with pytest.raises(DataError, match="exists and is a file"):
+        random_like(like, tmp_path / "file", seed=3)
 
 
 def test_init_command(tmp_path, capsys):

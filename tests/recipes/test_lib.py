@@ -41,3 +41,19 @@ def test_several_nodes_without_a_rendezvous_is_an_error():
 
 def test_slurm_template_syntax():
     assert subprocess.run(["bash", "-n", str(REPO / "recipes" / "slurm.sbatch")]).returncode == 0
+
+
+def test_run_options_are_checked_before_any_stage(tmp_path):
+    """A stage that is not a number, --stop-stage before --stage, TINY / DEVICE outside their values: exit 2 with
+    the knob named (they ran nothing and exited 0 before); --help prints the run.sh's header."""
+    run = str(REPO / "recipes" / "synth" / "run.sh")
+    env = {"PATH": "/usr/bin:/bin", "EXP": str(tmp_path / "exp"), "SPEECH_SSL_PYTHON": "false"}
+    for args, extra, named in ((["--stage", "abc"], {}, "--stage is a stage number, not 'abc'"),
+                               (["--stage", "5", "--stop-stage", "2"], {}, "--stop-stage 2 is before --stage 5"),
+                               ([], {"TINY": "yes"}, "TINY is 0 or 1, not 'yes'"),
+                               ([], {"DEVICE": "gpu"}, "DEVICE is auto, cpu or cuda, not 'gpu'")):
+        r = subprocess.run(["bash", run, *args], capture_output=True, text=True, env={**env, **extra}, timeout=30)
+        assert r.returncode == 2 and named in r.stderr, (args, extra, r.stderr)
+    assert not (tmp_path / "exp").exists()
+    r = subprocess.run(["bash", run, "--help"], capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 0 and "--stop-stage" in r.stdout and r.stdout.startswith("recipes/synth")

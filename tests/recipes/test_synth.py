@@ -50,6 +50,12 @@ def test_conditions_pick_stage_4_runs_and_a_missing_mono_model_is_an_error(tmp_p
                                                       "SPEECH_SSL_PYTHON": sys.executable})
     assert p.returncode == 1 and "no monolingual model at" in p.stderr, p.stderr[-2000:]
     assert not (tmp_path / "finetune").exists()
+    # a mistyped run name is an error listing the names, not a stage that runs nothing and says nothing
+    p = _run(["--stage", "4", "--stop-stage", "4"], {"EXP": str(tmp_path), "PRETRAINED": str(shipped),
+                                                      "CONDITIONS": "en-10m-scratch,en-10m-scratchh",
+                                                      "SPEECH_SSL_PYTHON": sys.executable})
+    assert p.returncode == 2 and "no run named 'en-10m-scratchh'" in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "finetune").exists()
 
 
 def test_a_fine_tuning_stopped_by_a_signal_is_not_finalized(tmp_path):
