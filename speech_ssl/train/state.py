@@ -54,8 +54,9 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: d}
 
 
-def config_changes(saved: Path, cfg: TrainConfig) -> list[str]:
-    """``key: old -> new`` for every setting that differs from the run directory's ``config.yaml``."""
+def config_changes(saved: Path, cfg: TrainConfig, keys: Callable[[str], bool] = lambda key: True) -> list[str]:
+    """``key: old -> new`` for every setting (of those ``keys`` accepts) that differs from the run directory's
+    ``config.yaml``."""
     if not Path(saved).is_file():
         return []
     try:
@@ -63,7 +64,8 @@ def config_changes(saved: Path, cfg: TrainConfig) -> list[str]:
     except yaml.YAMLError:
         return [f"{saved} is not valid YAML"]
     new = _flatten(to_dict(cfg))
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k) and keys(k)]
 
 
 # Settings that say how a run is carried out, not what it learns: a finished run invoked again with other
@@ -78,11 +80,10 @@ OPERATIONAL_KEYS = (
 def finished_run_conflicts(saved: Path, cfg: TrainConfig) -> list[str]:
     """The :func:`config_changes` that change what a run learns (every key but :data:`OPERATIONAL_KEYS`):
     a finished run invoked with any of them was not trained with the settings asked for."""
-    def operational(line: str) -> bool:
-        key = line.split(":", 1)[0]
-        return any(key == k or (k.endswith((".", "_")) and key.startswith(k)) for k in OPERATIONAL_KEYS)
+    def learned(key: str) -> bool:
+        return not any(key == k or (k.endswith((".", "_")) and key.startswith(k)) for k in OPERATIONAL_KEYS)
 
-    return [line for line in config_changes(saved, cfg) if not operational(line)]
+    return config_changes(saved, cfg, learned)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -125,8 +125,8 @@ class Task:
         key = (name, rank, world_size)
         if key not in self._samplers:
             max_tokens = d.max_tokens if train or d.valid_max_tokens is None else d.valid_max_tokens
-            longest = max((int(p.sizes.max()) for p in parts if len(p.sizes)), default=0)
-            if train and longest > max_tokens:  # a training row that fits no batch: the keys, not a sampler error
+            longest = max((int(p.sizes.max()) for p in parts if len(p.sizes)), default=0) if train else 0
+            if longest > max_tokens:  # a training row that fits no batch: the keys, not a sampler error
                 raise ConfigError(
                     f"{self.source + ': ' if self.source else ''}key 'data.max_tokens': {max_tokens} samples is "
                     f"below the longest training row kept ({longest} samples); raise it, or lower "
