@@ -239,16 +239,7 @@ finetune() {  # name train_tsv labels updates extra-overrides...
 
 if run_stage 4; then
   [ -f "$pretrained/model.safetensors" ] || { log 4 "no pretrained model at $pretrained (run stage 3 or set PRETRAINED)"; exit 1; }
-  rnd=$exp/random_init/s$seed
-  ssl init "$pretrained" "$rnd" --seed "$seed" >/dev/null
-  scratch=("finetune.pretrained=$rnd" "model.overrides.feature_grad_mult=1.0" "finetune.freeze_finetune_updates=0")
-  want() { [ "$conditions" = all ] || [[ ",$conditions," == *",$1,"* ]]; }
-  # the English-only model (MONO=1 in stage 3) exists; missing, it is an error when CONDITIONS names a run of it
-  have_mono() {
-    [ -f "$pretrained_mono/model.safetensors" ] && return 0
-    if [ "$conditions" != all ]; then log 4 "no monolingual model at $pretrained_mono (MONO=1 in stage 3)"; exit 1; fi
-    return 1
-  }
+  # the runs of this stage (each `want NAME` below must be one): CONDITIONS is checked against them first
   known=(en-10m-pretrained en-10m-pretrained-convtrain en-10m-pretrained-mono-convtrain en-10m-scratch
          en-10m-random-frozen en-1h-scratch "$left_out-pretrained" "$left_out-scratch" "$left_out-random-frozen"
          "$left_out-pretrained-mono")
@@ -258,6 +249,19 @@ if run_stage 4; then
       [[ " ${known[*]} " == *" $c "* ]] || { log 4 "CONDITIONS: no run named '$c' (runs: all, ${known[*]})"; exit 2; }
     done
   fi
+  rnd=$exp/random_init/s$seed
+  ssl init "$pretrained" "$rnd" --seed "$seed" >/dev/null
+  scratch=("finetune.pretrained=$rnd" "model.overrides.feature_grad_mult=1.0" "finetune.freeze_finetune_updates=0")
+  want() {
+    [[ " ${known[*]} " == *" $1 "* ]] || { log 4 "run $1 is missing from the list of runs (known)"; exit 3; }
+    [ "$conditions" = all ] || [[ ",$conditions," == *",$1,"* ]]
+  }
+  # the English-only model (MONO=1 in stage 3) exists; missing, it is an error when CONDITIONS names a run of it
+  have_mono() {
+    [ -f "$pretrained_mono/model.safetensors" ] && return 0
+    if [ "$conditions" != all ]; then log 4 "no monolingual model at $pretrained_mono (MONO=1 in stage 3)"; exit 1; fi
+    return 1
+  }
   en10=$data/en/train-10m.tsv; en1h=$data/en/train-1h.tsv; lo=$data/cv/$left_out/train.tsv
   d=$ft_pretrained_dropout
   pt_reg=("model.overrides.dropout=$d" "model.overrides.attention_dropout=$d" "model.overrides.activation_dropout=$d")
